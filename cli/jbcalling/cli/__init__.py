@@ -1,0 +1,1 @@
+"""jbctl: the operators' command line for a jbcalling cluster (Nomad + Consul)."""

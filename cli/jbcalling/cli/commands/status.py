@@ -1,0 +1,84 @@
+"""``jbctl status``: every job's version, instances, nodes, Consul checks and drift."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import typer
+
+from jbcalling.cli import render
+from jbcalling.cli.context import Ctx
+from jbcalling.cli.errors import EXIT_FAILED
+from jbcalling.cli.monitor import alloc_of
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)
+
+
+def collect(c: Ctx) -> dict[str, Any]:
+    """One document: per service, what Nomad runs and what Consul says of it."""
+    known = render.known_services(c.settings.jobs_dir)
+    jobs = {j["ID"]: j for j in c.nomad.jobs()}  # the list has no Version or Meta: read each
+    checks = c.consul.checks_in_state("any")
+    by_alloc: dict[str, list[dict[str, Any]]] = {}
+    for chk in checks:
+        if chk.get("ServiceID"):
+            by_alloc.setdefault(alloc_of({"Service": {"ID": chk["ServiceID"]}}), []).append(chk)
+    services = []
+    for name in known + sorted(set(jobs) - set(known)):
+        job = c.nomad.job(name) if name in jobs else None
+        if job is None:
+            services.append({"service": name, "deployed": False})
+            continue
+        allocs = c.nomad.allocations(name) if job["Status"] != "dead" else []
+        running = [a for a in allocs if a["ClientStatus"] == "running" and a["DesiredStatus"] == "run"]
+        states: Counter[str] = Counter()
+        for a in running:
+            for chk in by_alloc.get(a["ID"], []):
+                states[chk["Status"]] += 1
+        healthy = sum(1 for a in running
+                      if by_alloc.get(a["ID"]) and all(ch["Status"] == "passing"
+                                                       for ch in by_alloc[a["ID"]]))
+        desired = 0 if job.get("Stop") else sum(tg.get("Count", 0)
+                                                for tg in job.get("TaskGroups") or [])
+        meta = job.get("Meta") or {}
+        release = meta.get("jb_release", "")
+        services.append({
+            "service": name, "deployed": True, "status": job["Status"],
+            "version": job.get("Version"), "release": release,
+            "managed": meta.get(render.OWNER_KEY) == render.OWNER_VALUE,
+            "drift": bool(release) and release != c.settings.release,
+            "running": len(running), "desired": desired, "healthy": healthy,
+            "nodes": sorted({a.get("NodeName", "") for a in running}),
+            "checks": dict(states),
+            "versions_running": sorted({a.get("JobVersion") for a in running}),
+        })
+    return {"release": c.settings.release, "env": c.settings.env,
+            "nomad_addr": c.settings.nomad_addr, "services": services}
+
+
+def status(ctx: typer.Context) -> None:
+    """Show every service: version, running/desired/healthy, nodes, checks, release drift.
+
+    Exit 1 when a deployed service has an instance that is not passing in Consul.
+    """
+    c: Ctx = ctx.obj
+    doc = collect(c)
+    rows = []
+    for s in doc["services"]:
+        if not s["deployed"]:
+            rows.append([s["service"], "-", "not deployed", "", "", "", ""])
+            continue
+        checks = ", ".join(f"{n} {st}" for st, n in sorted(s["checks"].items())) or "none"
+        drift = f"{s['release']} (local {doc['release']})" if s["drift"] else s["release"]
+        rows.append([s["service"], s["version"], s["status"],
+                     f"{s['running']}/{s['desired']}/{s['healthy']}", ", ".join(s["nodes"]),
+                     checks, drift])
+    c.out.data(doc)
+    c.out.table(f"jbcalling ({doc['env']}, {doc['nomad_addr']})",
+                ["service", "version", "status", "run/want/ok", "nodes", "checks", "release"], rows)
+    if any(s["deployed"] and s["status"] != "dead" and s["healthy"] < s["running"]
+           for s in doc["services"]):
+        raise typer.Exit(EXIT_FAILED)

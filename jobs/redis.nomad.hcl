@@ -1,0 +1,187 @@
+# redis: room state, caption fan-out, transcripts and the MT cache (DESIGN.md).
+# One instance, AOF persistence on the "redis-data" host volume. Stateful: no canary.
+
+variable "release" {
+  description = "Release version jbctl stamps on the job (meta jb_release)."
+  type        = string
+  default     = "0.0.0"
+}
+
+variable "datacenters" {
+  description = "Nomad datacenters the job may run in."
+  type        = list(string)
+  default     = ["dc1"]
+}
+
+variable "driver" {
+  description = "Task driver: exec in production, raw_exec on the dev cluster."
+  type        = string
+  default     = "exec"
+}
+
+variable "host_volume_root" {
+  description = "Where the node keeps its host volumes; raw_exec cannot mount, so it uses this path directly."
+  type        = string
+  default     = "/opt/jbcalling/volumes"
+}
+
+variable "redis_server" {
+  description = "Path of Debian's redis-server binary on the node."
+  type        = string
+  default     = "/usr/bin/redis-server"
+}
+
+variable "redis_port" {
+  description = "TCP port of Redis; 0 lets Nomad pick one (Consul tells the others)."
+  type        = number
+  default     = 6379
+}
+
+variable "redis_cpu" {
+  description = "CPU reserved for Redis, MHz."
+  type        = number
+  default     = 500
+}
+
+variable "redis_memory" {
+  description = "Memory reserved for Redis, MB; Redis's maxmemory is set 10 % below it."
+  type        = number
+  default     = 1024
+}
+
+variable "min_healthy_time" {
+  description = "How long an instance must pass its checks to count as healthy."
+  type        = string
+  default     = "10s"
+}
+
+variable "healthy_deadline" {
+  description = "How long an instance may take to become healthy before the deployment fails."
+  type        = string
+  default     = "2m"
+}
+
+variable "progress_deadline" {
+  description = "How long a deployment may go without a newly healthy instance."
+  type        = string
+  default     = "5m"
+}
+
+locals {
+  data_dir = var.driver == "exec" ? "/data" : "${var.host_volume_root}/redis-data"
+}
+
+job "redis" {
+  datacenters = var.datacenters
+  type        = "service"
+
+  meta {
+    jb_managed_by = "jbctl"
+    jb_release    = var.release
+    jb_service    = "redis"
+  }
+
+  constraint {
+    attribute = "${meta.jb_role}"
+    operator  = "set_contains"
+    value     = "edge"
+  }
+
+  update {
+    max_parallel      = 1
+    health_check      = "checks"
+    min_healthy_time  = var.min_healthy_time
+    healthy_deadline  = var.healthy_deadline
+    progress_deadline = var.progress_deadline
+    auto_revert       = true
+  }
+
+  group "redis" {
+    count = 1
+
+    network {
+      port "redis" {
+        static = var.redis_port
+      }
+    }
+
+    volume "data" {
+      type      = "host"
+      source    = "redis-data"
+      read_only = false
+    }
+
+    restart {
+      attempts = 3
+      interval = "2m"
+      delay    = "5s"
+      mode     = "delay"
+    }
+
+    reschedule {
+      delay          = "10s"
+      delay_function = "exponential"
+      max_delay      = "2m"
+      unlimited      = true
+    }
+
+    service {
+      name     = "redis"
+      port     = "redis"
+      provider = "consul"
+      tags     = ["jbcalling", "redis"]
+
+      meta {
+        version = var.release
+        role    = "edge"
+      }
+
+      check {
+        name     = "redis tcp"
+        type     = "tcp"
+        interval = "5s"
+        timeout  = "2s"
+      }
+    }
+
+    task "redis" {
+      driver       = var.driver
+      kill_timeout = "15s"
+
+      dynamic "volume_mount" {
+        for_each = var.driver == "exec" ? [1] : []
+        content {
+          volume      = "data"
+          destination = "/data"
+        }
+      }
+
+      config {
+        command = var.redis_server
+        args    = ["local/redis.conf"]
+      }
+
+      template {
+        destination = "local/redis.conf"
+        change_mode = "restart"
+        data        = <<-EOT
+          bind {{ env "NOMAD_IP_redis" }}
+          port {{ env "NOMAD_PORT_redis" }}
+          protected-mode no
+          daemonize no
+          dir ${local.data_dir}
+          appendonly yes
+          appendfsync everysec
+          save ""
+          maxmemory ${floor(var.redis_memory * 0.9)}mb
+          maxmemory-policy volatile-lru
+          EOT
+      }
+
+      resources {
+        cpu    = var.redis_cpu
+        memory = var.redis_memory
+      }
+    }
+  }
+}

@@ -1,0 +1,233 @@
+# signaling: the public origin - rooms API, WebSocket signaling, caption fan-out, web client.
+# Stateless (state is in Redis): N replicas, canary deployments.
+
+variable "release" {
+  description = "Release version jbctl stamps on the job (meta jb_release)."
+  type        = string
+  default     = "0.0.0"
+}
+
+variable "datacenters" {
+  description = "Nomad datacenters the job may run in."
+  type        = list(string)
+  default     = ["dc1"]
+}
+
+variable "driver" {
+  description = "Task driver: exec in production, raw_exec on the dev cluster."
+  type        = string
+  default     = "exec"
+}
+
+variable "app_root" {
+  description = "The jbcalling venv on the node; the service starts from its bin/."
+  type        = string
+  default     = "/opt/jbcalling/venv"
+}
+
+variable "consul_http_addr" {
+  description = "The node's Consul agent, which the service asks for healthy instances of the others."
+  type        = string
+  default     = "http://127.0.0.1:8500"
+}
+
+variable "signaling_count" {
+  description = "Number of signaling replicas."
+  type        = number
+  default     = 1
+}
+
+variable "signaling_max" {
+  description = "Most replicas `jbctl scale` may set (the scaling block's max)."
+  type        = number
+  default     = 4
+}
+
+variable "signaling_port" {
+  description = "Port signaling listens on; 0 lets Nomad pick one."
+  type        = number
+  default     = 8080
+}
+
+variable "signaling_cpu" {
+  description = "CPU reserved per replica, MHz."
+  type        = number
+  default     = 500
+}
+
+variable "signaling_memory" {
+  description = "Memory reserved per replica, MB."
+  type        = number
+  default     = 256
+}
+
+variable "public_url" {
+  description = "The public origin (https://call.example); empty: the origin each request came to."
+  type        = string
+  default     = ""
+}
+
+variable "stun_urls" {
+  description = "STUN URLs handed to browsers (JSON list)."
+  type        = list(string)
+  default     = []
+}
+
+variable "turn_urls" {
+  description = "TURN URLs handed to browsers with time-limited credentials (JSON list)."
+  type        = list(string)
+  default     = []
+}
+
+variable "redis_url" {
+  description = "Redis URL; empty: the healthy redis instance registered in Consul."
+  type        = string
+  default     = ""
+}
+
+variable "min_healthy_time" {
+  description = "How long an instance must pass its checks to count as healthy."
+  type        = string
+  default     = "10s"
+}
+
+variable "healthy_deadline" {
+  description = "How long an instance may take to become healthy before the deployment fails."
+  type        = string
+  default     = "2m"
+}
+
+variable "progress_deadline" {
+  description = "How long a deployment may go without a newly healthy instance."
+  type        = string
+  default     = "5m"
+}
+
+job "signaling" {
+  datacenters = var.datacenters
+  type        = "service"
+
+  meta {
+    jb_managed_by = "jbctl"
+    jb_release    = var.release
+    jb_service    = "signaling"
+    # jbctl generates these in Nomad Variable nomad/jobs/signaling when missing
+    jb_secrets = "jwt_secret"
+  }
+
+  constraint {
+    attribute = "${meta.jb_role}"
+    operator  = "set_contains"
+    value     = "edge"
+  }
+
+  update {
+    max_parallel      = 1
+    canary            = 1
+    auto_promote      = true
+    auto_revert       = true
+    health_check      = "checks"
+    min_healthy_time  = var.min_healthy_time
+    healthy_deadline  = var.healthy_deadline
+    progress_deadline = var.progress_deadline
+  }
+
+  group "signaling" {
+    count = var.signaling_count
+
+    scaling {
+      enabled = true
+      min     = 1
+      max     = var.signaling_max
+    }
+
+    network {
+      port "http" {
+        static = var.signaling_port
+      }
+    }
+
+    restart {
+      attempts = 3
+      interval = "2m"
+      delay    = "5s"
+      mode     = "delay"
+    }
+
+    reschedule {
+      delay          = "10s"
+      delay_function = "exponential"
+      max_delay      = "2m"
+      unlimited      = true
+    }
+
+    service {
+      name     = "signaling"
+      port     = "http"
+      provider = "consul"
+      tags     = ["jbcalling", "public"]
+
+      meta {
+        version = var.release
+        role    = "edge"
+      }
+
+      check {
+        name     = "signaling ready"
+        type     = "http"
+        path     = "/ready"
+        interval = "3s"
+        timeout  = "2s"
+      }
+    }
+
+    task "signaling" {
+      driver       = var.driver
+      kill_timeout = "10s"
+
+      config {
+        command = "${var.app_root}/bin/jb-signaling"
+      }
+
+      env {
+        JB_SIGNALING_HOST       = "${NOMAD_IP_http}"
+        JB_SIGNALING_PORT       = "${NOMAD_PORT_http}"
+        JB_SIGNALING_VERSION    = var.release
+        JB_SIGNALING_PUBLIC_URL = var.public_url
+        JB_SIGNALING_STUN_URLS  = jsonencode(var.stun_urls)
+        JB_SIGNALING_TURN_URLS  = jsonencode(var.turn_urls)
+        JB_SIGNALING_CONSUL_HTTP_ADDR = var.consul_http_addr
+      }
+
+      # Redis's address, from Consul's healthy instances unless redis_url pins one; the task
+      # restarts when it changes.
+      template {
+        destination = "local/redis.env"
+        env         = true
+        change_mode = "restart"
+        data        = <<-EOT
+          %{if var.redis_url != ""}JB_SIGNALING_REDIS_URL=${var.redis_url}
+          %{else}{{ with service "redis" }}{{ with index . 0 }}JB_SIGNALING_REDIS_URL=redis://{{ .Address }}:{{ .Port }}/0{{ end }}{{ else }}JB_SIGNALING_REDIS_URL=redis://redis-not-in-consul.invalid:6379/0{{ end }}
+          %{endif}
+          EOT
+      }
+
+      # Secrets from Nomad Variables (jwt_secret; turn_secret written by Ansible), one
+      # JB_SIGNALING_<KEY> variable each; never in this file.
+      template {
+        destination = "secrets/signaling.env"
+        env         = true
+        change_mode = "restart"
+        data        = <<-EOT
+          {{ with nomadVar "nomad/jobs/signaling" }}{{ range .Tuples }}JB_SIGNALING_{{ .K | toUpper }}={{ .V }}
+          {{ end }}{{ end }}
+          EOT
+      }
+
+      resources {
+        cpu    = var.signaling_cpu
+        memory = var.signaling_memory
+      }
+    }
+  }
+}

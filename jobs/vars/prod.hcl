@@ -1,0 +1,63 @@
+# Production: the three-node cluster of DESIGN.md, provisioned by ansible/.
+# Resources are the 3-node plan's; app_root and host_volume_root are where Ansible installs.
+
+datacenters      = ["dc1"]
+driver           = "exec"
+app_root         = "/opt/jbcalling/venv"
+host_volume_root = "/opt/jbcalling/volumes"
+
+redis_port   = 6379
+redis_cpu    = 500
+redis_memory = 1024
+
+signaling_count  = 2
+signaling_max    = 4
+signaling_port   = 8080
+signaling_cpu    = 500
+signaling_memory = 256
+
+# Speech services (DESIGN.md's 3-node plan): models from `jbctl models pull`, synced by Ansible.
+dev_models = false
+
+mt_count       = 1
+mt_max         = 2
+mt_port        = 8082
+mt_cpu         = 2000
+mt_memory      = 1536
+mt_translators = 2
+mt_pairs       = { "en-vi" = "opus-mt-en-vi", "vi-en" = "opus-mt-vi-en" }
+
+tts_count   = 1
+tts_max     = 2
+tts_port    = 8083
+tts_cpu     = 1000
+tts_memory  = 512
+tts_workers = 1
+tts_voices  = { "en" = "en_US-joe-medium", "vi" = "vi_VN-vais1000-medium" }
+
+stt_count        = 1
+stt_max          = 2
+stt_port         = 8081
+stt_cpu          = 3000
+stt_memory       = 1536
+stt_threads      = 2
+stt_max_sessions = 16
+stt_languages = {
+  "en" = "streaming:sherpa-onnx-streaming-zipformer-en-2023-06-26"
+  "vi" = "vad-sherpa:sherpa-onnx-zipformer-vi-30M-int8-2026-02-09"
+}
+
+min_healthy_time  = "10s"
+healthy_deadline  = "2m"
+progress_deadline = "5m"
+
+public_url = "https://call.example.org"
+stun_urls  = ["stun:call.example.org:3478"]
+turn_urls  = ["turn:call.example.org:3478?transport=udp", "turn:call.example.org:3478?transport=tcp"]
+
+gateway_count        = 1
+gateway_port         = 8090
+gateway_announced_ip = "" # the edge node's public IP when it is behind 1:1 NAT
+gateway_udp_ports    = "32768-60999"
+gateway_cpu          = 1500
+gateway_memory       = 2048

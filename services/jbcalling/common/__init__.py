@@ -1,0 +1,1 @@
+"""Code shared by every jbcalling service: settings, structured logs, health and metrics."""

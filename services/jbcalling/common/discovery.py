@@ -1,0 +1,54 @@
+"""Finding another service: a fixed URL when configured, else a healthy instance from Consul.
+
+Services balance on the client side: each call picks among the instances Consul reports as
+passing (``/v1/health/service/<name>?passing``), cached for a few seconds.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import httpx
+
+
+class NoInstance(Exception):
+    """No healthy instance of a service: the caller degrades (DESIGN.md) rather than fails."""
+
+
+class Discovery:
+    def __init__(self, consul_addr: str, fixed: dict[str, str] | None = None,
+                 ttl_s: float = 5.0, token: str = "") -> None:
+        self.consul = consul_addr.rstrip("/")
+        self.fixed = {k: v.rstrip("/") for k, v in (fixed or {}).items() if v}
+        self.ttl_s = ttl_s
+        self.headers = {"X-Consul-Token": token} if token else {}
+        self._cache: dict[str, tuple[float, list[str]]] = {}
+
+    async def urls(self, service: str) -> list[str]:
+        if service in self.fixed:
+            return [self.fixed[service]]
+        hit = self._cache.get(service)
+        if hit and time.monotonic() - hit[0] < self.ttl_s:
+            return hit[1]
+        try:
+            async with httpx.AsyncClient(timeout=2.0, headers=self.headers) as http:
+                resp = await http.get(f"{self.consul}/v1/health/service/{service}",
+                                      params={"passing": "1"})
+                resp.raise_for_status()
+                found = [f"http://{i['Service']['Address'] or i['Node']['Address']}:"
+                         f"{i['Service']['Port']}" for i in resp.json()]
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise NoInstance(f"cannot ask Consul for {service}: {exc}") from exc
+        self._cache[service] = (time.monotonic(), found)
+        return found
+
+    async def pick(self, service: str) -> str:
+        found = await self.urls(service)
+        if not found:
+            raise NoInstance(f"no healthy {service} instance in Consul")
+        return random.choice(found)
+
+    def forget(self, service: str) -> None:
+        """Drop the cached list after a failed call, so that the next one asks Consul again."""
+        self._cache.pop(service, None)

@@ -1,0 +1,75 @@
+"""The three endpoints every service has: ``/health``, ``/ready`` and ``/metrics``.
+
+``/health`` says the process is alive. ``/ready`` runs the service's readiness probe (models
+loaded, dependencies reachable) and reports load and capacity as JSON; it answers 503 when not
+ready, and that is what the Consul check and the Consul UI show. ``/metrics`` is Prometheus text.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+
+
+@dataclass
+class Readiness:
+    """What a readiness probe found: ready or not, and why, plus load and capacity figures."""
+
+    ready: bool
+    checks: dict[str, str] = field(default_factory=dict)
+    load: dict[str, Any] = field(default_factory=dict)
+
+
+Probe = Callable[[], Awaitable[Readiness]]
+
+
+def install(app: FastAPI, *, service: str, version: str, probe: Probe,
+            registry: CollectorRegistry) -> None:
+    """Add /health, /ready and /metrics to ``app`` and count every request in ``registry``."""
+    started = time.time()
+    requests = Counter("jb_http_requests", "HTTP requests served", ["path", "status"],
+                       registry=registry)
+    latency = Histogram("jb_http_request_seconds", "HTTP request latency", ["path"],
+                        registry=registry)
+    router = APIRouter()
+
+    @router.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "alive", "service": service, "version": version,
+                "uptime_s": round(time.time() - started, 1)}
+
+    @router.get("/ready")
+    async def ready() -> JSONResponse:
+        result = await probe()
+        body = {"ready": result.ready, "service": service, "version": version,
+                "checks": result.checks, "load": result.load}
+        return JSONResponse(body, status_code=200 if result.ready else 503)
+
+    @router.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(router)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        # The router sets the matched route during call_next; label by its template, not the
+        # raw path, so that ids in URLs do not explode the label set.
+        path = getattr(request.scope.get("route"), "path", "unmatched")
+        latency.labels(path).observe(time.perf_counter() - t0)
+        requests.labels(path, str(response.status_code)).inc()
+        return response

