@@ -1,0 +1,257 @@
+# mt: vi <-> en translation (CTranslate2 int8 + SentencePiece), micro-batched, cached in Redis.
+# Stateless: N replicas, canary deployments. Models from the "models" host volume.
+
+variable "release" {
+  description = "Release version jbctl stamps on the job (meta jb_release)."
+  type        = string
+  default     = "0.0.0"
+}
+
+variable "datacenters" {
+  description = "Nomad datacenters the job may run in."
+  type        = list(string)
+  default     = ["dc1"]
+}
+
+variable "driver" {
+  description = "Task driver: exec in production, raw_exec on the dev cluster."
+  type        = string
+  default     = "exec"
+}
+
+variable "app_root" {
+  description = "The jbcalling venv on the node; the service starts from its bin/."
+  type        = string
+  default     = "/opt/jbcalling/venv"
+}
+
+variable "host_volume_root" {
+  description = "Where the node keeps its host volumes; raw_exec cannot mount, so it uses this path directly."
+  type        = string
+  default     = "/opt/jbcalling/volumes"
+}
+
+variable "dev_models" {
+  description = "Before starting, build the dev models this service needs into the models volume (`jbctl models dev`): the dev cluster only."
+  type        = bool
+  default     = false
+}
+
+variable "mt_count" {
+  description = "Number of mt replicas."
+  type        = number
+  default     = 1
+}
+
+variable "mt_max" {
+  description = "Most replicas `jbctl scale` may set (the scaling block's max)."
+  type        = number
+  default     = 4
+}
+
+variable "mt_port" {
+  description = "Port mt listens on; 0 lets Nomad pick one."
+  type        = number
+  default     = 8082
+}
+
+variable "mt_cpu" {
+  description = "CPU reserved per replica, MHz."
+  type        = number
+  default     = 2000
+}
+
+variable "mt_memory" {
+  description = "Memory reserved per replica, MB."
+  type        = number
+  default     = 1536
+}
+
+variable "mt_translators" {
+  description = "Translator workers per direction (one thread each); about one per reserved core."
+  type        = number
+  default     = 2
+}
+
+variable "mt_pairs" {
+  description = "Translation direction -> model folder in the models volume."
+  type        = map(string)
+  default     = { "en-vi" = "opus-mt-en-vi", "vi-en" = "opus-mt-vi-en" }
+}
+
+variable "redis_url" {
+  description = "Redis URL of the translation cache; empty: the healthy redis instance registered in Consul."
+  type        = string
+  default     = ""
+}
+
+variable "min_healthy_time" {
+  description = "How long an instance must pass its checks to count as healthy."
+  type        = string
+  default     = "10s"
+}
+
+variable "healthy_deadline" {
+  description = "How long an instance may take to become healthy before the deployment fails."
+  type        = string
+  default     = "2m"
+}
+
+variable "progress_deadline" {
+  description = "How long a deployment may go without a newly healthy instance."
+  type        = string
+  default     = "5m"
+}
+
+locals {
+  models_dir = var.driver == "exec" ? "/models" : "${var.host_volume_root}/models"
+}
+
+job "mt" {
+  datacenters = var.datacenters
+  type        = "service"
+
+  meta {
+    jb_managed_by = "jbctl"
+    jb_release    = var.release
+    jb_service    = "mt"
+  }
+
+  constraint {
+    attribute = "${meta.jb_role}"
+    operator  = "set_contains"
+    value     = "ai"
+  }
+
+  update {
+    max_parallel      = 1
+    canary            = 1
+    auto_promote      = true
+    auto_revert       = true
+    health_check      = "checks"
+    min_healthy_time  = var.min_healthy_time
+    healthy_deadline  = var.healthy_deadline
+    progress_deadline = var.progress_deadline
+  }
+
+  group "mt" {
+    count = var.mt_count
+
+    scaling {
+      enabled = true
+      min     = 1
+      max     = var.mt_max
+    }
+
+    network {
+      port "http" {
+        static = var.mt_port
+      }
+    }
+
+    volume "models" {
+      type      = "host"
+      source    = "models"
+      read_only = !var.dev_models
+    }
+
+    restart {
+      attempts = 3
+      interval = "2m"
+      delay    = "5s"
+      mode     = "delay"
+    }
+
+    reschedule {
+      delay          = "10s"
+      delay_function = "exponential"
+      max_delay      = "2m"
+      unlimited      = true
+    }
+
+    service {
+      name     = "mt"
+      port     = "http"
+      provider = "consul"
+      tags     = ["jbcalling", "speech"]
+
+      meta {
+        version = var.release
+        role    = "ai"
+      }
+
+      check {
+        name     = "mt ready"
+        type     = "http"
+        path     = "/ready"
+        interval = "3s"
+        timeout  = "2s"
+      }
+    }
+
+    dynamic "task" {
+      for_each = var.dev_models ? ["dev-models"] : []
+      labels   = ["dev-models"]
+      content {
+        driver = var.driver
+        lifecycle {
+          hook    = "prestart"
+          sidecar = false
+        }
+        config {
+          command = "${var.app_root}/bin/jbctl"
+          args    = concat(["models", "dev", "--dest", local.models_dir], values(var.mt_pairs))
+        }
+        resources {
+          cpu    = 100
+          memory = 256
+        }
+      }
+    }
+
+    task "mt" {
+      driver       = var.driver
+      kill_timeout = "10s"
+
+      dynamic "volume_mount" {
+        for_each = var.driver == "exec" ? [1] : []
+        content {
+          volume      = "models"
+          destination = "/models"
+          read_only   = true
+        }
+      }
+
+      config {
+        command = "${var.app_root}/bin/jb-mt"
+      }
+
+      env {
+        JB_MT_HOST        = "${NOMAD_IP_http}"
+        JB_MT_PORT        = "${NOMAD_PORT_http}"
+        JB_MT_VERSION     = var.release
+        JB_MT_MODELS_DIR  = local.models_dir
+        JB_MT_PAIRS       = jsonencode(var.mt_pairs)
+        JB_MT_TRANSLATORS = var.mt_translators
+      }
+
+      # Redis's address, from Consul's healthy instances unless redis_url pins one; the task
+      # restarts when it changes. Without Redis, mt translates uncached (and /ready says so).
+      template {
+        destination = "local/redis.env"
+        env         = true
+        change_mode = "restart"
+        data        = <<-EOT
+          %{if var.redis_url != ""}JB_MT_REDIS_URL=${var.redis_url}
+          %{else}{{ with service "redis" }}{{ with index . 0 }}JB_MT_REDIS_URL=redis://{{ .Address }}:{{ .Port }}/1{{ end }}{{ else }}JB_MT_REDIS_URL={{ end }}
+          %{endif}
+          EOT
+      }
+
+      resources {
+        cpu    = var.mt_cpu
+        memory = var.mt_memory
+      }
+    }
+  }
+}

@@ -1,0 +1,256 @@
+# stt: streaming speech recognition vi/en over WebSocket (sherpa-onnx, or Silero VAD + an offline
+# recognizer). A stream is sticky to its instance; a deployment replaces instances one at a time
+# (clients reconnect). Models from the "models" host volume.
+
+variable "release" {
+  description = "Release version jbctl stamps on the job (meta jb_release)."
+  type        = string
+  default     = "0.0.0"
+}
+
+variable "datacenters" {
+  description = "Nomad datacenters the job may run in."
+  type        = list(string)
+  default     = ["dc1"]
+}
+
+variable "driver" {
+  description = "Task driver: exec in production, raw_exec on the dev cluster."
+  type        = string
+  default     = "exec"
+}
+
+variable "app_root" {
+  description = "The jbcalling venv on the node; the service starts from its bin/."
+  type        = string
+  default     = "/opt/jbcalling/venv"
+}
+
+variable "host_volume_root" {
+  description = "Where the node keeps its host volumes; raw_exec cannot mount, so it uses this path directly."
+  type        = string
+  default     = "/opt/jbcalling/volumes"
+}
+
+variable "dev_models" {
+  description = "Before starting, build the dev models this service needs into the models volume (`jbctl models dev`): the dev cluster only."
+  type        = bool
+  default     = false
+}
+
+variable "stt_count" {
+  description = "Number of stt instances."
+  type        = number
+  default     = 1
+}
+
+variable "stt_max" {
+  description = "Most replicas `jbctl scale` may set (the scaling block's max)."
+  type        = number
+  default     = 4
+}
+
+variable "stt_port" {
+  description = "Port stt listens on; 0 lets Nomad pick one."
+  type        = number
+  default     = 8081
+}
+
+variable "stt_cpu" {
+  description = "CPU reserved per replica, MHz."
+  type        = number
+  default     = 3000
+}
+
+variable "stt_memory" {
+  description = "Memory reserved per replica, MB."
+  type        = number
+  default     = 1536
+}
+
+variable "stt_threads" {
+  description = "Threads per recognizer."
+  type        = number
+  default     = 2
+}
+
+variable "stt_max_sessions" {
+  description = "Open streams per instance at most; beyond, a stream is refused with close code 1013."
+  type        = number
+  default     = 16
+}
+
+variable "stt_languages" {
+  description = "Language -> \"<backend>:<model folder>\" (backends: streaming, vad-sherpa, vad-whisper)."
+  type        = map(string)
+  default = {
+    "en" = "streaming:sherpa-onnx-streaming-zipformer-en-2023-06-26"
+    "vi" = "vad-sherpa:sherpa-onnx-zipformer-vi-30M-int8-2026-02-09"
+  }
+}
+
+variable "stt_vad_model" {
+  description = "Folder of the Silero VAD model in the models volume."
+  type        = string
+  default     = "silero-vad"
+}
+
+variable "min_healthy_time" {
+  description = "How long an instance must pass its checks to count as healthy."
+  type        = string
+  default     = "10s"
+}
+
+variable "healthy_deadline" {
+  description = "How long an instance may take to become healthy before the deployment fails."
+  type        = string
+  default     = "2m"
+}
+
+variable "progress_deadline" {
+  description = "How long a deployment may go without a newly healthy instance."
+  type        = string
+  default     = "5m"
+}
+
+locals {
+  models_dir = var.driver == "exec" ? "/models" : "${var.host_volume_root}/models"
+}
+
+job "stt" {
+  datacenters = var.datacenters
+  type        = "service"
+
+  meta {
+    jb_managed_by = "jbctl"
+    jb_release    = var.release
+    jb_service    = "stt"
+  }
+
+  constraint {
+    attribute = "${meta.jb_role}"
+    operator  = "set_contains"
+    value     = "ai"
+  }
+
+  update {
+    max_parallel      = 1
+    canary            = 1
+    auto_promote      = true
+    auto_revert       = true
+    health_check      = "checks"
+    min_healthy_time  = var.min_healthy_time
+    healthy_deadline  = var.healthy_deadline
+    progress_deadline = var.progress_deadline
+  }
+
+  group "stt" {
+    count = var.stt_count
+
+    scaling {
+      enabled = true
+      min     = 1
+      max     = var.stt_max
+    }
+
+    network {
+      port "http" {
+        static = var.stt_port
+      }
+    }
+
+    volume "models" {
+      type      = "host"
+      source    = "models"
+      read_only = !var.dev_models
+    }
+
+    restart {
+      attempts = 3
+      interval = "2m"
+      delay    = "5s"
+      mode     = "delay"
+    }
+
+    reschedule {
+      delay          = "10s"
+      delay_function = "exponential"
+      max_delay      = "2m"
+      unlimited      = true
+    }
+
+    service {
+      name     = "stt"
+      port     = "http"
+      provider = "consul"
+      tags     = ["jbcalling", "speech"]
+
+      meta {
+        version = var.release
+        role    = "ai"
+      }
+
+      check {
+        name     = "stt ready"
+        type     = "http"
+        path     = "/ready"
+        interval = "3s"
+        timeout  = "2s"
+      }
+    }
+
+    dynamic "task" {
+      for_each = var.dev_models ? ["dev-models"] : []
+      labels   = ["dev-models"]
+      content {
+        driver = var.driver
+        lifecycle {
+          hook    = "prestart"
+          sidecar = false
+        }
+        config {
+          command = "${var.app_root}/bin/jbctl"
+          args    = concat(["models", "dev", "--dest", local.models_dir], concat([var.stt_vad_model], [for spec in values(var.stt_languages) : split(":", spec)[1]]))
+        }
+        resources {
+          cpu    = 100
+          memory = 256
+        }
+      }
+    }
+
+    task "stt" {
+      driver       = var.driver
+      kill_timeout = "20s"
+
+      dynamic "volume_mount" {
+        for_each = var.driver == "exec" ? [1] : []
+        content {
+          volume      = "models"
+          destination = "/models"
+          read_only   = true
+        }
+      }
+
+      config {
+        command = "${var.app_root}/bin/jb-stt"
+      }
+
+      env {
+        JB_STT_HOST         = "${NOMAD_IP_http}"
+        JB_STT_PORT         = "${NOMAD_PORT_http}"
+        JB_STT_VERSION      = var.release
+        JB_STT_MODELS_DIR   = local.models_dir
+        JB_STT_LANGUAGES    = jsonencode(var.stt_languages)
+        JB_STT_VAD_MODEL    = var.stt_vad_model
+        JB_STT_THREADS      = var.stt_threads
+        JB_STT_MAX_SESSIONS = var.stt_max_sessions
+      }
+
+      resources {
+        cpu    = var.stt_cpu
+        memory = var.stt_memory
+      }
+    }
+  }
+}

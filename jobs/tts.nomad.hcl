@@ -1,0 +1,238 @@
+# tts: text -> speech per language (Piper voices), streamed sentence by sentence as PCM or WAV.
+# Stateless: N replicas, canary deployments. Voices from the "models" host volume.
+
+variable "release" {
+  description = "Release version jbctl stamps on the job (meta jb_release)."
+  type        = string
+  default     = "0.0.0"
+}
+
+variable "datacenters" {
+  description = "Nomad datacenters the job may run in."
+  type        = list(string)
+  default     = ["dc1"]
+}
+
+variable "driver" {
+  description = "Task driver: exec in production, raw_exec on the dev cluster."
+  type        = string
+  default     = "exec"
+}
+
+variable "app_root" {
+  description = "The jbcalling venv on the node; the service starts from its bin/."
+  type        = string
+  default     = "/opt/jbcalling/venv"
+}
+
+variable "host_volume_root" {
+  description = "Where the node keeps its host volumes; raw_exec cannot mount, so it uses this path directly."
+  type        = string
+  default     = "/opt/jbcalling/volumes"
+}
+
+variable "dev_models" {
+  description = "Before starting, build the dev models this service needs into the models volume (`jbctl models dev`): the dev cluster only."
+  type        = bool
+  default     = false
+}
+
+variable "tts_count" {
+  description = "Number of tts replicas."
+  type        = number
+  default     = 1
+}
+
+variable "tts_max" {
+  description = "Most replicas `jbctl scale` may set (the scaling block's max)."
+  type        = number
+  default     = 4
+}
+
+variable "tts_port" {
+  description = "Port tts listens on; 0 lets Nomad pick one."
+  type        = number
+  default     = 8083
+}
+
+variable "tts_cpu" {
+  description = "CPU reserved per replica, MHz."
+  type        = number
+  default     = 1000
+}
+
+variable "tts_memory" {
+  description = "Memory reserved per replica, MB."
+  type        = number
+  default     = 512
+}
+
+variable "tts_workers" {
+  description = "Sentences synthesized at once; about one per reserved core."
+  type        = number
+  default     = 1
+}
+
+variable "tts_voices" {
+  description = "Language -> Piper voice folder in the models volume."
+  type        = map(string)
+  default     = { "en" = "en_US-joe-medium", "vi" = "vi_VN-vais1000-medium" }
+}
+
+variable "min_healthy_time" {
+  description = "How long an instance must pass its checks to count as healthy."
+  type        = string
+  default     = "10s"
+}
+
+variable "healthy_deadline" {
+  description = "How long an instance may take to become healthy before the deployment fails."
+  type        = string
+  default     = "2m"
+}
+
+variable "progress_deadline" {
+  description = "How long a deployment may go without a newly healthy instance."
+  type        = string
+  default     = "5m"
+}
+
+locals {
+  models_dir = var.driver == "exec" ? "/models" : "${var.host_volume_root}/models"
+}
+
+job "tts" {
+  datacenters = var.datacenters
+  type        = "service"
+
+  meta {
+    jb_managed_by = "jbctl"
+    jb_release    = var.release
+    jb_service    = "tts"
+  }
+
+  constraint {
+    attribute = "${meta.jb_role}"
+    operator  = "set_contains"
+    value     = "tts"
+  }
+
+  update {
+    max_parallel      = 1
+    canary            = 1
+    auto_promote      = true
+    auto_revert       = true
+    health_check      = "checks"
+    min_healthy_time  = var.min_healthy_time
+    healthy_deadline  = var.healthy_deadline
+    progress_deadline = var.progress_deadline
+  }
+
+  group "tts" {
+    count = var.tts_count
+
+    scaling {
+      enabled = true
+      min     = 1
+      max     = var.tts_max
+    }
+
+    network {
+      port "http" {
+        static = var.tts_port
+      }
+    }
+
+    volume "models" {
+      type      = "host"
+      source    = "models"
+      read_only = !var.dev_models
+    }
+
+    restart {
+      attempts = 3
+      interval = "2m"
+      delay    = "5s"
+      mode     = "delay"
+    }
+
+    reschedule {
+      delay          = "10s"
+      delay_function = "exponential"
+      max_delay      = "2m"
+      unlimited      = true
+    }
+
+    service {
+      name     = "tts"
+      port     = "http"
+      provider = "consul"
+      tags     = ["jbcalling", "speech"]
+
+      meta {
+        version = var.release
+        role    = "tts"
+      }
+
+      check {
+        name     = "tts ready"
+        type     = "http"
+        path     = "/ready"
+        interval = "3s"
+        timeout  = "2s"
+      }
+    }
+
+    dynamic "task" {
+      for_each = var.dev_models ? ["dev-models"] : []
+      labels   = ["dev-models"]
+      content {
+        driver = var.driver
+        lifecycle {
+          hook    = "prestart"
+          sidecar = false
+        }
+        config {
+          command = "${var.app_root}/bin/jbctl"
+          args    = concat(["models", "dev", "--dest", local.models_dir], values(var.tts_voices))
+        }
+        resources {
+          cpu    = 100
+          memory = 256
+        }
+      }
+    }
+
+    task "tts" {
+      driver       = var.driver
+      kill_timeout = "10s"
+
+      dynamic "volume_mount" {
+        for_each = var.driver == "exec" ? [1] : []
+        content {
+          volume      = "models"
+          destination = "/models"
+          read_only   = true
+        }
+      }
+
+      config {
+        command = "${var.app_root}/bin/jb-tts"
+      }
+
+      env {
+        JB_TTS_HOST       = "${NOMAD_IP_http}"
+        JB_TTS_PORT       = "${NOMAD_PORT_http}"
+        JB_TTS_VERSION    = var.release
+        JB_TTS_MODELS_DIR = local.models_dir
+        JB_TTS_VOICES     = jsonencode(var.tts_voices)
+        JB_TTS_WORKERS    = var.tts_workers
+      }
+
+      resources {
+        cpu    = var.tts_cpu
+        memory = var.tts_memory
+      }
+    }
+  }
+}

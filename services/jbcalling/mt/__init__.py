@@ -1,0 +1,1 @@
+"""mt: Vietnamese <-> English translation (CTranslate2 + SentencePiece), micro-batched, cached."""

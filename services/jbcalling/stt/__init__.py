@@ -1,0 +1,1 @@
+"""stt: streaming speech recognition (sherpa-onnx transducer, or VAD + offline recognizer)."""

@@ -1,0 +1,196 @@
+"""The stt FastAPI application: ``WS /v1/stream?lang=vi|en`` plus /health, /ready, /metrics.
+
+Protocol: the client sends binary frames of PCM s16le mono 16 kHz (any length up to
+``max_frame_bytes``, an even number of bytes) and may send ``{"type": "end"}`` as text to flush:
+the open utterance becomes a final and the server closes with 1000. The server sends JSON:
+``{"type": "ready", ...}`` once, then ``{"type": "partial"|"final", "segment", "text", "lang",
+"start_ms", "end_ms"}``, and ``{"type": "error", "code", "message"}`` before closing on a
+problem. Close codes: 1003 bad data (sample rate, odd-length frame, text frame), 1008 an
+unsupported language, 1009 a frame too large, 1011 model missing or recognizer failure,
+1013 full or fell behind (retry later). The service stays up whatever a client sends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, WebSocket
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from jbcalling.common import health
+from jbcalling.speech.modelfiles import MissingModel
+from jbcalling.stt.backend import Backend, Backlog
+from jbcalling.stt.events import Result
+from jbcalling.stt.loader import load_backends
+from jbcalling.stt.settings import SttSettings
+
+log = logging.getLogger("jbcalling.stt")
+LANGUAGES = ("en", "vi")
+MAX_QUEUED_RESULTS = 256
+
+
+class Close(Exception):
+    def __init__(self, code: str, close_code: int, message: str) -> None:
+        super().__init__(message)
+        self.code, self.close_code, self.message = code, close_code, message
+
+
+def create_app(settings: SttSettings) -> FastAPI:
+    registry = CollectorRegistry()
+    backends, problems = load_backends(settings)
+    results = Counter("jb_stt_results", "Results sent", ["lang", "type"], registry=registry)
+    refused = Counter("jb_stt_refused", "Streams refused or closed on an error", ["code"],
+                      registry=registry)
+    active = Gauge("jb_stt_active_streams", "Open streams", ["lang"], registry=registry)
+    rtf = Gauge("jb_stt_real_time_factor", "Worker time / audio time since start", ["lang"],
+                registry=registry)
+    decode = Histogram("jb_stt_decode_seconds", "Duration of one decode call (batch: all ready "
+                       "streams; final / partial: VAD utterances)", ["lang", "kind"],
+                       registry=registry)
+    for lang, b in backends.items():
+        b.observe = lambda kind, seconds, lang=lang: decode.labels(lang, kind).observe(seconds)  # type: ignore[misc]
+        rtf.labels(lang).set_function(b.real_time_factor)
+        active.labels(lang).set_function(lambda b=b: float(b.active))  # type: ignore[misc]
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for b in backends.values():
+            b.start()
+        log.info("stt started", extra={"languages": {k: b.kind for k, b in backends.items()},
+                                       "unavailable": sorted(problems)})
+        yield
+        for b in backends.values():
+            b.stop()
+
+    app = FastAPI(title="jbcalling stt", version=settings.version, lifespan=lifespan)
+    app.state.backends = backends
+
+    def check(lang: str, sample_rate: int) -> Backend:
+        if lang not in LANGUAGES:
+            raise Close("unsupported_language", 1008,
+                        f"unsupported language {lang!r}; use one of {', '.join(LANGUAGES)}")
+        backend = backends.get(lang)
+        if backend is None:
+            raise Close("model_missing", 1011, problems.get(lang, f"{lang} is not configured"))
+        if sample_rate != 16000:
+            raise Close("bad_sample_rate", 1003,
+                        f"sample_rate {sample_rate}: send PCM s16le mono at 16000 Hz")
+        if sum(b.active for b in backends.values()) >= settings.max_sessions:
+            raise Close("busy", 1013, f"server full: {settings.max_sessions} streams open")
+        return backend
+
+    @app.websocket("/v1/stream")
+    async def stream(ws: WebSocket, lang: str = "", sample_rate: int = 16000) -> None:
+        await ws.accept()
+        try:
+            backend = check(lang, sample_rate)
+        except Close as exc:
+            await refuse(ws, exc)
+            return
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Result | Exception | None] = asyncio.Queue()
+
+        def put(item: Result | Exception | None) -> None:
+            # Partials are droppable when the client reads slowly; finals and errors are not.
+            if isinstance(item, Result) and item.type == "partial" and \
+                    queue.qsize() >= MAX_QUEUED_RESULTS:
+                return
+            queue.put_nowait(item)
+
+        def emit(item: Result | Exception | None) -> None:
+            loop.call_soon_threadsafe(put, item)
+
+        handle = backend.open(emit)
+        sender = asyncio.create_task(send_results(ws, queue, lang))
+        await ws.send_json({"type": "ready", "lang": lang, "backend": backend.kind,
+                            "model": backend.model, "sample_rate": 16000})
+        try:
+            await receive_audio(ws, backend, handle, sender)
+        except Close as exc:
+            backend.close(handle)
+            sender.cancel()
+            await refuse(ws, exc)
+        except WebSocketDisconnect:
+            backend.close(handle)
+        finally:
+            backend.close(handle)
+            if not sender.done():
+                sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sender
+
+    async def receive_audio(ws: WebSocket, backend: Backend, handle: Any,
+                            sender: asyncio.Task[None]) -> None:
+        while True:
+            msg = await ws.receive()
+            if msg["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(msg.get("code", 1000))
+            data, text = msg.get("bytes"), msg.get("text")
+            if data is not None:
+                if len(data) > settings.max_frame_bytes:
+                    raise Close("frame_too_large", 1009, f"frame of {len(data)} bytes; at most "
+                                f"{settings.max_frame_bytes}")
+                if len(data) % 2:
+                    raise Close("odd_length", 1003, f"frame of {len(data)} bytes: PCM s16le "
+                                "frames have an even number of bytes")
+                try:
+                    backend.feed(handle, data)
+                except Backlog as exc:
+                    raise Close("backlog", 1013, f"recognition fell behind: {exc}") from None
+            elif text is not None:
+                try:
+                    control = json.loads(text)
+                except ValueError:
+                    control = None
+                if not isinstance(control, dict) or control.get("type") != "end":
+                    raise Close("text_frame", 1003, 'send audio as binary frames; the only text '
+                                'message is {"type": "end"}')
+                backend.close(handle)
+                await sender  # the last final, then the server closes
+                await ws.close(1000)
+                return
+
+    async def send_results(ws: WebSocket, queue: asyncio.Queue[Result | Exception | None],
+                           lang: str) -> None:
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            if isinstance(item, Exception):
+                await refuse(ws, Close("recognizer_failed", 1011, str(item)))
+                return
+            await ws.send_json(item.to_json())
+            results.labels(lang, item.type).inc()
+
+    async def refuse(ws: WebSocket, exc: Close) -> None:
+        refused.labels(exc.code).inc()
+        log.info("stream closed on an error", extra={"code": exc.code, "reason": exc.message})
+        if ws.application_state == WebSocketState.CONNECTED:
+            with contextlib.suppress(Exception):
+                await ws.send_json({"type": "error", "code": exc.code, "message": exc.message})
+                await ws.close(exc.close_code, exc.message[:120])
+
+    async def probe() -> health.Readiness:
+        checks = {lang: f"ok: {b.kind} {b.model}" + (" (stand-in)" if b.standin else "")
+                  for lang, b in backends.items()}
+        checks.update(problems)
+        streams = {lang: b.active for lang, b in backends.items()}
+        load = {"streams": sum(streams.values()), "max_sessions": settings.max_sessions,
+                "per_language": streams,
+                "real_time_factor": {lang: round(b.real_time_factor(), 4)
+                                     for lang, b in backends.items()},
+                "available": sorted(backends), "unavailable": sorted(problems)}
+        return health.Readiness(bool(backends), checks, load)
+
+    health.install(app, service="stt", version=settings.version, probe=probe, registry=registry)
+    return app
+
+
+__all__ = ["MissingModel", "create_app"]

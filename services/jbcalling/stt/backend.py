@@ -1,0 +1,168 @@
+"""The recognizer interface both backends implement, and the worker thread that drives them.
+
+The event loop only appends audio to a stream's inbox (:meth:`Backend.feed`, cheap) and reads
+results from a queue; all VAD and model work happens in the backend's worker thread, which
+wakes on new audio and steps every open stream at once (so the streaming backend decodes all
+ready streams in one ``decode_streams`` call, and the VAD backends batch their segments).
+
+Errors: :class:`Backlog` (a stream's audio waits longer than ``max_backlog_s``: the client is
+told to slow down / retry, the service goes on); an exception inside the worker ends the
+streams it was stepping with an ``error`` and keeps the worker alive.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from jbcalling.stt.events import Result
+
+log = logging.getLogger("jbcalling.stt")
+SAMPLE_RATE = 16000
+PIECE = SAMPLE_RATE // 10
+Emit = Callable[[Result | Exception | None], None]  # None: the stream is finished
+
+
+class Backlog(Exception):
+    """The stream's audio is not recognized as fast as it arrives (retryable)."""
+
+
+@dataclass(eq=False)
+class Stream:
+    """One client's audio stream; the worker owns everything below ``inbox``."""
+
+    emit: Emit
+    inbox: list[np.ndarray] = field(default_factory=list)
+    pending: int = 0  # samples in inbox
+    closing: bool = False
+    samples: int = 0  # samples handed to the recognizer so far
+    segment: int = 0
+    state: Any = None  # the backend's per-stream objects
+
+
+class Backend(ABC):
+    """A recognizer for one language. Subclasses implement :meth:`start_stream` and :meth:`step`."""
+
+    kind = ""
+
+    def __init__(self, lang: str, model: str, max_backlog_s: float) -> None:
+        self.lang = lang
+        self.model = model
+        self.standin = False
+        self.max_backlog = int(max_backlog_s * SAMPLE_RATE)
+        self.streams: list[Stream] = []
+        self.lock = threading.Lock()
+        self.wake = threading.Event()
+        self.running = False
+        self.busy_s = 0.0  # worker time spent stepping, for the real-time factor
+        self.audio_s = 0.0
+        self.thread: threading.Thread | None = None
+        # (kind, seconds) of each decode call, for the service's latency histogram
+        self.observe: Callable[[str, float], None] = lambda kind, seconds: None
+
+    def start(self) -> None:
+        self.running = True
+        self.thread = threading.Thread(target=self._run, name=f"stt-{self.lang}", daemon=True)
+        self.thread.start()
+
+    # -- called from the event loop -------------------------------------------------------
+    def open(self, emit: Emit) -> Stream:
+        stream = Stream(emit)
+        stream.state = self.start_stream()
+        with self.lock:
+            self.streams.append(stream)
+        return stream
+
+    def feed(self, stream: Stream, pcm: bytes) -> None:
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        with self.lock:
+            if stream.pending + len(samples) > self.max_backlog:
+                raise Backlog(f"{stream.pending / SAMPLE_RATE:.1f} s of audio not yet recognized")
+            stream.inbox.append(samples)
+            stream.pending += len(samples)
+        self.wake.set()
+
+    def close(self, stream: Stream) -> None:
+        """Finish the stream: its open utterance becomes a final, then ``emit(None)``."""
+        with self.lock:
+            stream.closing = True
+        self.wake.set()
+
+    def stop(self) -> None:
+        self.running = False
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join(10)
+        with self.lock:
+            left, self.streams = self.streams, []
+        for s in left:
+            s.emit(None)
+
+    def real_time_factor(self) -> float:
+        """Worker time per second of audio since start (0 before any audio)."""
+        return self.busy_s / self.audio_s if self.audio_s else 0.0
+
+    @property
+    def active(self) -> int:
+        return len(self.streams)
+
+    # -- the worker ------------------------------------------------------------------------
+    def _run(self) -> None:
+        while self.running:
+            self.wake.wait(0.1)
+            self.wake.clear()
+            with self.lock:
+                work = [(s, s.inbox, s.closing) for s in self.streams]
+                for s, _, _ in work:
+                    s.inbox, s.pending = [], 0
+            if not work:
+                continue
+            t0 = time.perf_counter()
+            try:
+                self._step_in_pieces([(s, np.concatenate(chunks) if chunks else None, closing)
+                                      for s, chunks, closing in work])
+            except Exception as exc:  # keep the worker alive; end the streams it was stepping
+                log.exception("recognizer step failed", extra={"lang": self.lang})
+                for s, _, _ in work:
+                    self._finish(s, exc)
+            self.busy_s += time.perf_counter() - t0
+            self.audio_s += sum(len(c) for _, chunks, _ in work for c in chunks) / SAMPLE_RATE
+
+    def _step_in_pieces(self, work: list[tuple[Stream, np.ndarray | None, bool]]) -> None:
+        # Audio that arrived faster than real time is stepped 100 ms at a time: the VAD must see
+        # small pieces to report every utterance, and an endpoint must not swallow the audio
+        # after it.
+        longest = max((len(a) for _, a, _ in work if a is not None), default=0)
+        pieces = max(1, -(-longest // PIECE))
+        for k in range(pieces):
+            last = k == pieces - 1
+            self.step([(s, a[k * PIECE:(k + 1) * PIECE] if a is not None and k * PIECE < len(a)
+                        else None, closing and last) for s, a, closing in work], last)
+
+    def _finish(self, stream: Stream, exc: Exception | None = None) -> None:
+        with self.lock:
+            if stream in self.streams:
+                self.streams.remove(stream)
+        if exc is not None:
+            stream.emit(exc)
+        stream.emit(None)
+
+    def result(self, stream: Stream, kind: str, text: str, start: int, end: int) -> None:
+        stream.emit(Result(kind, stream.segment, text, self.lang,  # type: ignore[arg-type]
+                           start * 1000 // SAMPLE_RATE, end * 1000 // SAMPLE_RATE))
+
+    @abstractmethod
+    def start_stream(self) -> Any:
+        """The backend's per-stream state (recognizer stream, VAD, buffers)."""
+
+    @abstractmethod
+    def step(self, work: list[tuple[Stream, np.ndarray | None, bool]], last: bool) -> None:
+        """Take each stream's next 100 ms of audio (or None), emit results; ``_finish`` the
+        closing ones. ``last``: no more audio waits (the moment for costly partials)."""

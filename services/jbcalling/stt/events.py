@@ -1,0 +1,27 @@
+"""What recognition produces: partial and final results for one utterance (a segment)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Result:
+    """One recognition result on a stream.
+
+    ``partial``: the best guess for the open utterance so far (it may still change);
+    ``final``: the utterance ended (VAD silence or the recognizer's endpoint) and this is its
+    text. Both carry the utterance's ``segment`` number (0, 1, ... per stream) and its span in
+    the stream's audio, in ms from the first sample.
+    """
+
+    type: Literal["partial", "final"]
+    segment: int
+    text: str
+    lang: str
+    start_ms: int
+    end_ms: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)

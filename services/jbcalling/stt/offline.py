@@ -1,0 +1,112 @@
+"""The VAD-segmented backend: Silero VAD cuts utterances, an offline recognizer decodes them.
+
+This is what serves Vietnamese (the published Vietnamese zipformers are offline models) and
+Whisper models. Each step feeds every stream's VAD; utterances the VAD closed are decoded as
+finals in one batch; streams still in speech get a partial by re-decoding their open utterance
+every ``partial_interval_ms`` of new audio (stretched by twice the last partial's decode time, so
+that a final rarely waits behind a partial), after the finals, and only when no final waits.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from jbcalling.stt.backend import SAMPLE_RATE, Backend, Stream
+from jbcalling.stt.settings import SttSettings
+from jbcalling.stt.vad import VadFactory
+
+LOOKBACK = SAMPLE_RATE // 2  # audio kept before the VAD says "speech", for partials
+
+
+class Decoder(Protocol):
+    def decode(self, segments: list[np.ndarray]) -> list[str]: ...
+
+
+@dataclass(eq=False)
+class _State:
+    vad: Any
+    chunks: list[np.ndarray] = field(default_factory=list)
+    first: int = 0  # stream sample index of chunks[0]
+    speaking: bool = False
+    open_start: int = 0
+    next_partial: int = 0
+    partial_sent: bool = False  # the open segment had a partial: it must get a final
+
+
+class VadOfflineBackend(Backend):
+    def __init__(self, lang: str, model: str, decoder: Decoder, kind: str, settings: SttSettings,
+                 vad: VadFactory, standin: bool = False) -> None:
+        self.decoder = decoder
+        self.kind = kind
+        self.vad_factory = vad
+        self.partial_every = settings.partial_interval_ms * SAMPLE_RATE // 1000
+        super().__init__(lang, model, settings.max_backlog_s)
+        self.standin = standin
+
+    def start_stream(self) -> _State:
+        return _State(self.vad_factory.create())
+
+    def _audio(self, st: _State, start: int, end: int) -> np.ndarray:
+        audio = np.concatenate(st.chunks) if st.chunks else np.zeros(0, np.float32)
+        return audio[max(0, start - st.first):max(0, end - st.first)]
+
+    def step(self, work: list[tuple[Stream, np.ndarray | None, bool]], last: bool) -> None:
+        finals: list[tuple[Stream, int, np.ndarray]] = []
+        for s, audio, closing in work:
+            st: _State = s.state
+            if audio is not None:
+                st.vad.accept_waveform(audio)
+                st.chunks.append(audio)
+                s.samples += len(audio)
+            if closing:
+                st.vad.flush()
+            while not st.vad.empty():
+                seg = st.vad.front
+                finals.append((s, int(seg.start), np.asarray(seg.samples, dtype=np.float32)))
+                st.vad.pop()
+            speaking = st.vad.is_speech_detected() and not closing
+            if speaking and not st.speaking:
+                st.open_start = max(0, s.samples - LOOKBACK)
+                st.next_partial = s.samples + self.partial_every
+            st.speaking = speaking
+            keep_from = st.open_start if speaking else s.samples - LOOKBACK
+            self._trim(st, keep_from)
+        if finals:
+            t0 = time.perf_counter()
+            texts = self.decoder.decode([audio for _, _, audio in finals])
+            self.observe("final", time.perf_counter() - t0)
+            for (s, start, audio), text in zip(finals, texts, strict=True):
+                # A segment whose partials were shown gets a final even if empty, so that a
+                # client can close its caption.
+                if text or s.state.partial_sent:
+                    self.result(s, "final", text, start, start + len(audio))
+                    s.segment += 1
+                s.state.open_start = start + len(audio)
+                s.state.partial_sent = False
+        elif self.partial_every and last:
+            due = [s for s, _, _ in work if s.state.speaking and s.samples >= s.state.next_partial]
+            if due:
+                t0 = time.perf_counter()
+                texts = self.decoder.decode([self._audio(s.state, s.state.open_start, s.samples)
+                                             for s in due])
+                # A partial must not make the next final wait: leave the worker idle at least
+                # twice as long as this decode took before the next partial.
+                self.observe("partial", time.perf_counter() - t0)
+                rest = int(2 * (time.perf_counter() - t0) * SAMPLE_RATE)
+                for s, text in zip(due, texts, strict=True):
+                    s.state.next_partial = s.samples + self.partial_every + rest
+                    if text:
+                        self.result(s, "partial", text, s.state.open_start, s.samples)
+                        s.state.partial_sent = True
+        for s, _, closing in work:
+            if closing:
+                self._finish(s)
+
+    @staticmethod
+    def _trim(st: _State, keep_from: int) -> None:
+        while st.chunks and st.first + len(st.chunks[0]) < keep_from:
+            st.first += len(st.chunks.pop(0))

@@ -1,0 +1,60 @@
+"""The stt service's one settings object (``JB_STT_*``)."""
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from jbcalling.common.settings import ServiceSettings
+
+BACKENDS = ("streaming", "vad-whisper", "vad-sherpa")
+
+
+class SttSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="JB_STT_")
+
+    port: int = Field(8081, ge=0, le=65535, description="TCP port to listen on (0: any free port).")
+    models_dir: Path = Field(Path("/opt/jbcalling/volumes/models"),
+                             description="The models folder (`jbctl models pull` fills it).")
+    languages: dict[str, str] = Field(
+        {"en": "streaming:sherpa-onnx-streaming-zipformer-en-2023-06-26",
+         "vi": "vad-sherpa:sherpa-onnx-zipformer-vi-30M-int8-2026-02-09"},
+        description="Language -> '<backend>:<model folder>', JSON. Backends: streaming (sherpa-onnx "
+                    "OnlineRecognizer), vad-sherpa (VAD + sherpa-onnx OfflineRecognizer), "
+                    "vad-whisper (VAD + Whisper in CTranslate2 format).")
+    vad_model: str = Field("silero-vad", description="Folder of silero_vad.onnx under models_dir.")
+    vad_threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability threshold.")
+    vad_min_silence_ms: int = Field(300, ge=50, le=5000, description="Silence that ends an "
+                                    "utterance (the main endpoint latency), ms.")
+    vad_min_speech_ms: int = Field(250, ge=50, le=5000, description="Shortest speech kept, ms.")
+    max_utterance_s: float = Field(15.0, ge=2, le=30, description="Longest utterance; longer "
+                                   "speech is cut into finals this long.")
+    partial_interval_ms: int = Field(600, ge=0, description="VAD backends: re-decode the open "
+                                     "utterance for a partial this often (0: no partials), ms.")
+    endpoint_trailing_silence_s: float = Field(0.8, gt=0, description="Streaming backend: the "
+                                               "recognizer's own endpoint after speech, seconds.")
+    decoding_method: str = Field("greedy_search", pattern="^(greedy_search|modified_beam_search)$",
+                                 description="Transducer search; hotwords need modified_beam_search.")
+    hotwords_file: str = Field("", description="Hotwords file for transducer backends (one phrase "
+                               "per line, sherpa-onnx format); empty: none.")
+    hotwords_score: float = Field(1.5, ge=0, description="Bonus per hotword token.")
+    whisper_window_s: int = Field(30, ge=5, le=30, description="Whisper input window, seconds; "
+                                  "30 is Whisper's own, shorter is faster but may repeat words.")
+    whisper_compute_type: str = Field("default", pattern="^(default|int8|int8_float32|float32)$",
+                                      description="CTranslate2 compute type of Whisper; int8 is "
+                                      "10-20 % faster but misheard the human test recording.")
+    threads: int = Field(2, ge=1, le=16, description="Threads per recognizer.")
+    max_sessions: int = Field(16, ge=1, description="Open streams at most; beyond: closed with 1013.")
+    max_frame_bytes: int = Field(64000, ge=320, description="Largest audio frame (2 s), bytes.")
+    max_backlog_s: float = Field(10.0, gt=0, description="Audio waiting for recognition at most, "
+                                 "per stream, seconds; beyond: the stream is closed with 1013.")
+
+    @field_validator("languages")
+    @classmethod
+    def _backends_known(cls, value: dict[str, str]) -> dict[str, str]:
+        for lang, spec in value.items():
+            backend, _, model = spec.partition(":")
+            if backend not in BACKENDS or not model:
+                raise ValueError(f"{lang}: {spec!r} is not '<backend>:<model>' with a backend "
+                                 f"among {', '.join(BACKENDS)}")
+        return value

@@ -1,0 +1,97 @@
+"""The streaming backend: sherpa-onnx OnlineRecognizer (transducer) + Silero VAD endpoints.
+
+Audio goes into each stream's OnlineStream as it arrives; every step decodes all ready streams
+in one ``decode_streams`` batch. A partial goes out whenever a stream's text changes. The
+utterance ends (a final, then the recognizer stream is reset) when the VAD sees the end of
+speech (the main signal, ``vad_min_silence_ms``) or the recognizer's own endpoint rule fires
+(the second signal: trailing silence after text, or the longest utterance).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from jbcalling.speech.modelfiles import require
+from jbcalling.stt.backend import SAMPLE_RATE, Backend, Stream
+from jbcalling.stt.settings import SttSettings
+from jbcalling.stt.vad import VadFactory
+
+FILES = ["encoder.onnx", "decoder.onnx", "joiner.onnx", "tokens.txt"]
+
+
+@dataclass(eq=False)
+class _State:
+    stream: Any
+    vad: Any
+    text: str = ""
+    start: int = 0  # first sample of the open utterance
+
+
+class StreamingBackend(Backend):
+    kind = "streaming"
+
+    def __init__(self, lang: str, model: str, folder: Path, settings: SttSettings,
+                 vad: VadFactory) -> None:
+        import sherpa_onnx
+
+        require(model, folder, FILES)
+        extra: dict[str, Any] = {}
+        if settings.hotwords_file:
+            extra = {"hotwords_file": settings.hotwords_file,
+                     "hotwords_score": settings.hotwords_score}
+        self.recognizer = sherpa_onnx.OnlineRecognizer.from_transducer(
+            tokens=str(folder / "tokens.txt"), encoder=str(folder / "encoder.onnx"),
+            decoder=str(folder / "decoder.onnx"), joiner=str(folder / "joiner.onnx"),
+            num_threads=settings.threads, sample_rate=SAMPLE_RATE, feature_dim=80,
+            decoding_method=settings.decoding_method, enable_endpoint_detection=True,
+            rule1_min_trailing_silence=2.4,
+            rule2_min_trailing_silence=settings.endpoint_trailing_silence_s,
+            rule3_min_utterance_length=settings.max_utterance_s, **extra)
+        self.vad_factory = vad
+        super().__init__(lang, model, settings.max_backlog_s)
+        self.standin = (folder / "STANDIN").is_file()
+
+    def start_stream(self) -> _State:
+        return _State(self.recognizer.create_stream(), self.vad_factory.create())
+
+    def step(self, work: list[tuple[Stream, np.ndarray | None, bool]], last: bool) -> None:
+        rec = self.recognizer
+        for s, audio, closing in work:
+            st: _State = s.state
+            if audio is not None:
+                st.stream.accept_waveform(SAMPLE_RATE, audio)
+                st.vad.accept_waveform(audio)
+                s.samples += len(audio)
+            if closing:
+                st.stream.input_finished()
+                st.vad.flush()
+        ready = [s.state.stream for s, _, _ in work if rec.is_ready(s.state.stream)]
+        t0 = time.perf_counter()
+        while ready:
+            rec.decode_streams(ready)
+            ready = [r for r in ready if rec.is_ready(r)]
+        self.observe("batch", time.perf_counter() - t0)
+        for s, _, closing in work:
+            st = s.state
+            speech_end = None
+            while not st.vad.empty():
+                seg = st.vad.front
+                speech_end = seg.start + len(seg.samples)
+                st.vad.pop()
+            text = rec.get_result(st.stream).strip()
+            if text and text != st.text:
+                st.text = text
+                self.result(s, "partial", text, st.start, s.samples)
+            if speech_end is not None or closing or rec.is_endpoint(st.stream):
+                if text:
+                    self.result(s, "final", text, st.start, speech_end or s.samples)
+                    s.segment += 1
+                rec.reset(st.stream)
+                st.text, st.start = "", s.samples
+            if closing:
+                self._finish(s)

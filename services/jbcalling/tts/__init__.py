@@ -1,0 +1,1 @@
+"""tts: text -> speech per language with Piper voices, streamed sentence by sentence."""
