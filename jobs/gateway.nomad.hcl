@@ -1,0 +1,212 @@
+# gateway: WebRTC media (aiortc) - forwards each participant's media to the others without
+# re-encoding video, taps each speaker's audio for speech recognition, plays translated speech.
+# Host network: media goes over UDP straight to the node's announced public IP. Rooms are sticky
+# to one instance (signaling keeps the choice in Redis), so an update replaces instances one at a
+# time and their rooms reconnect; no canary (a canary would take rooms it cannot keep).
+
+variable "release" {
+  description = "Release version jbctl stamps on the job (meta jb_release)."
+  type        = string
+  default     = "0.0.0"
+}
+
+variable "datacenters" {
+  description = "Nomad datacenters the job may run in."
+  type        = list(string)
+  default     = ["dc1"]
+}
+
+variable "driver" {
+  description = "Task driver: exec in production, raw_exec on the dev cluster."
+  type        = string
+  default     = "exec"
+}
+
+variable "app_root" {
+  description = "The jbcalling venv on the node; the service starts from its bin/."
+  type        = string
+  default     = "/opt/jbcalling/venv"
+}
+
+variable "consul_http_addr" {
+  description = "The node's Consul agent, which the service asks for healthy instances of the others."
+  type        = string
+  default     = "http://127.0.0.1:8500"
+}
+
+variable "gateway_count" {
+  description = "Number of gateway instances (each serves whole rooms)."
+  type        = number
+  default     = 1
+}
+
+variable "gateway_port" {
+  description = "Port of the control API that signaling calls; 0 lets Nomad pick one."
+  type        = number
+  default     = 8090
+}
+
+variable "gateway_announced_ip" {
+  description = "The node's public IP written into ICE candidates (1:1 NAT); empty: the interface's."
+  type        = string
+  default     = ""
+}
+
+variable "gateway_ice_addresses" {
+  description = "Addresses to gather ICE candidates on; empty: every interface. The dev cluster uses the loopback."
+  type        = list(string)
+  default     = []
+}
+
+variable "gateway_udp_ports" {
+  description = "UDP range the firewall opens for media (Ansible). aiortc 1.16 binds ephemeral ports and cannot be held to it; TURN covers strict firewalls."
+  type        = string
+  default     = "32768-60999"
+}
+
+variable "gateway_max_rooms" {
+  description = "Rooms per instance; the next is refused with a reason."
+  type        = number
+  default     = 20
+}
+
+variable "gateway_cpu" {
+  description = "CPU reserved per instance, MHz."
+  type        = number
+  default     = 1500
+}
+
+variable "gateway_memory" {
+  description = "Memory reserved per instance, MB."
+  type        = number
+  default     = 2048
+}
+
+variable "min_healthy_time" {
+  description = "How long an instance must pass its checks to count as healthy."
+  type        = string
+  default     = "10s"
+}
+
+variable "healthy_deadline" {
+  description = "How long an instance may take to become healthy before the deployment fails."
+  type        = string
+  default     = "2m"
+}
+
+variable "progress_deadline" {
+  description = "How long a deployment may go without a newly healthy instance."
+  type        = string
+  default     = "5m"
+}
+
+job "gateway" {
+  datacenters = var.datacenters
+  type        = "service"
+
+  meta {
+    jb_managed_by = "jbctl"
+    jb_release    = var.release
+    jb_service    = "gateway"
+    jb_udp_ports  = var.gateway_udp_ports
+  }
+
+  constraint {
+    attribute = "${meta.jb_role}"
+    operator  = "set_contains"
+    value     = "edge"
+  }
+
+  update {
+    max_parallel      = 1
+    auto_revert       = true
+    health_check      = "checks"
+    min_healthy_time  = var.min_healthy_time
+    healthy_deadline  = var.healthy_deadline
+    progress_deadline = var.progress_deadline
+  }
+
+  group "gateway" {
+    count = var.gateway_count
+
+    scaling {
+      enabled = true
+      min     = 1
+      max     = 8
+    }
+
+    network {
+      mode = "host"
+      port "http" {
+        static = var.gateway_port
+      }
+    }
+
+    restart {
+      attempts = 3
+      interval = "2m"
+      delay    = "5s"
+      mode     = "delay"
+    }
+
+    reschedule {
+      delay          = "10s"
+      delay_function = "exponential"
+      max_delay      = "2m"
+      unlimited      = true
+    }
+
+    service {
+      name     = "gateway"
+      port     = "http"
+      provider = "consul"
+      tags     = ["jbcalling", "media"]
+
+      meta {
+        version = var.release
+        role    = "edge"
+      }
+
+      check {
+        name     = "gateway ready"
+        type     = "http"
+        path     = "/ready"
+        interval = "3s"
+        timeout  = "2s"
+      }
+    }
+
+    task "gateway" {
+      driver       = var.driver
+      kill_timeout = "20s"
+
+      config {
+        command = "${var.app_root}/bin/jb-gateway"
+      }
+
+      env {
+        JB_GATEWAY_HOST             = "${NOMAD_IP_http}"
+        JB_GATEWAY_PORT             = "${NOMAD_PORT_http}"
+        JB_GATEWAY_VERSION          = var.release
+        JB_GATEWAY_MAX_ROOMS        = var.gateway_max_rooms
+        JB_GATEWAY_ANNOUNCED_IP     = var.gateway_announced_ip
+        JB_GATEWAY_ICE_ADDRESSES    = jsonencode(var.gateway_ice_addresses)
+        JB_GATEWAY_CONSUL_HTTP_ADDR = var.consul_http_addr
+      }
+
+      template {
+        destination = "local/redis.env"
+        env         = true
+        change_mode = "restart"
+        data        = <<-EOT
+          {{ with service "redis" }}{{ with index . 0 }}JB_GATEWAY_REDIS_URL=redis://{{ .Address }}:{{ .Port }}/0{{ end }}{{ else }}JB_GATEWAY_REDIS_URL=redis://redis-not-in-consul.invalid:6379/0{{ end }}
+          EOT
+      }
+
+      resources {
+        cpu    = var.gateway_cpu
+        memory = var.gateway_memory
+      }
+    }
+  }
+}

@@ -1,0 +1,147 @@
+"""The gateway's control API (called by signaling) and its health endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Header, HTTPException, Request, Response
+from prometheus_client import CollectorRegistry, Gauge
+from pydantic import BaseModel, Field, ValidationError
+
+from jbcalling.common import health
+from jbcalling.common.discovery import Discovery
+from jbcalling.gateway import counters, ice, passthrough
+from jbcalling.gateway.pipeline import Pipeline
+from jbcalling.gateway.settings import GatewaySettings
+from jbcalling.gateway.sfu import GatewayFull, Sfu
+from jbcalling.gateway.tap import Taps
+
+log = logging.getLogger("jbcalling.gateway")
+ID = r"^[A-Za-z0-9_-]{6,64}$"
+
+
+class Answer(BaseModel):
+    sdp: str = Field(min_length=10, max_length=200_000)
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    passthrough.install()
+    counters.install()
+    ice.use_host_addresses(settings.ice_addresses)
+    registry = CollectorRegistry()
+    redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2)
+    state: dict[str, Any] = {}
+
+    async def publish(room: str, event: dict[str, Any]) -> None:
+        try:
+            await redis.publish(f"jb:room:{room}:events", json.dumps(event))
+        except (aioredis.RedisError, OSError) as exc:
+            log.warning("cannot publish a room event: %s", exc)
+
+    def consume(room: str, pid: str, pcm: bytes) -> None:
+        pipeline = state.get("pipeline")
+        if pipeline is not None:
+            pipeline.audio(room, pid, pcm)
+
+    sfu = Sfu(settings.max_rooms, settings.max_peers, publish,
+              lambda room, pid, frame: state["taps"].feed(room, pid, frame))
+
+    discovery = Discovery(settings.consul_http_addr, {
+        "stt": settings.stt_url, "mt": settings.mt_url, "tts": settings.tts_url})
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state["taps"] = Taps(asyncio.get_running_loop(), consume)
+        state["pipeline"] = Pipeline(discovery, redis, publish, sfu.speech_targets)
+        log.info("gateway started", extra={"version": settings.version})
+        yield
+        await sfu.close()
+        await state["pipeline"].close()
+        await redis.aclose()
+
+    app = FastAPI(title="jbcalling gateway", version=settings.version, lifespan=lifespan)
+    app.state.sfu = sfu
+    app.state.state = state
+
+    def _auth(token: str) -> None:
+        if settings.api_token and token != settings.api_token:
+            raise HTTPException(401, {"code": "unauthorized", "message": "bad gateway token"})
+
+    @app.post("/v1/rooms/{room}/peers/{pid}/offer")
+    async def offer(room: str, pid: str, x_jb_gateway_token: str = Header("")) -> dict[str, str]:
+        _auth(x_jb_gateway_token)
+        _ids(room, pid)
+        try:
+            sdp = await sfu.offer(room, pid)
+        except GatewayFull as exc:
+            raise HTTPException(503, {"code": exc.code, "message": exc.message}) from None
+        return {"type": "offer", "sdp": ice.announce(sdp, settings.announced_ip)}
+
+    @app.post("/v1/rooms/{room}/peers/{pid}/answer", status_code=204)
+    async def answer(room: str, pid: str, request: Request,
+                     x_jb_gateway_token: str = Header("")) -> Response:
+        _auth(x_jb_gateway_token)
+        _ids(room, pid)
+        # Parsed here: FastAPI answers 500 to a body that is not UTF-8.
+        try:
+            body = Answer.model_validate_json(await request.body())
+        except (ValidationError, ValueError):
+            raise HTTPException(422, {"code": "bad_body",
+                                      "message": 'send JSON {"sdp": "<the SDP answer>"}'}) from None
+        try:
+            await sfu.answer(room, pid, body.sdp)
+        except KeyError:
+            raise HTTPException(404, {"code": "no_offer", "message": "ask for an offer first"}) from None
+        except (ValueError, AssertionError, AttributeError, IndexError) as exc:
+            await sfu.leave(room, pid)
+            raise HTTPException(400, {"code": "bad_sdp",
+                                      "message": f"the answer is not valid SDP: {str(exc)[:200]}"},
+                                ) from None
+        return Response(status_code=204)
+
+    @app.delete("/v1/rooms/{room}/peers/{pid}", status_code=204)
+    async def leave(room: str, pid: str, x_jb_gateway_token: str = Header("")) -> Response:
+        _auth(x_jb_gateway_token)
+        await sfu.leave(room, pid)
+        state["taps"].forget(room, pid)
+        await state["pipeline"].stop(room, pid)
+        return Response(status_code=204)
+
+    gauges = {name: Gauge(f"jb_gateway_{name}", doc, registry=registry) for name, doc in {
+        "rooms": "rooms served", "peers": "peer connections",
+        "video_encoders_started": "video encoders that encoded a frame (forwarding: always 0)",
+        "forwarded_video_frames": "video frames forwarded without decoding"}.items()}
+
+    async def probe() -> health.Readiness:
+        load: dict[str, Any] = {"rooms": len(sfu.rooms), "peers": sfu.peer_count,
+                "capacity": {"rooms": settings.max_rooms, "peers_per_room": settings.max_peers},
+                "video_encoders_started": counters.encoders_started["video"],
+                "audio_encoders_started": counters.encoders_started["audio"],
+                "forwarded_video_frames": passthrough.counters["forwarded_frames"],
+                "speech_samples_played": sum(p.speech.samples_played for r in sfu.rooms.values()
+                                             for p in r.peers.values())}
+        for name, gauge in gauges.items():
+            gauge.set(float(load[name]) if isinstance(load.get(name), int) else 0.0)
+        try:
+            await redis.ping()
+        except (aioredis.RedisError, OSError) as exc:
+            return health.Readiness(False, {"redis": f"unreachable: {exc}"}, load)
+        return health.Readiness(True, {"redis": "ok"}, load)
+
+    health.install(app, service="gateway", version=settings.version, probe=probe,
+                   registry=registry)
+    return app
+
+
+def _ids(room: str, pid: str) -> None:
+    import re
+
+    if not re.fullmatch(ID, room) or not re.fullmatch(ID, pid):
+        raise HTTPException(400, {"code": "bad_id", "message": "room and participant ids are "
+                                                               "6-64 characters of [A-Za-z0-9_-]"})

@@ -1,0 +1,252 @@
+"""The data path of one spoken sentence, inside the gateway - the one place it is written down:
+
+    speaker's Opus      -> tap.Taps: decoded once, 16 kHz mono s16le           (tap.py)
+    -> SpeakerStream    -> stt ``WS /v1/stream?lang=<speaks>``, sticky per speaker
+    -> partial          -> caption(kind=partial)  -> Redis room events -> signaling -> browsers
+    -> final            -> caption(kind=final)    (the original, at once)
+                        -> mt ``POST /v1/translate`` -> caption(kind=translation), transcript
+                        -> tts ``POST /v1/synthesize`` -> SpeechTrack of each listener who
+                           hears that language (speech_track.py)
+
+Degradations (DESIGN.md): stt down -> a ``captions_status: unavailable`` event, the call goes on,
+the stream reconnects; mt down -> the translation caption says ``translation_error``; tts down
+-> captions only. Every caption carries wall-clock timestamps (ms) for latency measurement:
+``audio_end_ms`` (the end of the utterance in the speaker's stream, as wall time) and
+``emitted_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+import redis.asyncio as aioredis
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
+
+from jbcalling.common.discovery import Discovery, NoInstance
+from jbcalling.gateway.speech_track import SpeechTrack
+
+log = logging.getLogger("jbcalling.gateway.pipeline")
+Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
+LANGS = ("vi", "en")
+MAX_BUFFER_BYTES = 16000 * 2 * 10  # 10 s of audio held while stt reconnects
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Pipeline:
+    def __init__(self, discovery: Discovery, redis: aioredis.Redis, publish: Publish,
+                 speech_targets: Callable[[str], dict[str, SpeechTrack]]) -> None:
+        self.discovery = discovery
+        self.redis = redis
+        self.publish = publish
+        self.speech_targets = speech_targets
+        self.streams: dict[tuple[str, str], SpeakerStream] = {}
+        self.http = httpx.AsyncClient(timeout=10)
+        self.background: set[asyncio.Future[None]] = set()
+
+    def spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    def audio(self, room: str, pid: str, pcm16k: bytes) -> None:
+        """Called on the event loop with each chunk of a speaker's 16 kHz audio."""
+        stream = self.streams.get((room, pid))
+        if stream is None:
+            stream = self.streams[(room, pid)] = SpeakerStream(self, room, pid)
+            stream.start()
+        stream.push(pcm16k)
+
+    async def stop(self, room: str, pid: str) -> None:
+        stream = self.streams.pop((room, pid), None)
+        if stream is not None:
+            await stream.stop()
+
+    async def close(self) -> None:
+        for key in list(self.streams):
+            await self.stop(*key)
+        await self.http.aclose()
+
+    async def people(self, room: str) -> dict[str, dict[str, Any]]:
+        raw = await self.redis.hgetall(f"jb:room:{room}:people")
+        return {(k.decode() if isinstance(k, bytes) else k): json.loads(v) for k, v in raw.items()}
+
+    # ---- after a final result ---------------------------------------------------------------
+    async def on_final(self, room: str, speaker: dict[str, Any], caption: dict[str, Any]) -> None:
+        source = caption["lang"]
+        target = next(lang for lang in LANGS if lang != source)
+        translated, error = await self.translate(source, target, caption["text"])
+        update = {**caption, "kind": "translation", "emitted_ms": now_ms(),
+                  "translations": {target: translated} if translated else {}}
+        if error:
+            update["translation_error"] = error
+        await self.publish(room, update)
+        await self._transcript(room, speaker, caption, translated or "", target)
+        if translated:
+            await self.speak(room, caption, target, translated)
+
+    async def translate(self, source: str, target: str, text: str) -> tuple[str, str]:
+        try:
+            url = await self.discovery.pick("mt")
+            resp = await self.http.post(url + "/v1/translate",
+                                        json={"source": source, "target": target, "texts": [text]})
+        except (NoInstance, httpx.HTTPError) as exc:
+            self.discovery.forget("mt")
+            log.warning("translation unavailable", extra={"error": str(exc)})
+            return "", "unavailable"
+        if resp.status_code != 200:
+            return "", f"unavailable ({resp.status_code})"
+        return str(resp.json()["translations"][0]), ""
+
+    async def speak(self, room: str, caption: dict[str, Any], lang: str, text: str) -> None:
+        people = await self.people(room)
+        listeners = [pid for pid, p in people.items()
+                     if pid != caption["speaker"] and p.get("hear_translation")
+                     and p.get("captions") == lang]
+        tracks = self.speech_targets(room)
+        targets = [tracks[pid] for pid in listeners if pid in tracks]
+        if not targets:
+            return
+        try:
+            url = await self.discovery.pick("tts")
+            pcm, rate = await self._synthesize(url, lang, text)
+        except (NoInstance, httpx.HTTPError, ValueError) as exc:
+            self.discovery.forget("tts")
+            log.warning("speech unavailable", extra={"error": str(exc)})
+            return
+        audio48 = resample_to_48k(pcm, rate)
+        for track in targets:
+            track.play(audio48)
+        await self.publish(room, {"type": "speech", "segment": caption["segment"],
+                                  "speaker": caption["speaker"], "lang": lang, "to": None,
+                                  "listeners": listeners, "emitted_ms": now_ms(),
+                                  "audio_end_ms": caption.get("audio_end_ms"),
+                                  "duration_ms": len(pcm) * 1000 // (2 * rate),
+                                  "peak": int(np.abs(np.frombuffer(pcm, np.int16).astype(np.int32)).max(
+                                      initial=0))})
+
+    async def _synthesize(self, url: str, lang: str, text: str) -> tuple[bytes, int]:
+        async with self.http.stream("POST", url + "/v1/synthesize",
+                                    json={"lang": lang, "text": text}) as resp:
+            if resp.status_code != 200:
+                raise ValueError(f"tts answered {resp.status_code}")
+            rate = int(resp.headers.get("X-Sample-Rate", "22050"))
+            pcm = b"".join([chunk async for chunk in resp.aiter_bytes()])
+        return pcm[: len(pcm) // 2 * 2], rate
+
+    async def _transcript(self, room: str, speaker: dict[str, Any], caption: dict[str, Any],
+                          translation: str, target: str) -> None:
+        from jbcalling.signaling.transcript import Segment, append
+
+        with contextlib.suppress(aioredis.RedisError, OSError):
+            await append(self.redis, room, Segment(
+                speaker.get("name", ""), caption["speaker"], caption["start_ms"], caption["end_ms"],
+                caption["lang"], caption["text"], translation, target))
+
+
+class SpeakerStream:
+    """One speaker's sticky stream to an stt instance; reconnects when it drops."""
+
+    def __init__(self, pipeline: Pipeline, room: str, pid: str) -> None:
+        self.p, self.room, self.pid = pipeline, room, pid
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        self.queued = 0
+        self.task: asyncio.Task[None] | None = None
+        self.epoch = 0
+        self.started_wall_ms = 0  # wall time of the first sample sent on this stt stream
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._run())
+
+    def push(self, pcm: bytes) -> None:
+        self.queue.put_nowait(pcm)
+        self.queued += len(pcm)
+        while self.queued > MAX_BUFFER_BYTES:  # stt is away: keep only the latest audio
+            self.queued -= len(self.queue.get_nowait())
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def _run(self) -> None:
+        delay = 0.5
+        down_reported = False
+        while True:
+            people = await self.p.people(self.room)
+            me = people.get(self.pid, {})
+            lang = me.get("speak", "en")
+            try:
+                url = await self.p.discovery.pick("stt")
+                ws_url = url.replace("http", "ws", 1) + f"/v1/stream?lang={lang}"
+                async with connect(ws_url, open_timeout=5, max_size=2**20) as ws:
+                    if down_reported:
+                        await self.p.publish(self.room, {"type": "captions_status",
+                                                         "state": "available"})
+                        down_reported = False
+                    delay = 0.5
+                    self.epoch += 1
+                    self.started_wall_ms = 0
+                    await self._session(ws, me, lang)
+            except (NoInstance, OSError, WebSocketException, TimeoutError) as exc:
+                self.p.discovery.forget("stt")
+                if not down_reported:
+                    log.warning("speech recognition unavailable", extra={"error": str(exc)})
+                    await self.p.publish(self.room, {"type": "captions_status",
+                                                     "state": "unavailable", "speaker": self.pid})
+                    down_reported = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _session(self, ws: Any, me: dict[str, Any], lang: str) -> None:
+        async def send() -> None:
+            while True:
+                chunk = await self.queue.get()
+                self.queued -= len(chunk)
+                if not self.started_wall_ms:
+                    self.started_wall_ms = now_ms() - len(chunk) // 32
+                await ws.send(chunk)
+
+        sender = asyncio.ensure_future(send())
+        try:
+            async for raw in ws:
+                await self._result(json.loads(raw), me, lang)
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+
+    async def _result(self, res: dict[str, Any], me: dict[str, Any], lang: str) -> None:
+        if res.get("type") not in ("partial", "final") or not str(res.get("text", "")).strip():
+            return
+        caption = {"type": "caption", "kind": res["type"], "speaker": self.pid,
+                   "speaker_name": me.get("name", ""), "segment": f"{self.epoch}:{res['segment']}",
+                   "lang": res.get("lang", lang), "text": res["text"],
+                   "start_ms": res["start_ms"], "end_ms": res["end_ms"],
+                   "audio_end_ms": self.started_wall_ms + int(res["end_ms"]),
+                   "emitted_ms": now_ms()}
+        await self.p.publish(self.room, caption)
+        if res["type"] == "final":
+            self.p.spawn(self.p.on_final(self.room, me, caption))
+
+
+def resample_to_48k(pcm: bytes, rate: int) -> bytes:
+    samples = np.frombuffer(pcm, dtype=np.int16).reshape(1, -1)
+    frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+    frame.sample_rate = rate
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+    out = resampler.resample(frame) + resampler.resample(None)
+    return b"".join(bytes(f.planes[0])[: f.samples * 2] for f in out)

@@ -1,0 +1,24 @@
+"""The gateway's one settings object (``JB_GATEWAY_*``)."""
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from jbcalling.common.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="JB_GATEWAY_")
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis: room events, captions.")
+    max_rooms: int = Field(20, ge=1, description="Rooms this instance serves.")
+    max_peers: int = Field(6, ge=2, le=12, description="Media peers per room (= room size).")
+    announced_ip: str = Field("", description="Public IP put in ICE host candidates (1:1 NAT); "
+                              "empty: the interface addresses.")
+    ice_addresses: list[str] = Field(default_factory=list, description="Addresses to gather ICE "
+                                     "host candidates on (JSON list); empty: every interface.")
+    consul_http_addr: str = Field("http://127.0.0.1:8500", description="Consul, to find stt/mt/tts.")
+    stt_url: str = Field("", description="stt base URL; empty: a healthy instance from Consul.")
+    mt_url: str = Field("", description="mt base URL; empty: from Consul.")
+    tts_url: str = Field("", description="tts base URL; empty: from Consul.")
+    api_token: str = Field("", description="Shared token signaling presents (X-JB-Gateway-Token); "
+                           "from Nomad Variables. Empty: no check (dev only).")

@@ -1,0 +1,223 @@
+"""Rooms of peer connections that forward each participant's media to the others.
+
+The gateway makes the offer: every peer connection has two receive transceivers (the
+participant's microphone and camera), ``max_peers - 1`` pairs of send slots (audio, video) that
+other participants fill as they arrive, and one audio track of translated speech. No
+renegotiation is needed when someone joins or leaves; ``slots`` events tell the client which
+participant each slot (by mid) carries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamTrack
+
+from jbcalling.gateway import passthrough
+from jbcalling.gateway.speech_track import SpeechTrack
+
+log = logging.getLogger("jbcalling.gateway.sfu")
+Publish = Callable[[str, dict[str, Any]], Awaitable[None]]  # (room, event)
+AudioTap = Callable[[str, str, av.AudioFrame], None]      # (room, participant, frame)
+
+
+class GatewayFull(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass
+class Slot:
+    audio: passthrough.RelayTrack
+    video: passthrough.RelayTrack
+    audio_mid: str = ""
+    video_mid: str = ""
+    video_sender: Any = None
+    source: str | None = None
+
+
+@dataclass
+class Peer:
+    id: str
+    pc: RTCPeerConnection
+    slots: list[Slot]
+    speech: SpeechTrack
+    receivers: dict[str, Any] = field(default_factory=dict)  # kind -> RTCRtpReceiver
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def slot_of(self, source: str) -> Slot | None:
+        return next((s for s in self.slots if s.source == source), None)
+
+
+class Room:
+    def __init__(self, room_id: str, sfu: Sfu) -> None:
+        self.id = room_id
+        self.sfu = sfu
+        self.peers: dict[str, Peer] = {}
+
+    def sinks(self, source: str, kind: str) -> list[passthrough.RelayTrack]:
+        out = []
+        for peer in self.peers.values():
+            slot = peer.slot_of(source)
+            if slot is not None:
+                out.append(slot.audio if kind == "audio" else slot.video)
+        return out
+
+    async def assign_slots(self) -> None:
+        """Give every publisher a slot at every other peer; tell each peer its slot map."""
+        for peer in self.peers.values():
+            others = [p for p in self.peers if p != peer.id]
+            for slot in peer.slots:
+                if slot.source is not None and slot.source not in others:
+                    slot.source = None
+            for other in others:
+                if peer.slot_of(other) is None:
+                    free = next((s for s in peer.slots if s.source is None), None)
+                    if free is None:
+                        continue
+                    free.source = other
+                    source_peer = self.peers[other]
+                    if "video" in source_peer.receivers:  # the newcomer needs a keyframe
+                        await passthrough.request_keyframe(source_peer.receivers["video"])
+            await self.sfu.publish(self.id, {
+                "type": "media_slots", "to": peer.id,
+                "slots": [{"participant": s.source, "audio_mid": s.audio_mid,
+                           "video_mid": s.video_mid} for s in peer.slots if s.source]})
+
+
+class Sfu:
+    def __init__(self, max_rooms: int, max_peers: int, publish: Publish, tap: AudioTap) -> None:
+        self.max_rooms = max_rooms
+        self.max_peers = max_peers
+        self.publish = publish
+        self.tap = tap
+        self.rooms: dict[str, Room] = {}
+        self._background: set[asyncio.Future[None]] = set()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    @property
+    def peer_count(self) -> int:
+        return sum(len(r.peers) for r in self.rooms.values())
+
+    async def offer(self, room_id: str, pid: str) -> str:
+        """A new peer connection for ``pid`` in ``room_id``; returns the gateway's SDP offer."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            if len(self.rooms) >= self.max_rooms:
+                raise GatewayFull("gateway_full", f"this gateway serves {self.max_rooms} rooms")
+            room = self.rooms[room_id] = Room(room_id, self)
+        if pid in room.peers:
+            await self.leave(room_id, pid)  # a reconnect replaces the old connection
+            room = self.rooms.setdefault(room_id, Room(room_id, self))
+        if len(room.peers) >= self.max_peers:
+            raise GatewayFull("room_full", f"this room has {self.max_peers} media peers")
+        # One transport for all media: with "balanced", aiortc gives video its own ICE/DTLS
+        # transport, which costs a second connectivity check per peer.
+        pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        for kind in ("audio", "video"):
+            pc.addTransceiver(kind, direction="recvonly")
+        slots = []
+        for _ in range(self.max_peers - 1):
+            slot = Slot(passthrough.RelayTrack("audio"), passthrough.RelayTrack("video"))
+            pc.addTransceiver(slot.audio, direction="sendonly")
+            tv = pc.addTransceiver(slot.video, direction="sendonly")
+            slot.video_sender = tv.sender
+            slots.append(slot)
+        speech = SpeechTrack()
+        pc.addTransceiver(speech, direction="sendonly")
+        _prefer(pc)
+        peer = Peer(pid, pc, slots, speech)
+        room.peers[pid] = peer
+        pc.on("track", lambda track: self._on_track(room, peer, track))
+        pc.on("connectionstatechange", lambda: self._on_state(room, peer))
+        await pc.setLocalDescription(await pc.createOffer())
+        transceivers = pc.getTransceivers()
+        for i, slot in enumerate(slots):
+            slot.audio_mid = transceivers[2 + 2 * i].mid or ""
+            slot.video_mid = transceivers[3 + 2 * i].mid or ""
+            passthrough.relay_keyframe_requests(slot.video_sender, self._keyframe_relay(room, slot))
+        return pc.localDescription.sdp
+
+    async def answer(self, room_id: str, pid: str, sdp: str) -> None:
+        peer = self._peer(room_id, pid)
+        await peer.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        await self.rooms[room_id].assign_slots()
+
+    def _peer(self, room_id: str, pid: str) -> Peer:
+        room = self.rooms.get(room_id)
+        if room is None or pid not in room.peers:
+            raise KeyError(pid)
+        return room.peers[pid]
+
+    def _keyframe_relay(self, room: Room, slot: Slot) -> Callable[[], None]:
+        def relay() -> None:
+            src = room.peers.get(slot.source or "")
+            if src is not None and "video" in src.receivers:
+                self._spawn(passthrough.request_keyframe(src.receivers["video"]))
+        return relay
+
+    def _on_track(self, room: Room, peer: Peer, track: MediaStreamTrack) -> None:
+        receiver = next(t.receiver for t in peer.pc.getTransceivers() if t.receiver.track is track)
+        peer.receivers[track.kind] = receiver
+        if track.kind == "audio":
+            passthrough.bind_tap(receiver, lambda frame: self.tap(room.id, peer.id, frame))
+        task = asyncio.ensure_future(passthrough.pump(
+            track, lambda: room.sinks(peer.id, track.kind), lambda: None))
+        peer.tasks.append(task)
+
+    def _on_state(self, room: Room, peer: Peer) -> None:
+        if peer.pc.connectionState in ("failed", "closed"):
+            self._spawn(self.leave(room.id, peer.id))
+
+    async def leave(self, room_id: str, pid: str) -> None:
+        room = self.rooms.get(room_id)
+        if room is None or pid not in room.peers:
+            return
+        peer = room.peers.pop(pid)
+        for receiver in peer.receivers.values():
+            passthrough.unbind_tap(receiver)
+        for task in peer.tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await peer.pc.close()
+        if room.peers:
+            await room.assign_slots()
+        else:
+            self.rooms.pop(room_id, None)
+
+    def speech_targets(self, room_id: str) -> dict[str, SpeechTrack]:
+        room = self.rooms.get(room_id)
+        return {pid: p.speech for pid, p in room.peers.items()} if room else {}
+
+    async def close(self) -> None:
+        for room_id, room in list(self.rooms.items()):
+            for pid in list(room.peers):
+                await self.leave(room_id, pid)
+
+
+def _prefer(pc: RTCPeerConnection) -> None:
+    """Forwarding needs one codec per kind across all peers: VP8 and Opus."""
+    caps = {k: RTCRtpSender.getCapabilities(k).codecs for k in ("audio", "video")}
+    want = {"audio": "audio/opus", "video": "video/VP8"}
+    for t in pc.getTransceivers():
+        kind = t.kind
+        t.setCodecPreferences([c for c in caps[kind]
+                               if c.mimeType == want[kind] or c.mimeType.endswith("/rtx")])

@@ -1,0 +1,37 @@
+"""The speech tap: each speaker's decoded audio, resampled once to 16 kHz mono s16le.
+
+The decoder threads call :meth:`Taps.feed`; the PCM reaches the event loop through
+``call_soon_threadsafe`` and goes to the speaker's consumer (the pipeline's stt stream).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import av
+
+Consumer = Callable[[str, str, bytes], None]  # (room, participant, pcm16k)
+
+
+class Taps:
+    def __init__(self, loop: asyncio.AbstractEventLoop, consumer: Consumer) -> None:
+        self.loop = loop
+        self.consumer = consumer
+        self.resamplers: dict[tuple[str, str], av.AudioResampler] = {}
+        self.samples: dict[tuple[str, str], int] = {}
+
+    def feed(self, room: str, pid: str, frame: av.AudioFrame) -> None:
+        """Called in a decoder thread with a 48 kHz frame."""
+        key = (room, pid)
+        resampler = self.resamplers.get(key)
+        if resampler is None:
+            resampler = self.resamplers[key] = av.AudioResampler(format="s16", layout="mono",
+                                                                 rate=16000)
+        pcm = b"".join(bytes(f.planes[0])[: f.samples * 2] for f in resampler.resample(frame))
+        if pcm:
+            self.samples[key] = self.samples.get(key, 0) + len(pcm) // 2
+            self.loop.call_soon_threadsafe(self.consumer, room, pid, pcm)
+
+    def forget(self, room: str, pid: str) -> None:
+        self.resamplers.pop((room, pid), None)

@@ -1,0 +1,1 @@
+"""signaling: the public HTTPS origin (rooms API, WebSocket signaling, captions, web client)."""

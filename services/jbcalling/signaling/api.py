@@ -1,0 +1,111 @@
+"""The rooms REST API: create, join, transcript."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field, field_validator
+
+from jbcalling.signaling import tokens, transcript, turn
+from jbcalling.signaling.ratelimit import RateLimiter
+from jbcalling.signaling.rooms import RoomError, RoomStore
+from jbcalling.signaling.settings import SignalingSettings
+
+log = logging.getLogger("jbcalling.signaling.api")
+ROOM_ID = r"[A-Za-z0-9_-]{22}"
+
+
+class JoinRequest(BaseModel):
+    name: str = Field(min_length=1, max_length=60, description="Display name.")
+    speak: Literal["vi", "en"] = Field(description="The language this participant speaks.")
+    captions: Literal["vi", "en"] = Field(description="Captions (and speech) in this language.")
+    hear_translation: bool = Field(False, description="Play the translation as speech.")
+    host_key: str | None = Field(None, max_length=64, description="The key from room creation.")
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value or any(not ch.isprintable() for ch in value):
+            raise ValueError("a display name must be printable text")
+        return value
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def router(settings: SignalingSettings, store: RoomStore, limiter: RateLimiter) -> APIRouter:
+    api = APIRouter(prefix="/api")
+    secret = settings.jwt_secret.get_secret_value()
+
+    async def _limit(action: str, request: Request, per_min: int) -> None:
+        ok, retry = await limiter.allow(action, _client(request), per_min)
+        if not ok:
+            raise HTTPException(429, {"code": "rate_limited",
+                                      "message": f"too many {action} requests: retry in {retry} s"},
+                                headers={"Retry-After": str(retry)})
+
+    @api.post("/rooms", status_code=201)
+    async def create_room(request: Request) -> dict[str, str]:
+        await _limit("create", request, settings.rate_create_per_min)
+        room, host_key = await store.create()
+        log.info("room created", extra={"personal": {"room": room}})
+        base = settings.public_url or str(request.base_url)
+        return {"room_id": room, "join_url": f"{base.rstrip('/')}/r/{room}",
+                "host_key": host_key}
+
+    @api.post("/rooms/{room_id}/join")
+    async def join(room_id: str, body: JoinRequest, request: Request) -> dict[str, object]:
+        _check_room_id(room_id)
+        await _limit("join", request, settings.rate_join_per_min)
+        try:
+            person = await store.join(room_id, body.name, body.speak, body.captions,
+                                      body.hear_translation, body.host_key)
+        except RoomError as exc:
+            raise HTTPException(exc.status, {"code": exc.code, "message": exc.message}) from None
+        await store.publish(room_id, {"type": "joined", "participant": person.public()})
+        log.info("participant joined", extra={"personal": {"room": room_id, "name": person.name}})
+        return {
+            "participant_id": person.id, "role": person.role,
+            "token": tokens.issue(secret, room_id, person.id, person.role, settings.token_ttl_s),
+            "expires_in": settings.token_ttl_s,
+            "ice_servers": turn.ice_servers(settings.stun_urls, settings.turn_urls,
+                                            settings.turn_secret.get_secret_value(), person.id,
+                                            settings.turn_ttl_s),
+            "ws_url": f"/ws/rooms/{room_id}",
+        }
+
+    @api.get("/rooms/{room_id}/transcript", response_model=None)
+    async def get_transcript(room_id: str, format: Literal["txt", "vtt", "json"] = "txt",
+                             authorization: Annotated[str, Header()] = "",
+                             token: str = "") -> Response:
+        _check_room_id(room_id)
+        bearer = authorization.removeprefix("Bearer ").strip() or token
+        try:
+            tokens.verify(secret, bearer, room_id)
+        except tokens.TokenError as exc:
+            raise HTTPException(401, {"code": "unauthorized",
+                                      "message": f"a participant token is required ({exc.reason})"},
+                                ) from None
+        segments = await transcript.read(store.redis, room_id)
+        name = f"transcript-{room_id[:8]}.{format}"
+        disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+        if format == "json":
+            return JSONResponse({"room_id": room_id, "segments": transcript.as_json(segments)},
+                                headers=disposition)
+        if format == "vtt":
+            return PlainTextResponse(transcript.as_vtt(segments), media_type="text/vtt",
+                                     headers=disposition)
+        return PlainTextResponse(transcript.as_txt(segments), headers=disposition)
+
+    return api
+
+
+def _check_room_id(room_id: str) -> None:
+    if not re.fullmatch(ROOM_ID, room_id):
+        raise HTTPException(404, {"code": "room_not_found", "message": "no such room"})

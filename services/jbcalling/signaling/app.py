@@ -1,0 +1,63 @@
+"""The signaling FastAPI application: rooms API, participant WebSockets, health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI, WebSocket
+from prometheus_client import CollectorRegistry
+
+from jbcalling.common import health
+from jbcalling.signaling import api, ws
+from jbcalling.signaling.media import MediaRelay
+from jbcalling.signaling.ratelimit import RateLimiter
+from jbcalling.signaling.rooms import RoomStore
+from jbcalling.signaling.settings import SignalingSettings
+
+log = logging.getLogger("jbcalling.signaling")
+
+
+def create_app(settings: SignalingSettings) -> FastAPI:
+    registry = CollectorRegistry()
+    redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout_s,
+                                    socket_connect_timeout=settings.redis_timeout_s)
+    # The pub/sub connection blocks while waiting for events: no socket timeout on it.
+    events_redis = aioredis.Redis.from_url(settings.redis_url,
+                                           socket_connect_timeout=settings.redis_timeout_s)
+    store = RoomStore(redis, settings.room_idle_s, settings.max_participants)
+    hub = ws.Hub(events_redis)
+    media = MediaRelay(settings, store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
+        log.info("signaling started", extra={"version": settings.version})
+        yield
+        await hub.stop()
+        await redis.aclose()
+        await events_redis.aclose()
+
+    app = FastAPI(title="jbcalling signaling", version=settings.version, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.redis = redis
+    app.include_router(api.router(settings, store, RateLimiter(redis)))
+
+    @app.websocket("/ws/rooms/{room_id}")
+    async def room_socket(websocket: WebSocket, room_id: str) -> None:
+        await ws.serve(websocket, room_id, settings, store, hub, media)
+
+    async def probe() -> health.Readiness:
+        try:
+            await redis.ping()
+        except (aioredis.RedisError, OSError) as exc:
+            return health.Readiness(False, {"redis": f"unreachable: {exc}"})
+        rooms = len(hub.sockets)
+        sockets = sum(len(s) for s in hub.sockets.values())
+        return health.Readiness(True, {"redis": "ok"}, {"rooms": rooms, "sockets": sockets})
+
+    health.install(app, service="signaling", version=settings.version, probe=probe,
+                   registry=registry)
+    return app

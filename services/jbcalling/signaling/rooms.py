@@ -1,0 +1,152 @@
+"""Rooms and their participants, kept in Redis so that every signaling replica sees them.
+
+    jb:room:<id>             hash  created, host_key_hash, ended           (expires when idle)
+    jb:room:<id>:people      hash  participant id -> JSON Participant     (expires when idle)
+    jb:room:<id>:banned      set   participant ids the host removed
+    jb:room:<id>:events      pub/sub channel: participant events and captions for the room
+    jb:room:<id>:transcript  stream of final segments (see transcript.py)
+
+A room closes by itself after ``room_idle_s`` without activity: every key carries that TTL and
+activity (a join, a WebSocket message, a heartbeat) renews it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import redis.asyncio as aioredis
+
+Lang = Literal["vi", "en"]
+STALE_UNCONNECTED_S = 60  # a join whose WebSocket never came frees its seat after this
+
+
+def room_key(room: str, part: str = "") -> str:
+    return f"jb:room:{room}" + (f":{part}" if part else "")
+
+
+@dataclass
+class Participant:
+    id: str
+    name: str
+    speak: Lang
+    captions: Lang
+    hear_translation: bool
+    role: Literal["host", "guest"]
+    joined_at: float
+    connected: bool = False
+    muted: bool = False
+
+    def public(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "joined_at"}
+
+
+class RoomError(Exception):
+    """A request about a room that cannot be served; ``status`` is the HTTP status to answer."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+# Add a participant only while the room has a free seat: atomic across replicas.
+_ADD_IF_ROOM = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('HGET', KEYS[1], 'ended') == '1' then return -2 end
+if redis.call('HLEN', KEYS[2]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+
+class RoomStore:
+    def __init__(self, redis: aioredis.Redis, idle_s: int, max_participants: int) -> None:
+        self.redis = redis
+        self.idle_s = idle_s
+        self.max = max_participants
+        self._add = redis.register_script(_ADD_IF_ROOM)
+
+    async def create(self) -> tuple[str, str]:
+        """A new room: its id (128 random bits) and the host key that makes a joiner host."""
+        room, host_key = secrets.token_urlsafe(16), secrets.token_urlsafe(24)
+        await self.redis.hset(room_key(room), mapping={
+            "created": time.time(), "ended": "0", "host_key_hash": _hash(host_key)})
+        await self.redis.expire(room_key(room), self.idle_s)
+        return room, host_key
+
+    async def exists(self, room: str) -> bool:
+        ended = await self.redis.hget(room_key(room), "ended")
+        return ended is not None and ended != b"1"
+
+    async def join(self, room: str, name: str, speak: Lang, captions: Lang, hear: bool,
+                   host_key: str | None) -> Participant:
+        meta = await self.redis.hgetall(room_key(room))
+        if not meta or meta.get(b"ended") == b"1":
+            raise RoomError(404, "room_not_found", "this room does not exist or has ended")
+        stored = meta.get(b"host_key_hash", b"")
+        stored = stored.decode() if isinstance(stored, bytes) else str(stored)
+        is_host = bool(host_key) and hmac.compare_digest(_hash(host_key or ""), stored)
+        await self._drop_stale(room)
+        person = Participant(secrets.token_urlsafe(9), name, speak, captions, hear,
+                             "host" if is_host else "guest", time.time())
+        added = await self._add(keys=[room_key(room), room_key(room, "people")],
+                                args=[self.max, person.id, json.dumps(asdict(person)), self.idle_s])
+        if added == 0:
+            raise RoomError(409, "room_full", f"this room is full ({self.max} participants)")
+        if added < 0:
+            raise RoomError(404, "room_not_found", "this room does not exist or has ended")
+        return person
+
+    async def _drop_stale(self, room: str) -> None:
+        people = await self.participants(room)
+        stale = [p.id for p in people
+                 if not p.connected and time.time() - p.joined_at > STALE_UNCONNECTED_S]
+        if stale:
+            await self.redis.hdel(room_key(room, "people"), *stale)
+
+    async def participants(self, room: str) -> list[Participant]:
+        raw = await self.redis.hgetall(room_key(room, "people"))
+        return [Participant(**json.loads(v)) for v in raw.values()]
+
+    async def get(self, room: str, pid: str) -> Participant | None:
+        raw = await self.redis.hget(room_key(room, "people"), pid)
+        return Participant(**json.loads(raw)) if raw else None
+
+    async def save(self, room: str, person: Participant) -> None:
+        await self.redis.hset(room_key(room, "people"), person.id, json.dumps(asdict(person)))
+
+    async def leave(self, room: str, pid: str) -> None:
+        await self.redis.hdel(room_key(room, "people"), pid)
+
+    async def ban(self, room: str, pid: str) -> None:
+        await self.redis.sadd(room_key(room, "banned"), pid)
+        await self.redis.expire(room_key(room, "banned"), self.idle_s)
+        await self.leave(room, pid)
+
+    async def is_banned(self, room: str, pid: str) -> bool:
+        return bool(await self.redis.sismember(room_key(room, "banned"), pid))
+
+    async def end(self, room: str) -> None:
+        await self.redis.hset(room_key(room), "ended", "1")
+        await self.redis.delete(room_key(room, "people"))
+
+    async def touch(self, room: str) -> None:
+        """Activity: push back the idle close of every key of the room."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for part in ("", "people", "banned", "transcript"):
+                pipe.expire(room_key(room, part), self.idle_s)
+            await pipe.execute()
+
+    async def publish(self, room: str, event: dict[str, Any]) -> None:
+        await self.redis.publish(room_key(room, "events"), json.dumps(event))
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()

@@ -1,0 +1,45 @@
+"""The signaling service's one settings object (``JB_SIGNALING_*``)."""
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from jbcalling.common.settings import ServiceSettings
+
+
+class SignalingSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="JB_SIGNALING_")
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0",
+                           description="Redis holding room state, captions and transcripts.")
+    redis_timeout_s: float = Field(1.0, gt=0, description="Timeout of each Redis call, seconds.")
+    jwt_secret: SecretStr = Field(SecretStr(""), description="HMAC key of participant tokens "
+                                  "(>= 32 characters; from Nomad Variables, never a job file).")
+    token_ttl_s: int = Field(4 * 3600, ge=60, description="Lifetime of a participant token.")
+    public_url: str = Field("", description="Public origin (https://call.example), for join links "
+                            "and the WebSocket Origin check; empty: the origin the request came to.")
+    allowed_origins: list[str] = Field(default_factory=list,
+                                       description="WebSocket Origins allowed besides public_url.")
+    max_participants: int = Field(6, ge=2, le=50, description="Participants per room.")
+    room_idle_s: int = Field(3600, ge=1, description="A room with no activity this long closes.")
+    ws_max_message_bytes: int = Field(64 * 1024, ge=1024, description="Largest WebSocket message.")
+    rate_create_per_min: int = Field(10, ge=1, description="Room creations per client per minute.")
+    rate_join_per_min: int = Field(30, ge=1, description="Joins per client per minute.")
+    stun_urls: list[str] = Field(default_factory=list, description="STUN URLs handed to clients.")
+    turn_urls: list[str] = Field(default_factory=list, description="TURN URLs handed to clients.")
+    turn_secret: SecretStr = Field(SecretStr(""), description="TURN REST API shared secret "
+                                   "(coturn static-auth-secret); empty: no TURN credentials.")
+    turn_ttl_s: int = Field(6 * 3600, ge=60, description="Lifetime of TURN credentials.")
+
+    consul_http_addr: str = Field("http://127.0.0.1:8500", description="Consul, to find gateways.")
+    gateway_url: str = Field("", description="A fixed media gateway URL; empty: healthy "
+                             "`gateway` instances from Consul, one per room (sticky).")
+    gateway_token: SecretStr = Field(SecretStr(""), description="Token the gateway expects "
+                                     "(X-JB-Gateway-Token), from Nomad Variables.")
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters; generate one with "
+                             "`python3 -c 'import secrets; print(secrets.token_urlsafe(48))'`")
+        return value

@@ -1,0 +1,54 @@
+"""Participant tokens: signed (HS256), expiring, bound to one room, role host or guest.
+
+Error tree: TokenError (permanent: ask the participant to join again)
+    ├── expired        the token's exp has passed
+    ├── invalid        bad signature, malformed, or missing a claim
+    └── wrong room     valid, but for another room
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import jwt
+
+Role = Literal["host", "guest"]
+ISSUER = "jbcalling-signaling"
+
+
+class TokenError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Claims:
+    room: str
+    participant: str
+    role: Role
+    expires: int
+
+
+def issue(secret: str, room: str, participant: str, role: Role, ttl_s: int) -> str:
+    now = int(time.time())
+    payload = {"iss": ISSUER, "room": room, "sub": participant, "role": role, "iat": now,
+               "exp": now + ttl_s}
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+def verify(secret: str, token: str, room: str) -> Claims:
+    try:
+        data = jwt.decode(token, secret, algorithms=["HS256"], issuer=ISSUER,
+                          options={"require": ["exp", "room", "sub", "role"]})
+    except jwt.ExpiredSignatureError:
+        raise TokenError("expired") from None
+    except jwt.PyJWTError:
+        raise TokenError("invalid") from None
+    if data["room"] != room:
+        raise TokenError("wrong room")
+    if data["role"] not in ("host", "guest"):
+        raise TokenError("invalid")
+    return Claims(data["room"], data["sub"], data["role"], int(data["exp"]))

@@ -1,0 +1,74 @@
+"""A room's transcript: final segments in a Redis stream, read back as txt, vtt or json.
+
+The gateway appends one entry per final segment (speaker, times, original, translation); the
+signaling API reads them for the room's participants.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import redis.asyncio as aioredis
+
+from jbcalling.signaling.rooms import room_key
+
+MAX_SEGMENTS = 20000
+
+
+@dataclass
+class Segment:
+    speaker: str      # display name (personal data)
+    speaker_id: str
+    start_ms: int     # from the room's start
+    end_ms: int
+    lang: str
+    text: str
+    translation: str
+    translation_lang: str
+
+
+async def append(redis: aioredis.Redis, room: str, seg: Segment) -> None:
+    await redis.xadd(room_key(room, "transcript"), {"seg": json.dumps(asdict(seg))},
+                     maxlen=MAX_SEGMENTS, approximate=True)
+
+
+async def read(redis: aioredis.Redis, room: str) -> list[Segment]:
+    entries = await redis.xrange(room_key(room, "transcript")) or []
+    return [Segment(**json.loads(fields[b"seg"])) for _, fields in entries if fields]
+
+
+def as_txt(segments: list[Segment]) -> str:
+    lines = []
+    for s in segments:
+        lines.append(f"[{_clock(s.start_ms, '.')[:-4]}] {s.speaker} ({s.lang}): {s.text}")
+        if s.translation:
+            lines.append(f"    ({s.translation_lang}) {s.translation}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def as_vtt(segments: list[Segment]) -> str:
+    out = ["WEBVTT", ""]
+    for i, s in enumerate(segments, 1):
+        out += [str(i), f"{_clock(s.start_ms, '.')} --> {_clock(max(s.end_ms, s.start_ms + 1), '.')}",
+                f"<v {_vtt_escape(s.speaker)}>{_vtt_escape(s.text)}"]
+        if s.translation:
+            out.append(f"<i>{_vtt_escape(s.translation)}</i>")
+        out.append("")
+    return "\n".join(out)
+
+
+def as_json(segments: list[Segment]) -> list[dict[str, object]]:
+    return [asdict(s) for s in segments]
+
+
+def _clock(ms: int, sep: str) -> str:
+    h, rem = divmod(ms, 3_600_000)
+    m, rem = divmod(rem, 60_000)
+    s, ms_ = divmod(rem, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms_:03d}"
+
+
+def _vtt_escape(text: str) -> str:
+    # Escaping ">" also keeps a cue from containing "-->".
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
