@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -37,6 +38,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     registry = CollectorRegistry()
     redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2)
     state: dict[str, Any] = {}
+    # This process's identity: signaling compares it to the one it negotiated with, so that a
+    # restarted gateway (same address, no peers) is noticed and the room's clients rejoin.
+    boot = uuid.uuid4().hex
 
     async def publish(room: str, event: dict[str, Any]) -> None:
         try:
@@ -81,7 +85,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             sdp = await sfu.offer(room, pid)
         except GatewayFull as exc:
             raise HTTPException(503, {"code": exc.code, "message": exc.message}) from None
-        return {"type": "offer", "sdp": ice.announce(sdp, settings.announced_ip)}
+        return {"type": "offer", "sdp": ice.announce(sdp, settings.announced_ip), "boot": boot}
+
+    @app.get("/v1/instance")
+    async def instance(x_jb_gateway_token: str = Header("")) -> dict[str, Any]:
+        _auth(x_jb_gateway_token)
+        return {"boot": boot, "rooms": len(sfu.rooms), "peers": sfu.peer_count}
 
     @app.post("/v1/rooms/{room}/peers/{pid}/answer", status_code=204)
     async def answer(room: str, pid: str, request: Request,

@@ -1,12 +1,19 @@
 """A synthetic participant, for `jbctl probe` and the tests: a real aiortc peer that sends a
 camera-like VP8 stream and a microphone that plays given PCM, and records what it receives per
-slot (by mid): decoded frames, loud audio frames and when they came."""
+slot (by mid): decoded frames, loud audio frames and when they came.
+
+The media half of the participant protocol (docs/protocol.md) lives here for Python clients:
+``negotiate_over_signaling`` (media_offer -> sdp -> answer -> media_ready), ``rejoin`` (a new
+peer connection, retried with backoff while no gateway answers) and ``keep_media`` (read the
+room's events and rejoin on ``media_reconnect`` or a failed connection)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import fractions
+import json
+import logging
 import time
 from collections import Counter
 from typing import Any
@@ -16,6 +23,19 @@ import httpx
 import numpy as np
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
+
+log = logging.getLogger("jbcalling.synthetic")
+# error codes of a media negotiation that a later attempt may not get (the gateway restarts)
+RETRYABLE = {"gateway_unreachable", "no_gateway", "gateway_error", "no_offer"}
+
+
+class MediaRefused(Exception):
+    """Signaling answered a media negotiation with an ``error`` event."""
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        super().__init__(f"{event.get('code')}: {event.get('message')}")
+        self.event = event
+        self.code = str(event.get("code", ""))
 
 
 class SyntheticPeer:
@@ -30,6 +50,19 @@ class SyntheticPeer:
         self.loud_at: dict[str, list[float]] = {}  # mid -> wall times of loud frames
         self.audio = audio or AudioStreamTrack()
         self.tasks: list[asyncio.Task[None]] = []
+        self.negotiations = 0  # peer connections set up (1 + rejoins)
+
+    async def renew(self) -> None:
+        """Drop the peer connection and its counters; a fresh one is ready to negotiate.
+        (aiortc stops a sender's track with its connection, so the microphone is renewed too.)"""
+        await self.close()
+        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.frames.clear()
+        self.sizes.clear()
+        self.loud.clear()
+        self.loud_at.clear()
+        self.tasks = []
+        self.audio = self.audio.renew() if isinstance(self.audio, PcmTrack) else AudioStreamTrack()
 
     async def connect(self, http: httpx.AsyncClient) -> None:
         resp = await http.post(f"{self.gateway}/v1/rooms/{self.room}/peers/{self.pid}/offer")
@@ -84,9 +117,7 @@ class SyntheticPeer:
 
 async def negotiate_over_signaling(peer: SyntheticPeer, ws: Any) -> list[dict[str, Any]]:
     """Ask signaling for the gateway's offer on ``ws``, answer it, wait for media_ready.
-    Returns the other events seen meanwhile (e.g. media_slots)."""
-    import json
-
+    Returns the other events seen meanwhile (e.g. media_slots); raises MediaRefused."""
     seen: list[dict[str, Any]] = []
 
     async def until(kind: str) -> dict[str, Any]:
@@ -95,7 +126,7 @@ async def negotiate_over_signaling(peer: SyntheticPeer, ws: Any) -> list[dict[st
             if msg["type"] == kind:
                 return msg
             if msg["type"] == "error":
-                raise AssertionError(msg)
+                raise MediaRefused(msg)
             seen.append(msg)
 
     await ws.send(json.dumps({"type": "media_offer"}))
@@ -112,27 +143,85 @@ async def negotiate_over_signaling(peer: SyntheticPeer, ws: Any) -> list[dict[st
     await peer.pc.setLocalDescription(await peer.pc.createAnswer())
     await ws.send(json.dumps({"type": "sdp", "sdp": peer.pc.localDescription.sdp}))
     await until("media_ready")
+    peer.negotiations += 1
     return seen
 
 
+async def rejoin(peer: SyntheticPeer, ws: Any, attempts: int = 8, first_delay_s: float = 0.5,
+                 max_delay_s: float = 8.0) -> list[dict[str, Any]]:
+    """Negotiate again on a new peer connection after ``media_reconnect``: retried with
+    exponential backoff while signaling answers a retryable error (the gateway is still away),
+    and repeated once more if another ``media_reconnect`` came meanwhile. Returns the events
+    seen; raises MediaRefused when the attempts are used up or the error is not retryable."""
+    delay = first_delay_s
+    seen: list[dict[str, Any]] = []
+    for attempt in range(attempts):
+        await asyncio.sleep(delay)
+        await peer.renew()
+        try:
+            got = await negotiate_over_signaling(peer, ws)
+        except MediaRefused as exc:
+            if exc.code not in RETRYABLE or attempt == attempts - 1:
+                raise
+            log.info("media rejoin refused; retrying", extra={"code": exc.code, "delay": delay})
+            delay = min(delay * 2, max_delay_s)
+            continue
+        seen.extend(got)
+        if not any(e["type"] == "media_reconnect" for e in got):
+            return seen
+        delay = first_delay_s  # the gateway went away again while we negotiated
+    raise MediaRefused({"code": "gateway_unreachable", "message": f"no media after {attempts} "
+                        "attempts"})
+
+
+async def keep_media(peer: SyntheticPeer, ws: Any, events: list[dict[str, Any]],
+                     stop_after_s: float) -> None:
+    """A participant's event loop: record every event of ``ws`` in ``events`` and rejoin on
+    ``media_reconnect`` or when the peer connection fails; ends after ``stop_after_s``, or when
+    signaling closes the socket."""
+    from websockets.exceptions import ConnectionClosed
+
+    deadline = time.monotonic() + stop_after_s
+    with contextlib.suppress(ConnectionClosed):
+        while time.monotonic() < deadline:
+            if peer.pc.connectionState == "failed":
+                events.extend(await rejoin(peer, ws, first_delay_s=0))
+                continue
+            try:
+                raw = await asyncio.wait_for(ws.recv(), max(0.01, min(1.0, deadline - time.monotonic())))
+            except TimeoutError:
+                continue
+            msg = json.loads(raw)
+            events.append(msg)
+            if msg["type"] == "media_reconnect":
+                events.extend(await rejoin(peer, ws, first_delay_s=msg.get("retry_ms", 500) / 1000))
+
+
 class PcmTrack(MediaStreamTrack):
-    """A microphone that plays given 48 kHz mono s16le PCM in real time, then silence."""
+    """A microphone that plays given 48 kHz mono s16le PCM in real time, then silence.
+    ``renew()`` gives a new track (for a new peer connection) that plays the same queue."""
 
     kind = "audio"
 
-    def __init__(self) -> None:
+    def __init__(self, shared: _PcmQueue | None = None) -> None:
         super().__init__()
-        self.pcm = bytearray()
+        self.q = shared or _PcmQueue()
         self.pts = 0
         self.start: float | None = None
-        self.played_until: float | None = None  # wall time when the queued speech ends
+
+    @property
+    def played_until(self) -> float | None:  # wall time when the queued speech ends
+        return self.q.played_until
 
     def play(self, pcm: bytes) -> float:
         """Queue speech; returns the wall time it starts playing."""
-        begin = max(time.time(), self.played_until or 0)
-        self.played_until = begin + len(pcm) / 2 / 48000
-        self.pcm.extend(pcm)
+        begin = max(time.time(), self.q.played_until or 0)
+        self.q.played_until = begin + len(pcm) / 2 / 48000
+        self.q.pcm.extend(pcm)
         return begin
+
+    def renew(self) -> PcmTrack:
+        return PcmTrack(self.q)
 
     async def recv(self) -> Any:
 
@@ -141,11 +230,17 @@ class PcmTrack(MediaStreamTrack):
         wait = self.start + self.pts / 48000 - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        chunk = bytes(self.pcm[:1920])
-        del self.pcm[:1920]
+        chunk = bytes(self.q.pcm[:1920])
+        del self.q.pcm[:1920]
         samples = np.zeros(960, dtype=np.int16)
         samples[: len(chunk) // 2] = np.frombuffer(chunk, dtype=np.int16)
         frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate, frame.pts, frame.time_base = 48000, self.pts, fractions.Fraction(1, 48000)
         self.pts += 960
         return frame
+
+
+class _PcmQueue:
+    def __init__(self) -> None:
+        self.pcm = bytearray()
+        self.played_until: float | None = None

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from jbcalling.common import health
 from jbcalling.signaling import api, ws
+from jbcalling.signaling.gateway_watch import GatewayWatch
 from jbcalling.signaling.media import MediaRelay
 from jbcalling.signaling.ratelimit import RateLimiter
 from jbcalling.signaling.rooms import RoomStore
@@ -30,12 +31,16 @@ def create_app(settings: SignalingSettings) -> FastAPI:
     store = RoomStore(redis, settings.room_idle_s, settings.max_participants)
     hub = ws.Hub(events_redis)
     media = MediaRelay(settings, store)
+    watch = GatewayWatch(media, lambda: list(hub.sockets), settings.gateway_watch_s,
+                         settings.gateway_fail_after)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
+        await watch.start()
         log.info("signaling started", extra={"version": settings.version})
         yield
+        await watch.stop()
         await hub.stop()
         await redis.aclose()
         await events_redis.aclose()

@@ -1,9 +1,11 @@
 """Relaying a participant's media negotiation to the gateway that owns the room.
 
 The gateway for a room is chosen once (a healthy instance from Consul, or the configured URL)
-and kept in Redis (``jb:room:<id>:gateway``), so every signaling replica sends the room's
-peers to the same gateway. If that gateway stops answering, the next offer picks another and
-the clients of the room reconnect there.
+and kept in Redis (``jb:room:<id>:gateway``; set only if absent, so that replicas racing for a
+new gateway agree), so every signaling replica sends the room's peers to the same gateway. The
+gateway process that answered the first offer is remembered too (``jb:room:<id>:gateway_boot``,
+its boot id): ``gateway_watch.py`` compares it with the live one and, when the gateway is gone
+or restarted, forgets both keys and tells the room's clients to rejoin (``media_reconnect``).
 """
 
 from __future__ import annotations
@@ -38,14 +40,52 @@ class MediaRelay:
         if not fresh:
             current = await self.store.redis.get(key)
             if current:
-                return current.decode() if isinstance(current, bytes) else str(current)
+                return _text(current)
         try:
             url = await self.discovery.pick("gateway")
         except NoInstance as exc:
             raise MediaError("no_gateway", "no media gateway is available: the call cannot "
                                            "carry audio or video right now") from exc
-        await self.store.redis.set(key, url, ex=self.store.idle_s)
-        return url
+        if fresh:  # the stored one did not answer
+            await self.store.redis.set(key, url, ex=self.store.idle_s)
+            await self.store.redis.delete(room_key(room, "gateway_boot"))
+            return url
+        await self.store.redis.set(key, url, ex=self.store.idle_s, nx=True)
+        return _text(await self.store.redis.get(key) or url)
+
+    async def sticky(self, room: str) -> tuple[str, str]:
+        """The room's gateway URL and the boot id of the process that negotiated ("" if none)."""
+        url, boot = await self.store.redis.mget(room_key(room, "gateway"),
+                                                room_key(room, "gateway_boot"))
+        return (_text(url) if url else "", _text(boot) if boot else "")
+
+    async def renew(self, room: str) -> None:
+        for part in ("gateway", "gateway_boot"):
+            await self.store.redis.expire(room_key(room, part), self.store.idle_s)
+
+    async def forget(self, room: str, url: str, boot: str) -> bool:
+        """Drop the room's gateway if it is still ``url``/``boot``; True for the one caller (of
+        all replicas) that dropped it, who then tells the room."""
+        dropped = await self.store.redis.eval(
+            _FORGET, 2, room_key(room, "gateway"), room_key(room, "gateway_boot"), url, boot)
+        return bool(dropped)
+
+    async def gone(self, room: str, url: str, boot: str, reason: str) -> bool:
+        """The room's gateway went away: forget it and, once across replicas, tell the room's
+        clients to negotiate again (docs/protocol.md, ``media_reconnect``)."""
+        if not (url and boot) or not await self.forget(room, url, boot):
+            return False
+        log.warning("media gateway gone; clients rejoin", extra={"reason": reason,
+                                                                  "personal": {"room": room}})
+        await self.store.publish(room, reconnect_event(reason))
+        return True
+
+    async def instance(self, url: str) -> str:
+        """The boot id of the gateway process at ``url``; raises httpx.HTTPError if it is away."""
+        async with httpx.AsyncClient(timeout=1.5, headers=self.headers) as http:
+            resp = await http.get(url + "/v1/instance")
+            resp.raise_for_status()
+            return str(resp.json()["boot"])
 
     async def _post(self, room: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
         for attempt in (0, 1):
@@ -56,6 +96,8 @@ class MediaRelay:
             except httpx.HTTPError as exc:
                 log.warning("gateway did not answer; choosing another", extra={"error": str(exc)})
                 self.discovery.forget("gateway")
+                if attempt == 0:
+                    await self.gone(room, *await self.sticky(room), reason="gateway_unreachable")
         raise MediaError("gateway_unreachable", "the media gateway does not answer; retry")
 
     async def offer(self, room: str, pid: str) -> str:
@@ -64,7 +106,11 @@ class MediaRelay:
             detail = _detail(resp)
             raise MediaError(detail.get("code", "gateway_error"),
                              detail.get("message", f"gateway answered {resp.status_code}"))
-        return str(resp.json()["sdp"])
+        body = resp.json()
+        if body.get("boot"):  # the first offer of this gateway process in the room
+            await self.store.redis.set(room_key(room, "gateway_boot"), str(body["boot"]),
+                                       ex=self.store.idle_s, nx=True)
+        return str(body["sdp"])
 
     async def answer(self, room: str, pid: str, sdp: str) -> None:
         resp = await self._post(room, f"/v1/rooms/{room}/peers/{pid}/answer", {"sdp": sdp})
@@ -83,6 +129,23 @@ class MediaRelay:
                 await http.delete(f"{url}/v1/rooms/{room}/peers/{pid}")
         except httpx.HTTPError:
             pass  # the gateway drops a dead peer connection by itself
+
+
+_FORGET = """
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2] then
+  return redis.call('DEL', KEYS[1], KEYS[2])
+end
+return 0
+"""
+
+
+def reconnect_event(reason: str) -> dict[str, Any]:
+    return {"type": "media_reconnect", "reason": reason, "retry_ms": 500,
+            "message": "the media server restarted or went away: reconnecting audio and video"}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _detail(resp: httpx.Response) -> dict[str, str]:

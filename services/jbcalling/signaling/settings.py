@@ -33,6 +33,11 @@ class SignalingSettings(ServiceSettings):
     consul_http_addr: str = Field("http://127.0.0.1:8500", description="Consul, to find gateways.")
     gateway_url: str = Field("", description="A fixed media gateway URL; empty: healthy "
                              "`gateway` instances from Consul, one per room (sticky).")
+    gateway_watch_s: float = Field(1.0, gt=0, le=60, description="How often each replica asks "
+                                   "its rooms' gateways whether they are the process the room "
+                                   "negotiated with (restart detection), seconds.")
+    gateway_fail_after: int = Field(2, ge=1, le=30, description="Unanswered checks after which "
+                                    "a gateway counts as gone and its rooms' clients rejoin.")
     gateway_token: SecretStr = Field(SecretStr(""), description="Token the gateway expects "
                                      "(X-JB-Gateway-Token), from Nomad Variables.")
 
