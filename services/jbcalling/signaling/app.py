@@ -11,7 +11,7 @@ from fastapi import FastAPI, WebSocket
 from prometheus_client import CollectorRegistry
 
 from jbcalling.common import health
-from jbcalling.signaling import api, ws
+from jbcalling.signaling import api, webclient, ws
 from jbcalling.signaling.gateway_watch import GatewayWatch
 from jbcalling.signaling.media import MediaRelay
 from jbcalling.signaling.ratelimit import RateLimiter
@@ -65,4 +65,5 @@ def create_app(settings: SignalingSettings) -> FastAPI:
 
     health.install(app, service="signaling", version=settings.version, probe=probe,
                    registry=registry)
+    webclient.install(app)
     return app

@@ -37,6 +37,7 @@ class SettingsMsg(BaseModel):
     speak: str | None = Field(None, pattern="^(vi|en)$")
     captions: str | None = Field(None, pattern="^(vi|en)$")
     hear_translation: bool | None = None
+    muted: bool | None = None  # the participant's own microphone switch, shown to the others
 
 
 class Hub:

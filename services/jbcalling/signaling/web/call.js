@@ -1,0 +1,456 @@
+// The call: the video grid, the controls, host actions, and the events of the room.
+import { Signal, transcript } from "./api.js";
+import { SpeakingDetector, SpeechOut } from "./audio.js";
+import { Captions, colourOf } from "./captions.js";
+import { t } from "./i18n.js";
+import { MediaLink, stopStream } from "./media.js";
+
+const $ = (sel) => document.querySelector(sel);
+
+export class Call {
+  constructor(session, stream, problems, onExit) {
+    this.s = session;
+    this.me = session.participant_id;
+    this.host = session.role === "host";
+    this.prefs = { ...session.prefs };
+    this.stream = stream;
+    this.camera = stream.getVideoTracks()[0] || null;
+    this.problems = problems;
+    this.onExit = onExit;
+    this.people = new Map();
+    this.tiles = new Map();
+    this.slots = [];
+    this.link = null;
+    this.screen = null;
+    this.mutedSelf = !stream.getAudioTracks().length;
+    this.ended = false;
+    this.captions = new Captions({
+      log: $("#caption-log"), overlay: $("#overlay"), live: $("#caption-live"), jump: $("#jump"),
+      myLang: () => this.prefs.captions,
+    });
+    this.speech = new SpeechOut($("#speech-audio"), () =>
+      [...this.tiles.entries()].filter(([pid]) => pid !== this.me).map(([, tile]) => tile.video));
+    this.signal = new Signal(session.room, session.token, (m) => this.onEvent(m),
+      (state, why) => this.onConnection(state, why));
+    this.abort = new AbortController();
+  }
+
+  start() {
+    this.bindControls();
+    this.resetCaptions();
+    this.relabel();
+    const mic = this.stream.getAudioTracks()[0];
+    if (mic) {
+      this.detector = new SpeakingDetector(mic, (on) => {
+        this.signal.send({ type: "speaking", on });
+        this.setSpeaking(this.me, on);
+      });
+    }
+    if (this.problems.includes("camera_denied")) this.banner("media", t("cam_denied"));
+    this.signal.connect();
+  }
+
+  resetCaptions() {
+    const log = $("#caption-log");
+    log.replaceChildren();
+    const empty = document.createElement("p");
+    empty.className = "empty";
+    empty.dataset.i18n = "no_captions";
+    empty.textContent = t("no_captions");
+    log.append(empty);
+  }
+
+  // ---- events from signaling -----------------------------------------------------------------
+  onConnection(state, why) {
+    if (state === "open") this.banner("conn", "");
+    else if (state === "reconnecting") this.banner("conn", t("reconnecting"));
+    else if (state === "closed") this.exit(why);
+  }
+
+  onEvent(m) {
+    switch (m.type) {
+      case "welcome":
+        this.people = new Map(m.participants.filter((p) => p.connected || p.id === this.me)
+          .map((p) => [p.id, p]));
+        this.people.set(this.me, m.you);
+        this.render();
+        this.negotiate();
+        break;
+      case "joined":
+        break; // a seat taken; the tile comes with "present", when their page connects
+      case "present":
+      case "settings":
+        this.people.set(m.participant.id, m.participant);
+        if (m.participant.id === this.me) this.prefs = { ...this.prefs, ...pick(m.participant) };
+        this.captions.rename(m.participant.id, m.participant.name);
+        this.render();
+        break;
+      case "left":
+        this.people.delete(m.participant);
+        this.render();
+        break;
+      case "speaking":
+        this.setSpeaking(m.participant, m.on);
+        break;
+      case "muted":
+        this.onMuted(m.participant);
+        break;
+      case "removed":
+        if (m.participant === this.me) this.exit("removed");
+        else {
+          this.people.delete(m.participant);
+          this.render();
+        }
+        break;
+      case "ended":
+        this.exit("ended");
+        break;
+      case "caption":
+        this.captions.add(m);
+        if (m.kind === "partial") this.setActive(m.speaker);
+        break;
+      case "captions_status":
+        this.banner("captions", m.state === "unavailable" ? t("captions_down") : "");
+        break;
+      case "speech":
+        if ((m.listeners || []).includes(this.me)) this.speech.duck(m.duration_ms || 0);
+        break;
+      case "media_slots":
+        this.slots = m.slots;
+        this.attachMedia();
+        break;
+      case "sdp":
+        this.answer(m.sdp);
+        break;
+      case "media_ready":
+        this.banner("media", this.problems.includes("camera_denied") ? t("cam_denied") : "");
+        break;
+      case "media_reconnect":
+        this.banner("media", t("media_reconnecting"));
+        this.negotiate();
+        break;
+      case "error":
+        if (["no_gateway", "gateway_unreachable", "gateway_full", "room_full", "bad_sdp"]
+          .includes(m.code) || m.code.startsWith("gateway")) {
+          this.banner("media", `${t("media_failed")} ${m.message}`);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  // ---- media ---------------------------------------------------------------------------------
+  negotiate() {
+    this.signal.send({ type: "media_offer" });
+  }
+
+  async answer(sdp) {
+    if (this.link) this.link.close();
+    this.link = new MediaLink(this.s.ice_servers || []);
+    try {
+      const answer = await this.link.answer(sdp, this.sending());
+      this.signal.send({ type: "sdp", sdp: answer });
+      this.attachMedia();
+    } catch (err) {
+      this.banner("media", `${t("media_failed")} ${err.message || err}`);
+    }
+  }
+
+  sending() {
+    const tracks = [...this.stream.getAudioTracks()];
+    const video = this.screen || this.camera;
+    if (video) tracks.push(video);
+    return new MediaStream(tracks);
+  }
+
+  attachMedia() {
+    if (!this.link) return;
+    for (const slot of this.slots) {
+      const tile = this.tiles.get(slot.participant);
+      if (!tile) continue;
+      const tracks = [this.link.track(slot.video_mid), this.link.track(slot.audio_mid)].filter(Boolean);
+      const current = tile.video.srcObject?.getTracks() || [];
+      if (tracks.length && !tracks.every((tr) => current.includes(tr))) {
+        tile.video.srcObject = new MediaStream(tracks);
+        tile.video.play().catch(() => {});
+      }
+    }
+    this.speech.attach(this.link.speechTrack());
+    this.speech.apply();
+  }
+
+  // ---- the grid ------------------------------------------------------------------------------
+  render() {
+    const grid = $("#grid");
+    for (const [pid, tile] of this.tiles) {
+      if (!this.people.has(pid)) {
+        tile.el.remove();
+        this.tiles.delete(pid);
+      }
+    }
+    for (const person of this.people.values()) {
+      const tile = this.tiles.get(person.id) || this.makeTile(person);
+      tile.name.textContent = person.id === this.me ? `${person.name} (${t("you")})` : person.name;
+      tile.role.hidden = person.role !== "host";
+      const muted = person.id === this.me ? this.mutedSelf : person.muted;
+      tile.muted.hidden = !muted;
+      tile.el.classList.toggle("is-muted", Boolean(muted));
+    }
+    grid.dataset.count = String(Math.min(this.tiles.size, 6));
+    $("#people-count").textContent = t("people", { n: this.tiles.size });
+    this.attachMedia();
+  }
+
+  makeTile(person) {
+    const el = document.createElement("div");
+    el.className = "tile";
+    el.setAttribute("role", "listitem");
+    el.dataset.pid = person.id;
+    el.style.setProperty("--who", colourOf(person.id));
+    const video = document.createElement("video");
+    video.autoplay = true;
+    video.playsInline = true;
+    const avatar = document.createElement("div");
+    avatar.className = "avatar";
+    avatar.setAttribute("aria-hidden", "true");
+    avatar.textContent = initials(person.name);
+    const tag = document.createElement("div");
+    tag.className = "tag";
+    const name = document.createElement("span");
+    name.className = "name";
+    const role = badge("host", "role");
+    const muted = badge("muted", "muted");
+    const speaking = badge("speaking", "speaking");
+    tag.append(name, role, muted, speaking);
+    el.append(video, avatar, tag);
+    const tile = { el, video, name, role, muted, speaking };
+    if (person.id === this.me) {
+      el.classList.add("self");
+      video.muted = true;
+      video.srcObject = new MediaStream(this.camera ? [this.camera] : []);
+    } else {
+      el.classList.add("remote");
+      if (this.host) el.append(this.hostActions(person));
+    }
+    video.addEventListener("resize", () => el.classList.toggle("has-video", video.videoWidth > 0));
+    el.classList.toggle("has-video", person.id === this.me && Boolean(this.camera));
+    // Order: me first, then in order of arrival.
+    if (person.id === this.me) $("#grid").prepend(el);
+    else $("#grid").append(el);
+    this.tiles.set(person.id, tile);
+    return tile;
+  }
+
+  hostActions(person) {
+    const box = document.createElement("div");
+    box.className = "host-actions";
+    const mute = document.createElement("button");
+    mute.type = "button";
+    mute.className = "small";
+    mute.dataset.action = "mute";
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "small danger";
+    remove.dataset.action = "remove";
+    const label = () => {
+      const name = this.people.get(person.id)?.name || person.name;
+      mute.textContent = t("mute_person");
+      mute.setAttribute("aria-label", `${t("mute_person")} ${name}`);
+      remove.textContent = t("remove_person");
+      remove.setAttribute("aria-label", `${t("remove_person")} ${name}`);
+    };
+    label();
+    box.relabel = label;
+    mute.addEventListener("click", () => this.signal.send({ type: "mute", target: person.id }));
+    remove.addEventListener("click", async () => {
+      const name = this.people.get(person.id)?.name || person.name;
+      if (await confirmDialog(t("confirm_remove", { name }))) {
+        this.signal.send({ type: "remove", target: person.id });
+      }
+    });
+    box.append(mute, remove);
+    return box;
+  }
+
+  setSpeaking(pid, on) {
+    const tile = this.tiles.get(pid);
+    if (!tile) return;
+    tile.el.classList.toggle("speaking", on);
+    tile.speaking.hidden = !on;
+    if (on) this.setActive(pid);
+  }
+
+  setActive(pid) {
+    for (const [id, tile] of this.tiles) tile.el.classList.toggle("active", id === pid);
+  }
+
+  onMuted(pid) {
+    const person = this.people.get(pid);
+    if (person) person.muted = true;
+    if (pid === this.me) {
+      this.setMic(false);
+      this.banner("media", t("muted_by_host"));
+    }
+    this.render();
+  }
+
+  // ---- controls ------------------------------------------------------------------------------
+  bindControls() {
+    const on = (sel, fn) => $(sel).addEventListener("click", fn, { signal: this.abort.signal });
+    on("#btn-mic", () => this.setMic(this.mutedSelf));
+    on("#btn-cam", () => this.setCamera(!(this.camera && this.camera.enabled)));
+    on("#btn-share", () => (this.screen ? this.stopShare() : this.share()));
+    on("#btn-leave", () => this.exit("left"));
+    on("#btn-end", async () => {
+      if (await confirmDialog(t("confirm_end"))) this.signal.send({ type: "end" });
+    });
+    on("#dl-txt", () => this.download("txt"));
+    on("#dl-vtt", () => this.download("vtt"));
+    const opts = { signal: this.abort.signal };
+    $("#btn-end").hidden = !this.host;
+    $("#btn-share").hidden = !navigator.mediaDevices?.getDisplayMedia;
+    $("#call-captions").value = this.prefs.captions;
+    $("#call-hear").checked = Boolean(this.prefs.hear);
+    $("#call-captions").addEventListener("change", (e) => {
+      this.prefs.captions = e.target.value;
+      this.signal.send({ type: "settings", settings: { captions: e.target.value } });
+    }, opts);
+    $("#call-hear").addEventListener("change", (e) => {
+      this.prefs.hear = e.target.checked;
+      this.signal.send({ type: "settings", settings: { hear_translation: e.target.checked } });
+    }, opts);
+    $("#speech-volume").addEventListener("input", (e) => this.speech.setVolume(e.target.value / 100), opts);
+    $("#duck-level").addEventListener("input", (e) => this.speech.setDuck(e.target.value / 100), opts);
+    this.speech.setVolume($("#speech-volume").value / 100);
+    this.speech.setDuck($("#duck-level").value / 100);
+  }
+
+  relabel() {
+    const mic = $("#btn-mic");
+    mic.textContent = this.mutedSelf ? t("mic_on") : t("mic_off");
+    mic.setAttribute("aria-pressed", String(this.mutedSelf));
+    mic.disabled = !this.stream.getAudioTracks().length;
+    const cam = $("#btn-cam");
+    const camOn = Boolean(this.camera && this.camera.enabled);
+    cam.textContent = this.camera ? (camOn ? t("cam_off") : t("cam_on")) : t("cam_unavailable");
+    cam.setAttribute("aria-pressed", String(!camOn));
+    cam.disabled = !this.camera;
+    const share = $("#btn-share");
+    share.textContent = this.screen ? t("share_stop") : t("share");
+    share.setAttribute("aria-pressed", String(Boolean(this.screen)));
+    for (const tile of this.tiles.values()) tile.el.querySelector(".host-actions")?.relabel();
+    for (const b of document.querySelectorAll(".badge")) b.textContent = t(b.dataset.key);
+    this.render();
+  }
+
+  setMic(on) {
+    for (const track of this.stream.getAudioTracks()) track.enabled = on;
+    this.mutedSelf = !on;
+    if (on && this.people.get(this.me)) this.people.get(this.me).muted = false;
+    this.signal.send({ type: "settings", settings: { muted: !on } });
+    if (on) this.banner("media", "");
+    this.relabel();
+  }
+
+  setCamera(on) {
+    if (!this.camera) return;
+    this.camera.enabled = on;
+    this.tiles.get(this.me)?.el.classList.toggle("has-video", on || Boolean(this.screen));
+    this.relabel();
+  }
+
+  async share() {
+    try {
+      const display = await navigator.mediaDevices.getDisplayMedia({ video: true });
+      this.screen = display.getVideoTracks()[0];
+    } catch {
+      return; // the person cancelled the picker
+    }
+    this.screen.addEventListener("ended", () => this.stopShare());
+    await this.link?.sendVideo(this.screen);
+    this.showSelf(this.screen);
+    this.relabel();
+  }
+
+  async stopShare() {
+    if (!this.screen) return;
+    this.screen.stop();
+    this.screen = null;
+    await this.link?.sendVideo(this.camera);
+    this.showSelf(this.camera);
+    this.relabel();
+  }
+
+  showSelf(track) {
+    const tile = this.tiles.get(this.me);
+    if (!tile) return;
+    tile.video.srcObject = new MediaStream(track ? [track] : []);
+    tile.el.classList.toggle("has-video", Boolean(track));
+    tile.el.classList.toggle("sharing", Boolean(this.screen));
+  }
+
+  async download(format) {
+    try {
+      const blob = await transcript(this.s.room, format, this.s.token);
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(blob);
+      a.download = `transcript-${this.s.room.slice(0, 8)}.${format}`;
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    } catch (err) {
+      this.banner("media", `${t("join_failed")}: ${err.message}`);
+    }
+  }
+
+  banner(which, text) {
+    const el = $(`#banner-${which}`);
+    el.textContent = text;
+    el.hidden = !text;
+  }
+
+  exit(reason) {
+    if (this.ended) return;
+    this.ended = true;
+    this.signal.close();
+    this.link?.close();
+    this.detector?.stop();
+    this.screen?.stop();
+    stopStream(this.stream);
+    this.abort.abort();
+    for (const tile of this.tiles.values()) tile.el.remove();
+    this.tiles.clear();
+    for (const which of ["conn", "captions", "media"]) this.banner(which, "");
+    $("#people-count").textContent = "";
+    this.onExit(reason);
+  }
+}
+
+function pick(p) {
+  return { speak: p.speak, captions: p.captions, hear: p.hear_translation };
+}
+
+function badge(key, cls) {
+  const b = document.createElement("span");
+  b.className = `badge ${cls}`;
+  b.dataset.key = key;
+  b.textContent = t(key);
+  b.hidden = true;
+  return b;
+}
+
+function initials(name) {
+  return name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0].toUpperCase()).join("");
+}
+
+/** Ask a yes/no question in the page's <dialog>; resolves true for yes. */
+export function confirmDialog(text) {
+  const dialog = $("#confirm");
+  $("#confirm-text").textContent = text;
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+  });
+}

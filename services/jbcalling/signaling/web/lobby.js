@@ -1,0 +1,156 @@
+// The lobby: create a room and share its link; join with a name, languages and a preview of
+// the camera and microphone (with device choice).
+import { ApiError, createRoom, joinRoom } from "./api.js";
+import { t } from "./i18n.js";
+import { listDevices, openLocalMedia, stopStream } from "./media.js";
+
+const $ = (sel) => document.querySelector(sel);
+const MESSAGES = { camera_denied: "cam_denied", mic_denied: "mic_denied", no_media: "no_media" };
+
+export class Lobby {
+  constructor({ onJoined, onRoom }) {
+    this.onJoined = onJoined;
+    this.onRoom = onRoom;
+    this.room = null;
+    this.stream = null;
+    this.problems = [];
+    $("#create-btn").addEventListener("click", () => this.create());
+    $("#copy-link").addEventListener("click", () => this.copy());
+    $("#join-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      this.join();
+    });
+    $("#camera-select").addEventListener("change", () => this.preview());
+    $("#mic-select").addEventListener("change", () => this.preview());
+    for (const radio of document.querySelectorAll("input[name=speak]")) {
+      radio.addEventListener("change", () => this.check("captions", radio.value));
+    }
+  }
+
+  /** Show the lobby for ``room`` (a room link) or, without one, the "create a room" card. */
+  open(room, uiLang) {
+    this.room = room;
+    $("#create").hidden = Boolean(room);
+    $("#join-form").hidden = !room;
+    const hostKey = room && localStorage.getItem(`jb.host.${room}`);
+    $("#share").hidden = !hostKey;
+    if (hostKey) $("#room-link").value = `${location.origin}/r/${room}`;
+    if (!room) return;
+    const saved = JSON.parse(localStorage.getItem("jb.prefs") || "{}");
+    $("#name").value = saved.name || "";
+    this.check("speak", saved.speak || uiLang);
+    this.check("captions", saved.captions || saved.speak || uiLang);
+    $("#hear").checked = Boolean(saved.hear);
+    $("#join-btn").disabled = false;
+    this.preview();
+  }
+
+  check(name, value) {
+    const input = document.querySelector(`input[name=${name}][value=${value}]`);
+    if (input) input.checked = true;
+  }
+
+  async create() {
+    const btn = $("#create-btn");
+    btn.disabled = true;
+    btn.textContent = t("creating");
+    try {
+      const made = await createRoom();
+      localStorage.setItem(`jb.host.${made.room_id}`, made.host_key);
+      this.onRoom(made.room_id);
+    } catch (err) {
+      $("#create-error").textContent = explain(err);
+    } finally {
+      btn.disabled = false;
+      btn.textContent = t("create_btn");
+    }
+  }
+
+  async copy() {
+    const input = $("#room-link");
+    try {
+      await navigator.clipboard.writeText(input.value);
+    } catch {
+      input.select(); // no clipboard permission: leave it selected for Ctrl+C
+    }
+    $("#copy-status").textContent = t("copied");
+  }
+
+  async preview() {
+    stopStream(this.stream);
+    const { stream, problems } = await openLocalMedia({
+      cameraId: $("#camera-select").value,
+      micId: $("#mic-select").value,
+    });
+    this.stream = stream;
+    this.problems = problems;
+    $("#preview").srcObject = stream;
+    $("#preview").classList.toggle("off", stream.getVideoTracks().length === 0);
+    $("#media-problems").textContent = problems
+      .filter((p) => MESSAGES[p]).map((p) => t(MESSAGES[p])).join(" ");
+    const { cameras, mics } = await listDevices();
+    fill($("#camera-select"), cameras, stream.getVideoTracks()[0]);
+    fill($("#mic-select"), mics, stream.getAudioTracks()[0]);
+  }
+
+  async join() {
+    const name = $("#name").value.trim();
+    const error = $("#join-error");
+    if (!name || name.length > 60) {
+      error.textContent = t("bad_name");
+      $("#name").focus();
+      return;
+    }
+    const prefs = {
+      name,
+      speak: document.querySelector("input[name=speak]:checked")?.value || "en",
+      captions: document.querySelector("input[name=captions]:checked")?.value || "en",
+      hear: $("#hear").checked,
+    };
+    localStorage.setItem("jb.prefs", JSON.stringify(prefs));
+    const btn = $("#join-btn");
+    btn.disabled = true;
+    btn.textContent = t("joining");
+    error.textContent = "";
+    try {
+      const joined = await joinRoom(this.room, {
+        name: prefs.name, speak: prefs.speak, captions: prefs.captions,
+        hear_translation: prefs.hear,
+        host_key: localStorage.getItem(`jb.host.${this.room}`) || undefined,
+      });
+      const stream = this.stream || new MediaStream();
+      this.stream = null; // the call owns it now
+      this.onJoined({ ...joined, room: this.room, prefs }, stream, this.problems);
+    } catch (err) {
+      error.textContent = explain(err);
+      btn.focus();
+    } finally {
+      btn.disabled = false;
+      btn.textContent = t("join_btn");
+    }
+  }
+
+  stop() {
+    stopStream(this.stream);
+    this.stream = null;
+  }
+}
+
+function fill(select, devices, track) {
+  const current = track?.getSettings().deviceId || select.value;
+  select.replaceChildren();
+  if (!devices.length) select.append(new Option(t("no_device"), ""));
+  devices.forEach((d, i) => select.append(new Option(d.label || `${i + 1}`, d.deviceId)));
+  if (current) select.value = current;
+  select.disabled = !devices.length;
+}
+
+export function explain(err) {
+  if (err instanceof ApiError) {
+    if (["room_full", "room_not_found", "rate_limited", "network"].includes(err.code)) {
+      return t(err.code);
+    }
+    return `${t("join_failed")}: ${err.message}`;
+  }
+  return `${t("join_failed")}: ${err}`;
+}
