@@ -69,12 +69,12 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 class ServedApp:
     """A real uvicorn server running an ASGI app in a thread, on a free loopback port."""
 
-    def __init__(self, app: object) -> None:
+    def __init__(self, app: object, port: int = 0) -> None:
         import threading
 
         import uvicorn
 
-        self.port = free_port()
+        self.port = port or free_port()  # a given port: a service restarted where it was
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_config=None,
                                 access_log=False, lifespan="on")

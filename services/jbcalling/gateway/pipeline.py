@@ -8,9 +8,12 @@
                         -> tts ``POST /v1/synthesize`` -> SpeechTrack of each listener who
                            hears that language (speech_track.py)
 
-Degradations (DESIGN.md): stt down -> a ``captions_status: unavailable`` event, the call goes on,
-the stream reconnects; mt down -> the translation caption says ``translation_error``; tts down
--> captions only. Every caption carries wall-clock timestamps (ms) for latency measurement:
+Degradations (DESIGN.md; the events are in docs/protocol.md): stt down -> a
+``captions_status`` event with ``state: unavailable`` (repeated every ``STATUS_REPEAT_S`` for
+late joiners while it lasts), the call goes on, the stream reconnects with backoff and
+``state: available`` says captions are back; mt down -> the translation caption carries
+``translation_error`` and no translation; tts down -> captions only, and a ``speech_status``
+event (``state: unavailable``) to the listeners who asked to hear the translation. Every caption carries wall-clock timestamps (ms) for latency measurement:
 ``audio_end_ms`` (the end of the utterance in the speaker's stream, as wall time) and
 ``emitted_ms``.
 """
@@ -39,6 +42,7 @@ log = logging.getLogger("jbcalling.gateway.pipeline")
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 LANGS = ("vi", "en")
 MAX_BUFFER_BYTES = 16000 * 2 * 10  # 10 s of audio held while stt reconnects
+STATUS_REPEAT_S = 10.0
 
 
 def now_ms() -> int:
@@ -125,6 +129,11 @@ class Pipeline:
         except (NoInstance, httpx.HTTPError, ValueError) as exc:
             self.discovery.forget("tts")
             log.warning("speech unavailable", extra={"error": str(exc)})
+            for pid in listeners:
+                await self.publish(room, {"type": "speech_status", "state": "unavailable",
+                                          "to": pid, "lang": lang, "segment": caption["segment"],
+                                          "message": "spoken translation is unavailable right "
+                                                     "now; captions go on"})
             return
         audio48 = resample_to_48k(pcm, rate)
         for track in targets:
@@ -182,9 +191,16 @@ class SpeakerStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
 
+    async def _status(self, state: str) -> None:
+        message = ("captions paused: speech recognition is unavailable; they resume when it is "
+                   "back" if state == "unavailable" else "captions are back")
+        await self.p.publish(self.room, {"type": "captions_status", "state": state,
+                                         "speaker": self.pid, "message": message})
+
     async def _run(self) -> None:
         delay = 0.5
         down_reported = False
+        last_report = 0.0
         while True:
             people = await self.p.people(self.room)
             me = people.get(self.pid, {})
@@ -194,8 +210,8 @@ class SpeakerStream:
                 ws_url = url.replace("http", "ws", 1) + f"/v1/stream?lang={lang}"
                 async with connect(ws_url, open_timeout=5, max_size=2**20) as ws:
                     if down_reported:
-                        await self.p.publish(self.room, {"type": "captions_status",
-                                                         "state": "available"})
+                        await self._status("available")
+                        log.info("speech recognition is back")
                         down_reported = False
                     delay = 0.5
                     self.epoch += 1
@@ -203,11 +219,11 @@ class SpeakerStream:
                     await self._session(ws, me, lang)
             except (NoInstance, OSError, WebSocketException, TimeoutError) as exc:
                 self.p.discovery.forget("stt")
-                if not down_reported:
-                    log.warning("speech recognition unavailable", extra={"error": str(exc)})
-                    await self.p.publish(self.room, {"type": "captions_status",
-                                                     "state": "unavailable", "speaker": self.pid})
-                    down_reported = True
+                if not down_reported or time.monotonic() - last_report >= STATUS_REPEAT_S:
+                    if not down_reported:
+                        log.warning("speech recognition unavailable", extra={"error": str(exc)})
+                    await self._status("unavailable")
+                    down_reported, last_report = True, time.monotonic()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
