@@ -1,0 +1,141 @@
+"""The browser tests' stack: real Redis, a jb-gateway process, the stt (VAD + Whisper tiny.en),
+mt (stand-in OPUS-MT) and tts services, the signaling app serving the page, and Debian's
+Chromium driven by Playwright (never a downloaded browser) with fake camera and microphone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import wave
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from conftest import ROOT, ServedApp, free_port
+from jbcalling.speech.layout import DEV_MT, DEV_VOICES, DEV_WHISPER_EN
+from speech_fixtures import models_dir, package_dir, read_wav, resample  # noqa: F401
+
+CHROMIUM = os.environ.get("JB_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "artifacts" / "browser"
+MAX_PARTICIPANTS = 3
+
+
+@dataclass
+class Stack:
+    url: str          # signaling: the page and the API
+    gateway: str
+
+
+def _wav(path: Path, samples: np.ndarray, rate: int) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The speaker's microphone: 10 s of real human English speech (beckett.wav), between
+    silences so that recognition finds the end of it; Chromium plays the file in a loop."""
+    samples, rate = read_wav(package_dir("moonshine_onnx") / "assets" / "beckett.wav")
+    speech = resample(samples, rate, 48000)
+    quiet = np.zeros(48000 * 2, dtype=np.int16)
+    return _wav(tmp_path_factory.mktemp("audio") / "speech.wav",
+                np.concatenate([quiet, speech, quiet, quiet]), 48000)
+
+
+@pytest.fixture(scope="session")
+def silent_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The listeners' microphones: silence (Chromium's default fake microphone beeps)."""
+    return _wav(tmp_path_factory.mktemp("audio") / "silence.wav",
+                np.zeros(48000 * 2, dtype=np.int16), 48000)
+
+
+def _start_gateway(redis_url: str, urls: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, "JB_GATEWAY_PORT": str(port), "JB_GATEWAY_REDIS_URL": redis_url,
+           "JB_GATEWAY_ICE_ADDRESSES": '["127.0.0.1"]', "JB_GATEWAY_MAX_PEERS": "4",
+           "JB_GATEWAY_CONSUL_HTTP_ADDR": "http://127.0.0.1:1",
+           **{f"JB_GATEWAY_{k.upper()}_URL": v for k, v in urls.items()}}
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "jb-gateway")], env=env,
+                                stdout=subprocess.DEVNULL, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/ready", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    proc.kill()
+    pytest.fail("jb-gateway did not start: " + log.read_text()[-2000:])
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url: str, models_dir: Path,  # noqa: F811
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    from jbcalling.mt.app import create_app as create_mt
+    from jbcalling.mt.settings import MtSettings
+    from jbcalling.signaling.app import create_app as create_signaling
+    from jbcalling.signaling.settings import SignalingSettings
+    from jbcalling.stt.app import create_app as create_stt
+    from jbcalling.stt.settings import SttSettings
+    from jbcalling.tts.app import create_app as create_tts
+    from jbcalling.tts.settings import TtsSettings
+
+    stt = create_stt(SttSettings(models_dir=models_dir,
+                                 languages={"en": f"vad-whisper:{DEV_WHISPER_EN}"}))
+    mt = create_mt(MtSettings(models_dir=models_dir, pairs=DEV_MT, beam_size=1,
+                              max_decoding_length=12, redis_url=redis_url))
+    tts = create_tts(TtsSettings(models_dir=models_dir, voices=DEV_VOICES))
+    log = tmp_path_factory.mktemp("gateway") / "gateway.log"
+    with ExitStack() as stack:
+        urls = {name: stack.enter_context(ServedApp(app)).url
+                for name, app in (("stt", stt), ("mt", mt), ("tts", tts))}
+        proc, gateway = _start_gateway(redis_url, urls, log)
+        try:
+            settings = SignalingSettings(redis_url=redis_url, jwt_secret="b" * 40,
+                                         gateway_url=gateway, max_participants=MAX_PARTICIPANTS)
+            sig = stack.enter_context(ServedApp(create_signaling(settings)))
+            yield Stack(sig.url, gateway)
+        finally:
+            proc.terminate()
+            proc.wait(15)
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Any]:
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `bash tools/setup.sh` (Debian's chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        yield pw
+
+
+def launch(playwright: Any, microphone_wav: Path) -> Any:
+    """A headless Chromium whose fake camera shows a test pattern and whose fake microphone
+    plays ``microphone_wav`` (one file per browser: speakers and listeners get their own)."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=["--use-fake-device-for-media-stream",
+              f"--use-file-for-fake-audio-capture={microphone_wav}",
+              "--autoplay-policy=no-user-gesture-required"])
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
