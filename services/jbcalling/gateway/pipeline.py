@@ -13,8 +13,9 @@ Degradations (DESIGN.md; the events are in docs/protocol.md): stt down -> a
 late joiners while it lasts), the call goes on, the stream reconnects with backoff and
 ``state: available`` says captions are back; mt down -> the translation caption carries
 ``translation_error`` and no translation; tts down -> captions only, and a ``speech_status``
-event (``state: unavailable``) to the listeners who asked to hear the translation. Every caption carries wall-clock timestamps (ms) for latency measurement:
-``audio_end_ms`` (the end of the utterance in the speaker's stream, as wall time) and
+event (``state: unavailable``) to the listeners who asked to hear the translation.
+
+Every caption carries wall-clock timestamps (ms) for latency measurement: ``audio_end_ms`` (the end of the utterance in the speaker's stream, as wall time) and
 ``emitted_ms``.
 """
 
