@@ -15,8 +15,8 @@ late joiners while it lasts), the call goes on, the stream reconnects with backo
 ``translation_error`` and no translation; tts down -> captions only, and a ``speech_status``
 event (``state: unavailable``) to the listeners who asked to hear the translation.
 
-Every caption carries wall-clock timestamps (ms) for latency measurement: ``audio_end_ms`` (the end of the utterance in the speaker's stream, as wall time) and
-``emitted_ms``.
+Every caption carries wall-clock timestamps (ms) for latency measurement: ``audio_end_ms``
+(the end of the utterance in the speaker's stream, as wall time) and ``emitted_ms``.
 """
 
 from __future__ import annotations
