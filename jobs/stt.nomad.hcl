@@ -74,6 +74,24 @@ variable "stt_threads" {
   default     = 2
 }
 
+variable "stt_whisper_window_s" {
+  description = "Whisper input window, seconds (vad-whisper backend; 30 is Whisper's own, shorter is faster)."
+  type        = number
+  default     = 10
+}
+
+variable "stt_partial_interval_ms" {
+  description = "VAD backends: re-decode the open utterance for a partial this often, ms (0: no partials)."
+  type        = number
+  default     = 600
+}
+
+variable "stt_partial_first_ms" {
+  description = "VAD backends: the first partial this long after speech was detected, ms."
+  type        = number
+  default     = 100
+}
+
 variable "stt_max_sessions" {
   description = "Open streams per instance at most; beyond, a stream is refused with close code 1013."
   type        = number
@@ -245,6 +263,9 @@ job "stt" {
         JB_STT_VAD_MODEL    = var.stt_vad_model
         JB_STT_THREADS      = var.stt_threads
         JB_STT_MAX_SESSIONS = var.stt_max_sessions
+        JB_STT_WHISPER_WINDOW_S    = var.stt_whisper_window_s
+        JB_STT_PARTIAL_INTERVAL_MS = var.stt_partial_interval_ms
+        JB_STT_PARTIAL_FIRST_MS    = var.stt_partial_first_ms
       }
 
       resources {

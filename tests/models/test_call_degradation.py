@@ -93,12 +93,15 @@ class Call:
             self.sockets.append(ws)
             seen = await negotiate_over_signaling(peer, ws)
         self.events.extend(seen)
-        self.listener = asyncio.ensure_future(self._listen(self.sockets[1]))
+        # A's socket is read too: a client that stops reading is disconnected by keepalive
+        self.listeners = [asyncio.ensure_future(self._listen(ws, keep))
+                          for ws, keep in ((self.sockets[0], False), (self.sockets[1], True))]
         return self
 
-    async def _listen(self, ws: ClientConnection) -> None:
+    async def _listen(self, ws: ClientConnection, keep: bool) -> None:
         async for raw in ws:
-            self.events.append(json.loads(raw))
+            if keep:
+                self.events.append(json.loads(raw))
 
     async def wait(self, pred: Callable[[Event], bool], timeout: float) -> Event | None:
         deadline = time.monotonic() + timeout
@@ -121,7 +124,8 @@ class Call:
                                    params={"token": self.token_b})).text
 
     async def __aexit__(self, *_: object) -> None:
-        self.listener.cancel()
+        for task in self.listeners:
+            task.cancel()
         for ws in self.sockets:
             await ws.close()
         await self.a.close()

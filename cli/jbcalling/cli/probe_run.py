@@ -47,7 +47,7 @@ class ProbeResult:
 
 
 async def run_probe(signaling: str, tts: str, utterances: int, timeout_s: float,
-                    say: Any) -> ProbeResult:
+                    say: Any, camera: bool = False) -> ProbeResult:
     from websockets.asyncio.client import connect
 
     from jbcalling.gateway.pipeline import resample_to_48k
@@ -68,8 +68,8 @@ async def run_probe(signaling: str, tts: str, utterances: int, timeout_s: float,
             "hear_translation": True})).json()
     ws_base = signaling.replace("http", "ws", 1) + f"/ws/rooms/{room}?token="
     mic = PcmTrack()
-    pa = SyntheticPeer("", room, a["participant_id"], audio=mic)
-    pb = SyntheticPeer("", room, b["participant_id"])
+    pa = SyntheticPeer("", room, a["participant_id"], audio=mic, camera=camera)
+    pb = SyntheticPeer("", room, b["participant_id"], camera=camera)
     async with connect(ws_base + a["token"]) as wa, connect(ws_base + b["token"]) as wb:
         await negotiate_over_signaling(pa, wa)
         await negotiate_over_signaling(pb, wb)
@@ -81,7 +81,14 @@ async def run_probe(signaling: str, tts: str, utterances: int, timeout_s: float,
             async for raw in wb:
                 events.append((time.time(), json.loads(raw)))
 
+        async def drain() -> None:
+            # The speaker's socket must be read too: a client that stops reading stops answering
+            # signaling's keepalive pings, is disconnected after ~40 s, and leaves the call.
+            async for _ in wa:
+                pass
+
         listener = asyncio.ensure_future(listen())
+        drainer = asyncio.ensure_future(drain())
         try:
             for i, (text, pcm) in enumerate(clips):
                 seen = {ev.get("segment") for _, ev in events}  # earlier utterances' segments
@@ -109,6 +116,7 @@ async def run_probe(signaling: str, tts: str, utterances: int, timeout_s: float,
                 await asyncio.sleep(1.0 + duration / 1000)
         finally:
             listener.cancel()
+            drainer.cancel()
             await pa.close()
             await pb.close()
     return result

@@ -202,9 +202,12 @@ class SpeakerStream:
         delay = 0.5
         down_reported = False
         last_report = 0.0
+        me: dict[str, Any] = {}
         while True:
-            people = await self.p.people(self.room)
-            me = people.get(self.pid, {})
+            try:  # the speaker's settings; on a Redis hiccup the last ones known
+                me = (await self.p.people(self.room)).get(self.pid, {})
+            except (aioredis.RedisError, OSError) as exc:
+                log.warning("cannot read the room's people; retrying", extra={"error": str(exc)})
             lang = me.get("speak", "en")
             try:
                 url = await self.p.discovery.pick("stt")
@@ -218,6 +221,7 @@ class SpeakerStream:
                     self.epoch += 1
                     self.started_wall_ms = 0
                     await self._session(ws, me, lang)
+                await asyncio.sleep(0.1)  # stt closed the stream normally: open another
             except (NoInstance, OSError, WebSocketException, TimeoutError) as exc:
                 self.p.discovery.forget("stt")
                 if not down_reported or time.monotonic() - last_report >= STATUS_REPEAT_S:
@@ -225,6 +229,10 @@ class SpeakerStream:
                         log.warning("speech recognition unavailable", extra={"error": str(exc)})
                     await self._status("unavailable")
                     down_reported, last_report = True, time.monotonic()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            except Exception:  # a bug must not end this speaker's captions for the whole call
+                log.exception("speaker stream failed; starting it again")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

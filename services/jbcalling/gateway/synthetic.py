@@ -40,8 +40,9 @@ class MediaRefused(Exception):
 
 class SyntheticPeer:
     def __init__(self, gateway: str, room: str, pid: str,
-                 audio: MediaStreamTrack | None = None) -> None:
+                 audio: MediaStreamTrack | None = None, camera: bool = True) -> None:
         self.gateway, self.room, self.pid = gateway, room, pid
+        self.camera = camera  # False: send no video (receive only)
         # max-bundle like browsers: aiortc's default answerer leaves extra video m-lines unbundled
         self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self.frames: Counter[str] = Counter()  # mid -> decoded frames received
@@ -75,7 +76,8 @@ class SyntheticPeer:
 
         await self.pc.setRemoteDescription(RTCSessionDescription(resp.json()["sdp"], "offer"))
         self.pc.addTrack(self.audio)
-        self.pc.addTrack(VideoStreamTrack())
+        if self.camera:
+            self.pc.addTrack(VideoStreamTrack())
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         ans = await http.post(f"{self.gateway}/v1/rooms/{self.room}/peers/{self.pid}/answer",
                               json={"sdp": self.pc.localDescription.sdp})
@@ -139,7 +141,8 @@ async def negotiate_over_signaling(peer: SyntheticPeer, ws: Any) -> list[dict[st
 
     await peer.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
     peer.pc.addTrack(peer.audio)
-    peer.pc.addTrack(VideoStreamTrack())
+    if peer.camera:
+        peer.pc.addTrack(VideoStreamTrack())
     await peer.pc.setLocalDescription(await peer.pc.createAnswer())
     await ws.send(json.dumps({"type": "sdp", "sdp": peer.pc.localDescription.sdp}))
     await until("media_ready")

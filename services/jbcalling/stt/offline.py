@@ -3,8 +3,9 @@
 This is what serves Vietnamese (the published Vietnamese zipformers are offline models) and
 Whisper models. Each step feeds every stream's VAD; utterances the VAD closed are decoded as
 finals in one batch; streams still in speech get a partial by re-decoding their open utterance
-every ``partial_interval_ms`` of new audio (stretched by twice the last partial's decode time, so
-that a final rarely waits behind a partial), after the finals, and only when no final waits.
+``partial_first_ms`` after the VAD heard speech begin, then every ``partial_interval_ms`` of new
+audio (stretched by twice the last partial's decode time, so that a final rarely waits behind a
+partial), after the finals, and only when no final waits.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class VadOfflineBackend(Backend):
         self.kind = kind
         self.vad_factory = vad
         self.partial_every = settings.partial_interval_ms * SAMPLE_RATE // 1000
+        self.first_partial = min(settings.partial_first_ms * SAMPLE_RATE // 1000, self.partial_every)
         super().__init__(lang, model, settings.max_backlog_s)
         self.standin = standin
 
@@ -71,7 +73,8 @@ class VadOfflineBackend(Backend):
             speaking = st.vad.is_speech_detected() and not closing
             if speaking and not st.speaking:
                 st.open_start = max(0, s.samples - LOOKBACK)
-                st.next_partial = s.samples + self.partial_every
+                # the first partial early: it is what shows that someone is being heard
+                st.next_partial = s.samples + self.first_partial
             st.speaking = speaking
             keep_from = st.open_start if speaking else s.samples - LOOKBACK
             self._trim(st, keep_from)

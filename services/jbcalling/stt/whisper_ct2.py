@@ -24,7 +24,7 @@ class WhisperCt2:
     """``decode(list of float32 16 kHz arrays) -> list of texts``, one batch call."""
 
     def __init__(self, model: str, folder: Path, lang: str, threads: int, window_s: int = 30,
-                 compute_type: str = "default") -> None:
+                 compute_type: str = "default", no_repeat_ngram: int = 0) -> None:
         import ctranslate2
         from tokenizers import Tokenizer
 
@@ -34,6 +34,7 @@ class WhisperCt2:
         self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
         self.n_mels = self.model.n_mels
         self.window_frames = window_s * 100
+        self.no_repeat_ngram = no_repeat_ngram
         prompt = ["<|startoftranscript|>"]
         if self.model.is_multilingual:
             prompt += [f"<|{lang}|>", "<|transcribe|>"]
@@ -55,9 +56,31 @@ class WhisperCt2:
         results = self.model.generate(ctranslate2.StorageView.from_array(feats),
                                       [self.prompt] * len(segments), beam_size=1,
                                       max_length=min(224, int(10 + 6 * longest)),
-                                      suppress_blank=True)
+                                      suppress_blank=True,
+                                      no_repeat_ngram_size=self.no_repeat_ngram)
         out = []
         for r in results:
             ids = [i for i in r.sequences_ids[0] if i < self.first_special]
-            out.append(self.tokenizer.decode(ids).strip())
+            out.append(trim_repeat(self.tokenizer.decode(ids).strip()))
         return out
+
+
+def trim_repeat(text: str) -> str:
+    """Cut Whisper's loop on a short window: text after a sentence end that only repeats words
+    of what came before ("Yes. Yes.", "Can you hear me now? Can you", "... next week. Next
+    week") is dropped. A repeat inside a sentence ("bye bye") is left alone: the first copy must
+    end with . ? or !"""
+    words = text.split()
+    for k in range(1, len(words)):
+        head, tail = _norm(words[:k]), _norm(words[k:])
+        if words[k - 1][-1] in ".?!" and (_contains(head, tail) or tail == _norm(words)[:len(tail)]):
+            return " ".join(words[:k])
+    return text
+
+
+def _contains(seq: list[str], part: list[str]) -> bool:
+    return any(seq[i:i + len(part)] == part for i in range(len(seq) - len(part) + 1))
+
+
+def _norm(words: list[str]) -> list[str]:
+    return [w.strip(".,?!").lower() for w in words]

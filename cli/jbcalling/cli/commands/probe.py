@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -30,6 +31,10 @@ def probe(
                                                           "dev default 127.0.0.1.")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds each stage may take.")] = 10.0,
     save: Annotated[Path | None, typer.Option(help="Also write the JSON result here.")] = None,
+    camera: Annotated[bool, typer.Option(help="Also send a camera (VP8, 640x480) from both "
+                                         "synthetic participants. Off by default: the probe "
+                                         "times speech, and on a small machine the encoding "
+                                         "competes with the services it measures.")] = False,
 ) -> None:
     """Join a room with two synthetic participants: one speaks known English sentences, the
     other (captions in Vietnamese, hearing the translation) times each stage: first partial
@@ -47,10 +52,13 @@ def probe(
     addresses = ice_address if ice_address else (["127.0.0.1"] if c.settings.env == "dev" else [])
     ice.use_host_addresses(addresses)
     started = time.monotonic()
-    result = asyncio.run(run_probe(signaling, tts, utterances, timeout, c.out.say))
+    load_before = os.getloadavg()
+    result = asyncio.run(run_probe(signaling, tts, utterances, timeout, c.out.say, camera))
     summary = result.summary()
-    doc = {"signaling": signaling, "utterances": result.utterances, "summary": summary,
-           "wall_s": round(time.monotonic() - started, 1)}
+    doc = {"signaling": signaling, "camera": camera, "utterances": result.utterances,
+           "summary": summary, "wall_s": round(time.monotonic() - started, 1),
+           "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+           "cpus": os.cpu_count()}
     if save:
         save.parent.mkdir(parents=True, exist_ok=True)
         save.write_text(json.dumps(doc, indent=2))
