@@ -5,6 +5,7 @@
     -> partial          -> caption(kind=partial)  -> Redis room events -> signaling -> browsers
     -> final            -> caption(kind=final)    (the original, at once)
                         -> mt ``POST /v1/translate`` -> caption(kind=translation), transcript
+                           (asked already at a *stable* partial, when its text is the final's)
                         -> tts ``POST /v1/synthesize`` -> SpeechTrack of each listener who
                            hears that language (speech_track.py)
 
@@ -89,10 +90,14 @@ class Pipeline:
         return {(k.decode() if isinstance(k, bytes) else k): json.loads(v) for k, v in raw.items()}
 
     # ---- after a final result ---------------------------------------------------------------
-    async def on_final(self, room: str, speaker: dict[str, Any], caption: dict[str, Any]) -> None:
+    async def on_final(self, room: str, speaker: dict[str, Any], caption: dict[str, Any],
+                       early: asyncio.Future[tuple[str, str]] | None = None) -> None:
+        """``early``: the translation of a stable partial with the final's very text, already
+        asked for before the final came."""
         source = caption["lang"]
-        target = next(lang for lang in LANGS if lang != source)
-        translated, error = await self.translate(source, target, caption["text"])
+        target = other(source)
+        translated, error = await (early if early is not None
+                                   else self.translate(source, target, caption["text"]))
         update = {**caption, "kind": "translation", "emitted_ms": now_ms(),
                   "translations": {target: translated} if translated else {}}
         if error:
@@ -176,6 +181,7 @@ class SpeakerStream:
         self.task: asyncio.Task[None] | None = None
         self.epoch = 0
         self.started_wall_ms = 0  # wall time of the first sample sent on this stt stream
+        self.early: dict[str, asyncio.Future[tuple[str, str]]] = {}  # stable partial -> mt
 
     def start(self) -> None:
         self.task = asyncio.ensure_future(self._run())
@@ -257,6 +263,10 @@ class SpeakerStream:
     async def _result(self, res: dict[str, Any], me: dict[str, Any], lang: str) -> None:
         if res.get("type") not in ("partial", "final") or not str(res.get("text", "")).strip():
             return
+        if res.get("stable") and res["type"] == "partial":  # likely the final: translate now
+            source = res.get("lang", lang)
+            self.early = {res["text"]: asyncio.ensure_future(
+                self.p.translate(source, other(source), res["text"]))}
         caption = {"type": "caption", "kind": res["type"], "speaker": self.pid,
                    "speaker_name": me.get("name", ""), "segment": f"{self.epoch}:{res['segment']}",
                    "lang": res.get("lang", lang), "text": res["text"],
@@ -265,7 +275,15 @@ class SpeakerStream:
                    "emitted_ms": now_ms()}
         await self.p.publish(self.room, caption)
         if res["type"] == "final":
-            self.p.spawn(self.p.on_final(self.room, me, caption))
+            early = self.early.pop(res["text"], None)
+            for unused in self.early.values():
+                unused.cancel()
+            self.early = {}
+            self.p.spawn(self.p.on_final(self.room, me, caption, early))
+
+
+def other(lang: str) -> str:
+    return next(x for x in LANGS if x != lang)
 
 
 def resample_to_48k(pcm: bytes, rate: int) -> bytes:

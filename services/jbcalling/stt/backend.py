@@ -154,9 +154,10 @@ class Backend(ABC):
             stream.emit(exc)
         stream.emit(None)
 
-    def result(self, stream: Stream, kind: str, text: str, start: int, end: int) -> None:
+    def result(self, stream: Stream, kind: str, text: str, start: int, end: int,
+               stable: bool = False) -> None:
         stream.emit(Result(kind, stream.segment, text, self.lang,  # type: ignore[arg-type]
-                           start * 1000 // SAMPLE_RATE, end * 1000 // SAMPLE_RATE))
+                           start * 1000 // SAMPLE_RATE, end * 1000 // SAMPLE_RATE, stable))
 
     @abstractmethod
     def start_stream(self) -> Any:

@@ -22,6 +22,8 @@ class Result:
     lang: str
     start_ms: int
     end_ms: int
+    # a partial decoded once the speaker fell quiet: likely the final text, worth translating now
+    stable: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -5,7 +5,11 @@ Whisper models. Each step feeds every stream's VAD; utterances the VAD closed ar
 finals in one batch; streams still in speech get a partial by re-decoding their open utterance
 ``partial_first_ms`` after the VAD heard speech begin, then every ``partial_interval_ms`` of new
 audio (stretched by twice the last partial's decode time, so that a final rarely waits behind a
-partial), after the finals, and only when no final waits.
+partial), after the finals, and only when no final waits. When the speaker has been quiet for
+``stable_partial_quiet_ms`` while the VAD still waits for its silence to end the utterance, a
+*stable* partial is decoded at once; if only quiet follows, the final reuses its text instead of
+decoding again (the final then leaves as soon as the VAD closes the utterance), and the gateway
+can translate the stable partial before the final.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from jbcalling.stt.settings import SttSettings
 from jbcalling.stt.vad import VadFactory
 
 LOOKBACK = SAMPLE_RATE // 2  # audio kept before the VAD says "speech", for partials
+QUIET_FLOOR = 0.003  # RMS (about -50 dBFS) under which audio counts as quiet
 
 
 class Decoder(Protocol):
@@ -36,6 +41,10 @@ class _State:
     open_start: int = 0
     next_partial: int = 0
     partial_sent: bool = False  # the open segment had a partial: it must get a final
+    peak: float = 0.0  # loudest 100 ms of the open segment (RMS)
+    quiet: int = 0  # samples of quiet at the end of the open segment
+    stable_due: bool = False  # quiet long enough: decode a stable partial now
+    stable_text: str | None = None  # the stable partial's text, while only quiet followed it
 
 
 class VadOfflineBackend(Backend):
@@ -46,6 +55,7 @@ class VadOfflineBackend(Backend):
         self.vad_factory = vad
         self.partial_every = settings.partial_interval_ms * SAMPLE_RATE // 1000
         self.first_partial = min(settings.partial_first_ms * SAMPLE_RATE // 1000, self.partial_every)
+        self.stable_after = settings.stable_partial_quiet_ms * SAMPLE_RATE // 1000
         super().__init__(lang, model, settings.max_backlog_s)
         self.standin = standin
 
@@ -75,14 +85,23 @@ class VadOfflineBackend(Backend):
                 st.open_start = max(0, s.samples - LOOKBACK)
                 # the first partial early: it is what shows that someone is being heard
                 st.next_partial = s.samples + self.first_partial
+                st.peak, st.quiet, st.stable_text = 0.0, 0, None
+            if speaking and audio is not None and len(audio):
+                self._loudness(st, audio)
             st.speaking = speaking
             keep_from = st.open_start if speaking else s.samples - LOOKBACK
             self._trim(st, keep_from)
         if finals:
             t0 = time.perf_counter()
-            texts = self.decoder.decode([audio for _, _, audio in finals])
+            # A stable partial followed by nothing but quiet already decoded all of the speech:
+            # its text is the final, with no second decode.
+            todo = [(s, a) for s, _, a in finals if s.state.stable_text is None]
+            decoded = iter(self.decoder.decode([a for _, a in todo]) if todo else [])
+            texts = [s.state.stable_text if s.state.stable_text is not None else next(decoded)
+                     for s, _, _ in finals]
             self.observe("final", time.perf_counter() - t0)
             for (s, start, audio), text in zip(finals, texts, strict=True):
+                s.state.stable_text = None
                 # A segment whose partials were shown gets a final even if empty, so that a
                 # client can close its caption.
                 if text or s.state.partial_sent:
@@ -91,7 +110,8 @@ class VadOfflineBackend(Backend):
                 s.state.open_start = start + len(audio)
                 s.state.partial_sent = False
         elif self.partial_every and last:
-            due = [s for s, _, _ in work if s.state.speaking and s.samples >= s.state.next_partial]
+            due = [s for s, _, _ in work if s.state.speaking and
+                   (s.samples >= s.state.next_partial or s.state.stable_due)]
             if due:
                 t0 = time.perf_counter()
                 texts = self.decoder.decode([self._audio(s.state, s.state.open_start, s.samples)
@@ -102,12 +122,27 @@ class VadOfflineBackend(Backend):
                 rest = int(2 * (time.perf_counter() - t0) * SAMPLE_RATE)
                 for s, text in zip(due, texts, strict=True):
                     s.state.next_partial = s.samples + self.partial_every + rest
+                    stable, s.state.stable_due = s.state.stable_due, False
+                    if stable:
+                        s.state.stable_text = text
                     if text:
-                        self.result(s, "partial", text, s.state.open_start, s.samples)
+                        self.result(s, "partial", text, s.state.open_start, s.samples, stable)
                         s.state.partial_sent = True
         for s, _, closing in work:
             if closing:
                 self._finish(s)
+
+    def _loudness(self, st: _State, audio: np.ndarray) -> None:
+        """Quiet (20 dB under the segment's peak) for ``stable_partial_quiet_ms`` while the VAD
+        still says speech: the speaker probably finished; a partial now is likely the final."""
+        rms = float(np.sqrt(np.mean(np.square(audio))))
+        st.peak = max(st.peak, rms)
+        if rms > max(QUIET_FLOOR, 0.1 * st.peak):
+            st.quiet, st.stable_text, st.stable_due = 0, None, False
+            return
+        before, st.quiet = st.quiet, st.quiet + len(audio)
+        if self.stable_after and before < self.stable_after <= st.quiet:
+            st.stable_due = True
 
     @staticmethod
     def _trim(st: _State, keep_from: int) -> None:

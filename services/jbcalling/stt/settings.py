@@ -34,6 +34,9 @@ class SttSettings(ServiceSettings):
     partial_first_ms: int = Field(100, ge=0, description="VAD backends: the first partial of an "
                                   "utterance this long after the VAD detected speech, ms (at most "
                                   "partial_interval_ms).")
+    stable_partial_quiet_ms: int = Field(120, ge=0, le=2000, description="VAD backends: after "
+                                         "this much quiet at the end of speech, decode a stable "
+                                         "partial that the final reuses (0: off), ms.")
     endpoint_trailing_silence_s: float = Field(0.8, gt=0, description="Streaming backend: the "
                                                "recognizer's own endpoint after speech, seconds.")
     decoding_method: str = Field("greedy_search", pattern="^(greedy_search|modified_beam_search)$",
