@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import typer
@@ -20,19 +21,25 @@ def register(app: typer.Typer) -> None:
 def collect(c: Ctx) -> dict[str, Any]:
     """One document: per service, what Nomad runs and what Consul says of it."""
     known = render.known_services(c.settings.jobs_dir)
-    jobs = {j["ID"]: j for j in c.nomad.jobs()}  # the list has no Version or Meta: read each
-    checks = c.consul.checks_in_state("any")
+    # The job list has no Version or Meta: read each job and its allocations. The reads are
+    # independent, so they go out together (a status over six jobs is ~14 requests).
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        checks_f = pool.submit(c.consul.checks_in_state, "any")
+        jobs = {j["ID"]: j for j in c.nomad.jobs()}
+        details = {name: (pool.submit(c.nomad.job, name), pool.submit(c.nomad.allocations, name))
+                   for name in jobs}
+        checks = checks_f.result()
     by_alloc: dict[str, list[dict[str, Any]]] = {}
     for chk in checks:
         if chk.get("ServiceID"):
             by_alloc.setdefault(alloc_of({"Service": {"ID": chk["ServiceID"]}}), []).append(chk)
     services = []
     for name in known + sorted(set(jobs) - set(known)):
-        job = c.nomad.job(name) if name in jobs else None
+        job = details[name][0].result() if name in jobs else None
         if job is None:
             services.append({"service": name, "deployed": False})
             continue
-        allocs = c.nomad.allocations(name) if job["Status"] != "dead" else []
+        allocs = details[name][1].result() if job["Status"] != "dead" else []
         running = [a for a in allocs if a["ClientStatus"] == "running" and a["DesiredStatus"] == "run"]
         states: Counter[str] = Counter()
         for a in running:
