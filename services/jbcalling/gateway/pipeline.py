@@ -182,6 +182,9 @@ class SpeakerStream:
         self.epoch = 0
         self.started_wall_ms = 0  # wall time of the first sample sent on this stt stream
         self.early: dict[str, asyncio.Future[tuple[str, str]]] = {}  # stable partial -> mt
+        self.down = False  # participants were told captions are paused
+        self.delay = 0.5  # reconnect backoff
+        self.last_report = 0.0
 
     def start(self) -> None:
         self.task = asyncio.ensure_future(self._run())
@@ -205,9 +208,6 @@ class SpeakerStream:
                                          "speaker": self.pid, "message": message})
 
     async def _run(self) -> None:
-        delay = 0.5
-        down_reported = False
-        last_report = 0.0
         me: dict[str, Any] = {}
         while True:
             try:  # the speaker's settings; on a Redis hiccup the last ones known
@@ -219,28 +219,33 @@ class SpeakerStream:
                 url = await self.p.discovery.pick("stt")
                 ws_url = url.replace("http", "ws", 1) + f"/v1/stream?lang={lang}"
                 async with connect(ws_url, open_timeout=5, max_size=2**20) as ws:
-                    if down_reported:
-                        await self._status("available")
-                        log.info("speech recognition is back")
-                        down_reported = False
-                    delay = 0.5
                     self.epoch += 1
                     self.started_wall_ms = 0
                     await self._session(ws, me, lang)
                 await asyncio.sleep(0.1)  # stt closed the stream normally: open another
             except (NoInstance, OSError, WebSocketException, TimeoutError) as exc:
                 self.p.discovery.forget("stt")
-                if not down_reported or time.monotonic() - last_report >= STATUS_REPEAT_S:
-                    if not down_reported:
-                        log.warning("speech recognition unavailable", extra={"error": str(exc)})
-                    await self._status("unavailable")
-                    down_reported, last_report = True, time.monotonic()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await self._down(str(exc))
             except Exception:  # a bug must not end this speaker's captions for the whole call
                 log.exception("speaker stream failed; starting it again")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                await self._down("internal error")
+
+    async def _up(self) -> None:
+        """stt said ``ready``: the stream works (a refusal comes after the connection opens)."""
+        self.delay = 0.5
+        if self.down:
+            self.down = False
+            log.info("speech recognition is back")
+            await self._status("available")
+
+    async def _down(self, error: str) -> None:
+        if not self.down or time.monotonic() - self.last_report >= STATUS_REPEAT_S:
+            if not self.down:
+                log.warning("speech recognition unavailable", extra={"error": error})
+            await self._status("unavailable")
+            self.down, self.last_report = True, time.monotonic()
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, 5.0)
 
     async def _session(self, ws: Any, me: dict[str, Any], lang: str) -> None:
         async def send() -> None:
@@ -261,6 +266,8 @@ class SpeakerStream:
                 await sender
 
     async def _result(self, res: dict[str, Any], me: dict[str, Any], lang: str) -> None:
+        if res.get("type") == "ready":
+            await self._up()
         if res.get("type") not in ("partial", "final") or not str(res.get("text", "")).strip():
             return
         if res.get("stable") and res["type"] == "partial":  # likely the final: translate now
