@@ -33,6 +33,7 @@ MAX_PARTICIPANTS = 3
 class Stack:
     url: str          # signaling: the page and the API
     gateway: str
+    services: dict[str, ServedApp]  # stt, mt, tts: a test may stop one to see the page degrade
 
 
 def _wav(path: Path, samples: np.ndarray, rate: int) -> Path:
@@ -102,17 +103,19 @@ def stack(redis_url: str, models_dir: Path,  # noqa: F811
     tts = create_tts(TtsSettings(models_dir=models_dir, voices=DEV_VOICES))
     log = tmp_path_factory.mktemp("gateway") / "gateway.log"
     with ExitStack() as stack:
-        urls = {name: stack.enter_context(ServedApp(app)).url
-                for name, app in (("stt", stt), ("mt", mt), ("tts", tts))}
-        proc, gateway = _start_gateway(redis_url, urls, log)
+        services = {name: stack.enter_context(ServedApp(app))
+                    for name, app in (("stt", stt), ("mt", mt), ("tts", tts))}
+        proc, gateway = _start_gateway(redis_url, {k: v.url for k, v in services.items()}, log)
         try:
             settings = SignalingSettings(redis_url=redis_url, jwt_secret="b" * 40,
                                          gateway_url=gateway, max_participants=MAX_PARTICIPANTS)
             sig = stack.enter_context(ServedApp(create_signaling(settings)))
-            yield Stack(sig.url, gateway)
+            yield Stack(sig.url, gateway, services)
         finally:
             proc.terminate()
             proc.wait(15)
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            shutil.copy(log, ARTIFACTS / "gateway.log")  # to read after a failure
 
 
 @pytest.fixture(scope="session")

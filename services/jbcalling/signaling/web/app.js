@@ -14,7 +14,7 @@ function roomFromPath() {
 
 function show(view) {
   for (const el of document.querySelectorAll("[data-view]")) el.hidden = el.dataset.view !== view;
-  document.body.dataset.view = view;
+  document.body.dataset.screen = view;
 }
 
 const lobby = new Lobby({

@@ -6,6 +6,9 @@ import { t } from "./i18n.js";
 import { MediaLink, stopStream } from "./media.js";
 
 const $ = (sel) => document.querySelector(sel);
+// Errors of a media negotiation (docs/protocol.md): worth another try, or to show.
+const RETRYABLE = ["no_gateway", "gateway_unreachable", "gateway_error", "no_offer"];
+const FATAL = ["gateway_full", "room_full", "bad_sdp"];
 
 export class Call {
   constructor(session, stream, problems, onExit) {
@@ -24,6 +27,9 @@ export class Call {
     this.screen = null;
     this.mutedSelf = !stream.getAudioTracks().length;
     this.ended = false;
+    this.generation = 0; // of media negotiations
+    this.mediaRetries = 0;
+    this.sttDown = new Set(); // speakers whose captions are paused ("*": everyone's)
     this.captions = new Captions({
       log: $("#caption-log"), overlay: $("#overlay"), live: $("#caption-live"), jump: $("#jump"),
       myLang: () => this.prefs.captions,
@@ -87,6 +93,7 @@ export class Call {
         break;
       case "left":
         this.people.delete(m.participant);
+        this.sttDown.delete(m.participant);
         this.render();
         break;
       case "speaking":
@@ -110,7 +117,10 @@ export class Call {
         if (m.kind === "partial") this.setActive(m.speaker);
         break;
       case "captions_status":
-        this.banner("captions", m.state === "unavailable" ? t("captions_down") : "");
+        this.captionsStatus(m);
+        break;
+      case "speech_status":
+        this.banner("speech", m.state === "unavailable" ? t("speech_down") : "");
         break;
       case "speech":
         if ((m.listeners || []).includes(this.me)) this.speech.duck(m.duration_ms || 0);
@@ -125,13 +135,13 @@ export class Call {
       case "media_ready":
         this.banner("media", this.problems.includes("camera_denied") ? t("cam_denied") : "");
         break;
-      case "media_reconnect":
+      case "media_reconnect": // the gateway restarted or went away (docs/protocol.md)
         this.banner("media", t("media_reconnecting"));
-        this.negotiate();
+        setTimeout(() => !this.ended && this.negotiate(), Math.min(m.retry_ms || 0, 10000));
         break;
       case "error":
-        if (["no_gateway", "gateway_unreachable", "gateway_full", "room_full", "bad_sdp"]
-          .includes(m.code) || m.code.startsWith("gateway")) {
+        if (RETRYABLE.includes(m.code) && this.mediaRetries < 8) this.retryMedia();
+        else if (FATAL.includes(m.code) || RETRYABLE.includes(m.code)) {
           this.banner("media", `${t("media_failed")} ${m.message}`);
         }
         break;
@@ -140,21 +150,52 @@ export class Call {
     }
   }
 
+  captionsStatus(m) {
+    if (m.state === "unavailable") this.sttDown.add(m.speaker || "*");
+    else if (m.speaker) this.sttDown.delete(m.speaker);
+    else this.sttDown.clear();
+    this.showCaptionsStatus();
+  }
+
+  showCaptionsStatus() {
+    const names = [...this.sttDown].map((pid) => this.people.get(pid)?.name).filter(Boolean);
+    let text = "";
+    if (this.sttDown.has("*") || (this.sttDown.size && !names.length)) text = t("captions_down");
+    else if (names.length) text = t("captions_down_for", { names: names.join(", ") });
+    this.banner("captions", text);
+  }
+
   // ---- media ---------------------------------------------------------------------------------
   negotiate() {
     this.signal.send({ type: "media_offer" });
   }
 
   async answer(sdp) {
+    // Each offer replaces the gateway's peer connection for this page: only the answer to the
+    // latest offer may be sent (an older one would not match the gateway's connection).
+    const gen = ++this.generation;
     if (this.link) this.link.close();
-    this.link = new MediaLink(this.s.ice_servers || []);
+    const link = (this.link = new MediaLink(this.s.ice_servers || []));
+    link.pc.addEventListener("connectionstatechange", () => {
+      if (link.pc.connectionState === "failed" && link === this.link) this.retryMedia();
+      if (link.pc.connectionState === "connected") this.mediaRetries = 0;
+    });
     try {
-      const answer = await this.link.answer(sdp, this.sending());
+      const answer = await link.answer(sdp, this.sending());
+      if (gen !== this.generation) return;
       this.signal.send({ type: "sdp", sdp: answer });
       this.attachMedia();
     } catch (err) {
-      this.banner("media", `${t("media_failed")} ${err.message || err}`);
+      if (gen === this.generation) this.banner("media", `${t("media_failed")} ${err.message || err}`);
     }
+  }
+
+  /** The connection to the gateway failed (ICE or DTLS): negotiate again, backing off. */
+  retryMedia() {
+    this.banner("media", t("media_reconnecting"));
+    const delay = Math.min(500 * 2 ** this.mediaRetries, 8000);
+    this.mediaRetries += 1;
+    setTimeout(() => !this.ended && this.negotiate(), delay);
   }
 
   sending() {
@@ -199,6 +240,7 @@ export class Call {
     }
     grid.dataset.count = String(Math.min(this.tiles.size, 6));
     $("#people-count").textContent = t("people", { n: this.tiles.size });
+    this.showCaptionsStatus();
     this.attachMedia();
   }
 
@@ -422,7 +464,7 @@ export class Call {
     this.abort.abort();
     for (const tile of this.tiles.values()) tile.el.remove();
     this.tiles.clear();
-    for (const which of ["conn", "captions", "media"]) this.banner(which, "");
+    for (const which of ["conn", "captions", "speech", "media"]) this.banner(which, "");
     $("#people-count").textContent = "";
     this.onExit(reason);
   }

@@ -1,0 +1,276 @@
+"""A call through the page, in real browsers: Debian's Chromium (two browser processes, so that
+only the speaker's fake microphone plays speech), real signaling, gateway, stt, mt, tts, Redis.
+
+An (host, speaks English; the microphone plays a real human English recording), Binh (wants
+Vietnamese captions and to hear the translation) and Cara (camera permission refused: audio
+only) join one room through the lobby. Each sees the others' video playing; Binh sees An's words
+as captions (partial, then final in place, then the translation) and downloads the transcript;
+a fourth joiner is refused (room full); the host mutes Binh and removes Cara, whose pages say
+so; with mt down the captions say "translation unavailable"; the host ends the room.
+Screenshots (lobby is in test_lobby.py): a 3-person call with captions, the phone layout.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from browser_stack import (  # noqa: F401
+    artifacts,
+    launch,
+    models_dir,
+    playwright,
+    silent_wav,
+    speech_wav,
+    stack,
+)
+
+pytestmark = pytest.mark.browser
+# The words of the recording (Samuel Beckett, "Worstward Ho"), which Whisper tiny.en recognizes.
+BECKETT = {"ever", "tried", "failed", "no", "matter", "try", "again", "fail", "better"}
+
+FRAMES = """() => [...document.querySelectorAll('.tile.remote')].map(t => {
+    const v = t.querySelector('video');
+    return [t.dataset.pid, v.getVideoPlaybackQuality().totalVideoFrames, v.videoWidth]; })"""
+
+SLOTS = """() => [...document.querySelectorAll('.tile.remote video')].map(v =>
+    v.srcObject ? v.srcObject.getTracks().map(t => [t.kind, t.muted, t.readyState]) : null)"""
+
+# Records every change of a caption entry (state and text) and of the page's ducking, so the
+# test can check the order partial -> final -> translated of one entry afterwards.
+WATCH = """() => {
+    window.capLog = []; window.ducked = false;
+    const log = document.querySelector('#caption-log');
+    new MutationObserver(() => {
+        for (const el of log.querySelectorAll('.cap')) {
+            const row = [el.dataset.speaker + '|' + el.dataset.segment, el.dataset.state,
+                         el.querySelector('.orig').textContent, el.querySelector('.trans').textContent];
+            const last = window.capLog.findLast(r => r[0] === row[0]);
+            if (!last || row.some((v, i) => v !== last[i])) window.capLog.push(row);
+        }
+    }).observe(log, {subtree: true, childList: true, characterData: true, attributes: true});
+    new MutationObserver(() => { if (document.body.classList.contains('ducked')) window.ducked = true; })
+        .observe(document.body, {attributes: true});
+}"""
+
+
+def record(ws: Any, into: list[str]) -> None:
+    """Keep the types of the signaling messages a page exchanges (read after a failure)."""
+    def frame(direction: str, payload: Any) -> None:
+        try:
+            kind = json.loads(payload)["type"]
+        except (ValueError, KeyError, TypeError):
+            kind = "?"
+        if kind not in ("caption", "captions_status", "speaking", "pong", "ping"):
+            into.append(f"{time.strftime('%H:%M:%S')} {direction} {kind}")
+
+    ws.on("framereceived", lambda payload: frame("<", payload))
+    ws.on("framesent", lambda payload: frame(">", payload))
+    ws.on("close", lambda _: into.append(f"{time.strftime('%H:%M:%S')} closed"))
+
+
+def join(page: Any, link: str, name: str, speak: str, captions: str, hear: bool = False) -> str:
+    """Join through the lobby; returns the participant id the page got."""
+    page.goto(link)
+    page.wait_for_selector("body[data-ready='1']", timeout=10000)
+    page.get_by_label("Your name").fill(name)
+    page.locator(f"input[name=speak][value={speak}]").check()
+    page.locator(f"input[name=captions][value={captions}]").check()
+    page.locator("#hear").set_checked(hear)
+    page.get_by_role("button", name="Join").click()
+    page.wait_for_selector("body[data-screen='call'] .tile.self", timeout=10000)
+    return str(page.locator(".tile.self").get_attribute("data-pid"))
+
+
+def until(page: Any, js: str, timeout_s: float, arg: Any = None) -> Any:
+    return page.wait_for_function(js, arg=arg, timeout=timeout_s * 1000).json_value()
+
+
+def video_flows(page: Any, sources: list[str], timeout_s: float = 30) -> dict[str, int]:
+    """Wait until the remote tile of every one of ``sources`` decodes frames (more than 5 in
+    one second); returns the last frame counts. A reconnect of the media (the page negotiates
+    again when signaling says ``media_reconnect``) restarts the counters, hence the retries."""
+    deadline = time.monotonic() + timeout_s
+    before: dict[str, int] = {}
+    while True:
+        now = {pid: n for pid, n, width in page.evaluate(FRAMES) if width > 0}
+        if before and all(now.get(pid, 0) > before.get(pid, 0) + 5 for pid in sources):
+            return now
+        if time.monotonic() > deadline:
+            raise AssertionError(("video does not play", sources, before, now,
+                                  page.evaluate(SLOTS)))
+        before = now
+        time.sleep(1)
+
+
+def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav: Path,  # noqa: F811
+                                         silent_wav: Path, artifacts: Path) -> None:  # noqa: F811
+    started = time.monotonic()
+    speaker_browser = launch(playwright, speech_wav)
+    listener_browser = launch(playwright, silent_wav)
+    errors: list[str] = []
+    try:
+        def context(browser: Any, permissions: list[str], **kw: Any) -> Any:
+            ctx = browser.new_context(permissions=permissions, locale="en-US",
+                                      viewport={"width": 1280, "height": 800}, **kw)
+            ctx.set_default_timeout(15000)
+            return ctx
+
+        an_page = context(speaker_browser, ["camera", "microphone"]).new_page()
+        binh_ctx = context(listener_browser, ["camera", "microphone"], accept_downloads=True)
+        binh_page = binh_ctx.new_page()
+        cara_page = context(listener_browser, ["microphone"]).new_page()  # camera refused
+        frames: dict[str, list[str]] = {"an": [], "binh": [], "cara": []}
+        for name, p in (("an", an_page), ("binh", binh_page), ("cara", cara_page)):
+            p.on("pageerror", lambda exc: errors.append(str(exc)))
+            p.on("websocket", lambda ws, name=name: record(ws, frames[name]))
+
+        # An creates the room (and so is its host) and joins; the others open the link.
+        an_page.goto(stack.url + "/")
+        an_page.get_by_role("button", name="Create a room").click()
+        an_page.wait_for_url("**/r/*")
+        link = an_page.locator("#room-link").input_value()
+        an = join(an_page, link, "An", "en", "en")
+        binh = join(binh_page, link, "Binh", "vi", "vi", hear=True)
+        cara_page.goto(link)
+        cara_page.wait_for_selector("body[data-ready='1']")
+        cara_page.wait_for_function(
+            "() => document.querySelector('#media-problems').textContent.includes('Camera access')")
+        cara = join(cara_page, link, "Cara", "en", "en")
+        binh_page.evaluate(WATCH)
+
+        # Everyone sees three tiles, and the others' camera video plays (frames advance).
+        for p in (an_page, binh_page, cara_page):
+            p.wait_for_function("() => document.querySelectorAll('#grid .tile').length === 3")
+        cameras = {an: [binh], binh: [an], cara: [an, binh]}
+        for p, me in ((an_page, an), (binh_page, binh), (cara_page, cara)):
+            video_flows(p, cameras[me], timeout_s=45)
+        # Cara is audio only: her tile shows her initials, her microphone reaches the others,
+        # and her camera button says there is none.
+        assert an_page.locator(f".tile[data-pid='{cara}']:not(.has-video) .avatar").is_visible()
+        an_page.wait_for_function(
+            """pid => { const v = document.querySelector(`.tile[data-pid='${pid}'] video`);
+                 const a = v.srcObject && v.srcObject.getAudioTracks()[0];
+                 return a && !a.muted && a.readyState === 'live'; }""", arg=cara)
+        assert cara_page.get_by_role("button", name="No camera").is_disabled()
+
+        # Binh sees An speaking, and An's words: partial, replaced in place by the final, then
+        # the Vietnamese translation in the same entry; and hears it (the original is ducked).
+        binh_page.wait_for_selector(f".tile[data-pid='{an}'].speaking", timeout=30000)
+        # A segment seen from its first partial (the speech loops: earlier ones began before the
+        # page was watching).
+        key = until(binh_page, """an => { const rows = window.capLog.filter(r => r[0].startsWith(an + '|'));
+            const keys = [...new Set(rows.map(r => r[0]))];
+            return keys.find(k => { const s = rows.filter(r => r[0] === k).map(r => r[1]);
+                                    return s[0] === 'partial' && s.at(-1) === 'translated'; }); }""",
+                    120, an)
+        states = [row[1] for row in binh_page.evaluate("window.capLog") if row[0] == key]
+        assert "final" in states, states
+        assert states.index("final") > max(i for i, s in enumerate(states) if s == "partial")
+        segment = key.split("|", 1)[1]
+        done = binh_page.locator(f".cap[data-segment='{segment}']")
+        assert done.count() == 1  # replaced in place: one entry per segment, no stacking
+        final_text = done.locator(".orig").inner_text()
+        words = re.sub(r"[^\w' ]+", " ", final_text.lower()).split()
+        assert words and sum(w in BECKETT for w in words) >= len(words) / 2, final_text
+        assert done.locator(".who").inner_text() == "An"
+        assert done.locator(".trans").inner_text().strip()
+        assert done.locator(".trans").get_attribute("lang") == "vi"
+        assert binh_page.locator("#overlay p").count() >= 1
+        # Cara reads English: An's captions, no translation line.
+        cara_page.wait_for_selector(f".cap[data-speaker='{an}'][data-state='final']", timeout=60000)
+        binh_page.wait_for_function("() => window.ducked", timeout=30000)
+
+        binh_page.screenshot(path=str(artifacts / "call-3-people.png"))
+        assert binh_page.locator("#grid .tile").count() == 3
+        for sel in ("#grid .tile.self", ".cap[data-state='translated']", "#btn-mic", "#btn-leave",
+                    "#dl-txt", "#dl-vtt"):
+            assert binh_page.locator(sel).first.is_visible(), sel
+
+        # The transcript, downloaded from the page.
+        for button, fmt in (("#dl-txt", "txt"), ("#dl-vtt", "vtt")):
+            with binh_page.expect_download(timeout=10000) as dl:
+                binh_page.locator(button).click()
+            path = dl.value.path()
+            text = Path(path).read_text()
+            (artifacts / f"transcript.{fmt}").write_text(text)
+            assert dl.value.suggested_filename.endswith(f".{fmt}")
+            assert ("An (en):" in text) if fmt == "txt" else text.startswith("WEBVTT"), text[:300]
+
+        # The phone layout: one column, two tiles a row, captions under the videos, no
+        # sideways scrolling (a 640 px wide window is a laptop at 200 % zoom).
+        for width, height, shot in ((390, 844, "phone.png"), (640, 400, None)):
+            cara_page.set_viewport_size({"width": width, "height": height})
+            layout = cara_page.evaluate("""() => {
+                const g = document.querySelector('#grid'), c = document.querySelector('.captions');
+                return {cols: getComputedStyle(g).gridTemplateColumns.split(' ').length,
+                        below: c.getBoundingClientRect().top >= g.getBoundingClientRect().bottom - 1,
+                        overflow: document.documentElement.scrollWidth - window.innerWidth}; }""")
+            assert layout == {"cols": 2, "below": True, "overflow": 0}, (width, layout)
+            if shot:
+                cara_page.wait_for_selector(".cap", timeout=30000)
+                cara_page.screenshot(path=str(artifacts / shot), full_page=True)
+                for sel in ("#grid .tile", ".cap", "#btn-mic", "#btn-leave"):
+                    assert cara_page.locator(sel).first.is_visible(), sel
+        cara_page.set_viewport_size({"width": 1280, "height": 800})
+
+        # A fourth person is refused: the room is full.
+        extra = context(listener_browser, ["camera", "microphone"]).new_page()
+        extra.goto(link)
+        extra.wait_for_selector("body[data-ready='1']")
+        extra.get_by_label("Your name").fill("Dung")
+        extra.get_by_role("button", name="Join").click()
+        extra.wait_for_function(
+            "() => document.querySelector('#join-error').textContent.includes('This room is full')")
+        assert extra.locator("body[data-screen='lobby']").count() == 1
+
+        # The host mutes Binh: his page says so and his microphone button shows it.
+        an_page.get_by_role("button", name="Mute Binh").click()
+        binh_page.wait_for_function(
+            "() => document.querySelector('#banner-media').textContent.includes('host muted')")
+        assert binh_page.locator("#btn-mic").get_attribute("aria-pressed") == "true"
+        an_page.wait_for_selector(f".tile[data-pid='{binh}'] .badge.muted:visible")
+
+        # The host removes Cara: her page says so; the others' grids drop her tile.
+        an_page.get_by_role("button", name="Remove Cara").click()
+        an_page.get_by_role("button", name="Yes").click()
+        cara_page.wait_for_function(
+            "() => document.querySelector('#end-message').textContent.includes('removed you')")
+        assert cara_page.locator("#end-message").is_visible()
+        assert not cara_page.locator("#rejoin").is_visible()
+        binh_page.wait_for_function("() => document.querySelectorAll('#grid .tile').length === 2")
+
+        # mt goes down: the next sentence's caption says the translation is unavailable.
+        stack.services["mt"].__exit__(None, None, None)
+        binh_page.wait_for_selector(".cap .trans.unavailable", timeout=120000)
+        assert "translation unavailable" in binh_page.locator(".cap .trans.unavailable").first.inner_text()
+
+        # stt goes down: the page says An's captions are paused, and the call goes on.
+        t0 = time.monotonic()
+        stack.services["stt"].__exit__(None, None, None)
+        binh_page.wait_for_function("""() => { const b = document.querySelector('#banner-captions');
+            return !b.hidden && b.textContent.includes('An') && b.textContent.includes('paused'); }""",
+                                    timeout=30000)
+        print(f"\nstt stopped; the page said captions paused after {time.monotonic() - t0:.1f} s")
+        video_flows(binh_page, [an])
+
+        # The host ends the room for everyone.
+        an_page.get_by_role("button", name="End call for everyone").click()
+        an_page.get_by_role("button", name="Yes").click()
+        binh_page.wait_for_function(
+            "() => document.querySelector('#end-message').textContent.includes('ended this call')")
+        assert errors == []
+    except Exception:
+        (artifacts / "signaling-frames.json").write_text(json.dumps(frames, indent=1))
+        raise
+    finally:
+        speaker_browser.close()
+        listener_browser.close()
+        took = time.monotonic() - started
+        (artifacts / "call.json").write_text(json.dumps({"call_test_s": round(took, 1)}))
+        print(f"\nthe call test took {took:.0f} s")
