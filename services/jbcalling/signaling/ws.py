@@ -131,18 +131,29 @@ async def serve(ws: WebSocket, room: str, settings: SignalingSettings, store: Ro
     try:
         await _loop(ws, room, me.id, claims.role, settings, store, media)
     finally:
-        await media.leave(room, me.id)
-        hub.sockets[room].pop(me.id, None)
-        if not hub.sockets[room]:
-            hub.sockets.pop(room, None)
-        # Keep the seat for a while: a page reload or a network blip reconnects with the same
-        # token; rooms.STALE_UNCONNECTED_S later the seat is free again.
-        gone = await store.get(room, me.id)
-        if gone is not None:
-            gone.connected = False
-            gone.joined_at = time.time()
-            await store.save(room, gone)
-            await store.publish(room, {"type": "left", "participant": me.id})
+        await _gone(ws, room, me.id, hub, store, media)
+
+
+async def _gone(ws: WebSocket, room: str, pid: str, hub: Hub, store: RoomStore,
+                media: MediaRelay) -> None:
+    # A reloaded page's new socket (same token) may already be in: the old socket's close must
+    # not take its place in the hub, its media or its presence. No await before the pop.
+    if hub.sockets.get(room, {}).get(pid) is not ws:
+        return
+    hub.sockets[room].pop(pid, None)
+    if not hub.sockets[room]:
+        hub.sockets.pop(room, None)
+    await media.leave(room, pid)
+    if pid in hub.sockets.get(room, {}):
+        return  # came back meanwhile
+    # Keep the seat for a while: a page reload or a network blip reconnects with the same
+    # token; rooms.STALE_UNCONNECTED_S later the seat is free again.
+    gone = await store.get(room, pid)
+    if gone is not None:
+        gone.connected = False
+        gone.joined_at = time.time()
+        await store.save(room, gone)
+        await store.publish(room, {"type": "left", "participant": pid})
 
 
 async def _loop(ws: WebSocket, room: str, pid: str, role: str, settings: SignalingSettings,
