@@ -6,10 +6,20 @@ passing (``/v1/health/service/<name>?passing``), cached for a few seconds.
 
 from __future__ import annotations
 
+import functools
 import random
+import ssl
 import time
 
 import httpx
+
+
+@functools.cache
+def tls() -> ssl.SSLContext:
+    """One TLS context per process for short-lived httpx clients: building one (what httpx does
+    for every new client, https or not) loads the CA bundle, about 80 ms of CPU on the 2-core
+    machine - measured as a fifth of the gateway's CPU when it was done per Consul query."""
+    return ssl.create_default_context()
 
 
 class NoInstance(Exception):
@@ -32,7 +42,7 @@ class Discovery:
         if hit and time.monotonic() - hit[0] < self.ttl_s:
             return hit[1]
         try:
-            async with httpx.AsyncClient(timeout=2.0, headers=self.headers) as http:
+            async with httpx.AsyncClient(timeout=2.0, headers=self.headers, verify=tls()) as http:
                 resp = await http.get(f"{self.consul}/v1/health/service/{service}",
                                       params={"passing": "1"})
                 resp.raise_for_status()

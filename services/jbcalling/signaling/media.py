@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from jbcalling.common.discovery import Discovery, NoInstance
+from jbcalling.common.discovery import Discovery, NoInstance, tls
 from jbcalling.signaling.rooms import RoomStore, room_key
 from jbcalling.signaling.settings import SignalingSettings
 
@@ -82,7 +82,7 @@ class MediaRelay:
 
     async def instance(self, url: str) -> str:
         """The boot id of the gateway process at ``url``; raises httpx.HTTPError if it is away."""
-        async with httpx.AsyncClient(timeout=1.5, headers=self.headers) as http:
+        async with httpx.AsyncClient(timeout=1.5, headers=self.headers, verify=tls()) as http:
             resp = await http.get(url + "/v1/instance")
             resp.raise_for_status()
             return str(resp.json()["boot"])
@@ -91,7 +91,7 @@ class MediaRelay:
         for attempt in (0, 1):
             url = await self._gateway(room, fresh=attempt == 1)
             try:
-                async with httpx.AsyncClient(timeout=15, headers=self.headers) as http:
+                async with httpx.AsyncClient(timeout=15, headers=self.headers, verify=tls()) as http:
                     return await http.post(url + path, json=body)
             except httpx.HTTPError as exc:
                 log.warning("gateway did not answer; choosing another", extra={"error": str(exc)})
@@ -125,7 +125,7 @@ class MediaRelay:
             return
         url = key.decode() if isinstance(key, bytes) else str(key)
         try:
-            async with httpx.AsyncClient(timeout=5, headers=self.headers) as http:
+            async with httpx.AsyncClient(timeout=5, headers=self.headers, verify=tls()) as http:
                 await http.delete(f"{url}/v1/rooms/{room}/peers/{pid}")
         except httpx.HTTPError:
             pass  # the gateway drops a dead peer connection by itself
