@@ -29,6 +29,29 @@ ARTIFACTS = ROOT / "artifacts" / "browser"
 MAX_PARTICIPANTS = 3
 
 
+# WCAG 2.1 contrast of every visible text element against the first opaque background behind
+# it; returns those under 4.5:1 (disabled controls are exempt).
+CONTRAST = """() => {
+    const rgb = c => (c.match(/[\\d.]+/g) || []).map(Number);
+    const lum = c => rgb(c).slice(0, 3).map(v => v / 255)
+        .map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+        .reduce((acc, v, i) => acc + v * [0.2126, 0.7152, 0.0722][i], 0);
+    const bg = el => { for (let e = el; e; e = e.parentElement) {
+        const c = getComputedStyle(e).backgroundColor, v = rgb(c);
+        if (v.length === 3 || (v.length === 4 && v[3] > 0.5)) return c; }
+        return getComputedStyle(document.body).backgroundColor; };
+    const bad = [];
+    for (const el of document.querySelectorAll('body *')) {
+        const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+        if (!own || !el.getClientRects().length || el.disabled || el.closest('[disabled]')) continue;
+        if (getComputedStyle(el).visibility === 'hidden') continue;
+        const a = lum(getComputedStyle(el).color), b = lum(bg(el));
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        if (ratio < 4.5) bad.push([el.tagName, el.className, el.textContent.slice(0, 30), ratio.toFixed(2)]);
+    }
+    return bad; }"""
+
+
 @dataclass
 class Stack:
     url: str          # signaling: the page and the API
@@ -118,7 +141,7 @@ def stack(redis_url: str, models_dir: Path,  # noqa: F811
             shutil.copy(log, ARTIFACTS / "gateway.log")  # to read after a failure
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # one driver at a time: each module imports this fixture anew
 def playwright() -> Iterator[Any]:
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run `bash tools/setup.sh` (Debian's chromium)")

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from browser_stack import (  # noqa: F401
+    CONTRAST,
     artifacts,
     launch,
     models_dir,
@@ -186,7 +187,25 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
         cara_page.wait_for_selector(f".cap[data-speaker='{an}'][data-state='final']", timeout=60000)
         binh_page.wait_for_function("() => window.ducked", timeout=30000)
 
+        # Autoscroll pauses while Binh reads back, and "jump to the latest" resumes it.
+        binh_page.wait_for_function("""() => { const l = document.querySelector('#caption-log');
+            return l.scrollHeight > l.clientHeight + 40; }""", timeout=90000)
+        binh_page.locator("#caption-log").evaluate("el => el.scrollTo(0, 0)")
+        binh_page.wait_for_selector("#jump:visible", timeout=5000)
+        entries = binh_page.locator(".cap").count()
+        texts = binh_page.locator(".cap .orig").all_inner_texts()
+        binh_page.wait_for_function(
+            "([n, t]) => document.querySelectorAll('.cap').length > n || "
+            "[...document.querySelectorAll('.cap .orig')].some((e, i) => e.textContent !== t[i])",
+            arg=[entries, texts], timeout=60000)
+        assert binh_page.locator("#caption-log").evaluate("el => el.scrollTop") == 0
+        binh_page.locator("#jump").click()
+        assert binh_page.locator("#caption-log").evaluate(
+            "el => el.scrollTop + el.clientHeight >= el.scrollHeight - 24")
+        assert binh_page.locator("#jump").is_hidden()
+
         binh_page.screenshot(path=str(artifacts / "call-3-people.png"))
+        assert binh_page.evaluate(CONTRAST) == []  # WCAG AA text contrast in the call
         assert binh_page.locator("#grid .tile").count() == 3
         for sel in ("#grid .tile.self", ".cap[data-state='translated']", "#btn-mic", "#btn-leave",
                     "#dl-txt", "#dl-vtt"):
@@ -228,6 +247,17 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
         extra.wait_for_function(
             "() => document.querySelector('#join-error').textContent.includes('This room is full')")
         assert extra.locator("body[data-screen='lobby']").count() == 1
+
+        # Binh reloads the page: "Join" takes his seat back (same participant) although the
+        # room is full, and the media comes back.
+        binh_page.reload()
+        binh_page.wait_for_selector("body[data-ready='1']")
+        assert binh_page.get_by_label("Your name").input_value() == "Binh"  # remembered
+        binh_page.get_by_role("button", name="Join").click()
+        binh_page.wait_for_selector("body[data-screen='call'] .tile.self")
+        assert binh_page.locator(".tile.self").get_attribute("data-pid") == binh
+        binh_page.wait_for_function("() => document.querySelectorAll('#grid .tile').length === 3")
+        video_flows(binh_page, [an])
 
         # The host mutes Binh: his page says so and his microphone button shows it.
         an_page.get_by_role("button", name="Mute Binh").click()

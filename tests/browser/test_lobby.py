@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from browser_stack import ARTIFACTS, artifacts, launch, models_dir, playwright, silent_wav, stack  # noqa: F401
+from browser_stack import ARTIFACTS, CONTRAST, artifacts, launch, models_dir, playwright, silent_wav, stack  # noqa: F401
 from jbcalling.signaling.webclient import WEB
 
 pytestmark = pytest.mark.browser
@@ -74,6 +74,7 @@ def test_lobby_loads_fast_creates_a_room_and_speaks_both_languages(
         for name in ("Your name", "Camera", "Microphone", "Hear the translation spoken"):
             assert page.get_by_label(name).first.is_visible()
         assert page.get_by_role("button", name="Join").is_visible()
+        assert page.evaluate(CONTRAST) == []  # WCAG AA text contrast
 
         # Keyboard: Tab moves through the form in reading order.
         page.get_by_label("Your name").focus()

@@ -1,7 +1,7 @@
 // The page's entry: which view shows (lobby, call, end), the interface language, the room link.
 import { Call } from "./call.js";
 import { applyI18n, lang, pickInitialLang, setLang, t } from "./i18n.js";
-import { Lobby } from "./lobby.js";
+import { forgetSession, Lobby } from "./lobby.js";
 
 const $ = (sel) => document.querySelector(sel);
 const ROOM_PATH = /^\/r\/([A-Za-z0-9_-]{22})\/?$/;
@@ -34,6 +34,9 @@ const lobby = new Lobby({
 
 function ended(reason) {
   call = null;
+  // Removed, ended or expired: the seat is gone, a new join takes a new one. After "leave" the
+  // seat is held a while: "join again" takes it back.
+  if (reason !== "left") forgetSession(lastRoom);
   show("end");
   $("#end-message").textContent = t(reason);
   $("#end-message").dataset.reason = reason;

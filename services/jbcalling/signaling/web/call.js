@@ -79,6 +79,7 @@ export class Call {
         this.people = new Map(m.participants.filter((p) => p.connected || p.id === this.me)
           .map((p) => [p.id, p]));
         this.people.set(this.me, m.you);
+        this.syncSettings(m.you);
         this.render();
         this.negotiate();
         break;
@@ -148,6 +149,14 @@ export class Call {
       default:
         break;
     }
+  }
+
+  /** A resumed seat keeps the languages it was joined with: send what the form says now. */
+  syncSettings(you) {
+    const want = { speak: this.prefs.speak, captions: this.prefs.captions,
+      hear_translation: Boolean(this.prefs.hear), muted: this.mutedSelf };
+    const changed = Object.fromEntries(Object.entries(want).filter(([k, v]) => you[k] !== v));
+    if (Object.keys(changed).length) this.signal.send({ type: "settings", settings: changed });
   }
 
   captionsStatus(m) {

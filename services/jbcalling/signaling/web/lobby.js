@@ -108,6 +108,15 @@ export class Lobby {
       hear: $("#hear").checked,
     };
     localStorage.setItem("jb.prefs", JSON.stringify(prefs));
+    // A reload keeps the seat for a while (signaling holds it 60 s): take it again with the
+    // same token rather than a second seat, which a full room would refuse.
+    const resumed = savedSession(this.room);
+    if (resumed && resumed.prefs.name === name) {
+      const stream = this.stream || new MediaStream();
+      this.stream = null;
+      this.onJoined({ ...resumed, prefs }, stream, this.problems);
+      return;
+    }
     const btn = $("#join-btn");
     btn.disabled = true;
     btn.textContent = t("joining");
@@ -118,9 +127,12 @@ export class Lobby {
         hear_translation: prefs.hear,
         host_key: localStorage.getItem(`jb.host.${this.room}`) || undefined,
       });
+      const session = { ...joined, room: this.room, prefs,
+        expires_at: Date.now() / 1000 + joined.expires_in };
+      sessionStorage.setItem(`jb.session.${this.room}`, JSON.stringify(session));
       const stream = this.stream || new MediaStream();
       this.stream = null; // the call owns it now
-      this.onJoined({ ...joined, room: this.room, prefs }, stream, this.problems);
+      this.onJoined(session, stream, this.problems);
     } catch (err) {
       error.textContent = explain(err);
       btn.focus();
@@ -134,6 +146,19 @@ export class Lobby {
     stopStream(this.stream);
     this.stream = null;
   }
+}
+
+function savedSession(room) {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem(`jb.session.${room}`) || "null");
+    return saved && saved.expires_at > Date.now() / 1000 + 60 ? saved : null;
+  } catch {
+    return null;
+  }
+}
+
+export function forgetSession(room) {
+  sessionStorage.removeItem(`jb.session.${room}`);
 }
 
 function fill(select, devices, track) {
