@@ -138,6 +138,14 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
         link = an_page.locator("#room-link").input_value()
         an = join(an_page, link, "An", "en", "en")
         binh = join(binh_page, link, "Binh", "vi", "vi", hear=True)
+        # Cara's signaling socket goes through Playwright, so that the test can cut it.
+        cara_sockets: list[Any] = []
+
+        def through(route: Any) -> None:
+            route.connect_to_server()
+            cara_sockets.append(route)
+
+        cara_page.route_web_socket("**/ws/rooms/**", through)
         cara_page.goto(link)
         cara_page.wait_for_selector("body[data-ready='1']")
         cara_page.wait_for_function(
@@ -159,6 +167,17 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
                  const a = v.srcObject && v.srcObject.getAudioTracks()[0];
                  return a && !a.muted && a.readyState === 'live'; }""", arg=cara)
         assert cara_page.get_by_role("button", name="No camera").is_disabled()
+
+        # Cara's signaling connection drops (as when a signaling replica restarts): her page
+        # says it is reconnecting, reconnects with the same token and gets the call back.
+        cara_sockets[-1].close(code=1012, reason="service restart")
+        cara_page.wait_for_function("""() => { const b = document.querySelector('#banner-conn');
+            return !b.hidden && b.textContent.includes('reconnecting'); }""", timeout=10000)
+        cara_page.wait_for_function("() => document.querySelector('#banner-conn').hidden",
+                                    timeout=20000)
+        assert len(cara_sockets) == 2
+        assert cara_page.locator(".tile.self").get_attribute("data-pid") == cara
+        video_flows(cara_page, [an, binh], timeout_s=45)
 
         # Binh sees An speaking, and An's words: partial, replaced in place by the final, then
         # the Vietnamese translation in the same entry; and hears it (the original is ducked).
