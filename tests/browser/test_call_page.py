@@ -285,11 +285,16 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
         assert binh_page.locator("#btn-mic").get_attribute("aria-pressed") == "true"
         an_page.wait_for_selector(f".tile[data-pid='{binh}'] .badge.muted:visible")
 
-        # The host removes Cara: her page says so; the others' grids drop her tile.
+        # Cara switches the interface to Vietnamese during the call.
+        cara_page.get_by_label("Interface language").select_option("vi")
+        assert cara_page.get_by_role("button", name="Rời cuộc gọi").is_visible()
+        assert cara_page.get_by_role("heading", name="Phụ đề").is_visible()
+
+        # The host removes Cara: her page says so (in Vietnamese); the others drop her tile.
         an_page.get_by_role("button", name="Remove Cara").click()
         an_page.get_by_role("button", name="Yes").click()
         cara_page.wait_for_function(
-            "() => document.querySelector('#end-message').textContent.includes('removed you')")
+            "() => document.querySelector('#end-message').textContent.includes('mời bạn ra khỏi')")
         assert cara_page.locator("#end-message").is_visible()
         assert not cara_page.locator("#rejoin").is_visible()
         binh_page.wait_for_function("() => document.querySelectorAll('#grid .tile').length === 2")

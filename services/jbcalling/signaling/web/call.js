@@ -500,6 +500,7 @@ function initials(name) {
 export function confirmDialog(text) {
   const dialog = $("#confirm");
   $("#confirm-text").textContent = text;
+  if (dialog.open) dialog.close("cancel");
   dialog.showModal();
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });

@@ -22,6 +22,8 @@ export class Lobby {
     });
     $("#camera-select").addEventListener("change", () => this.preview());
     $("#mic-select").addEventListener("change", () => this.preview());
+    this.previewing = Promise.resolve();
+    this.seq = 0;
     for (const radio of document.querySelectorAll("input[name=speak]")) {
       radio.addEventListener("change", () => this.check("captions", radio.value));
     }
@@ -76,12 +78,23 @@ export class Lobby {
     $("#copy-status").textContent = t("copied");
   }
 
-  async preview() {
+  preview() {
+    this.previewing = this.openPreview();
+    return this.previewing;
+  }
+
+  async openPreview() {
+    const seq = ++this.seq;
     stopStream(this.stream);
+    this.stream = null;
     const { stream, problems } = await openLocalMedia({
       cameraId: $("#camera-select").value,
       micId: $("#mic-select").value,
     });
+    if (seq !== this.seq) { // another device was chosen meanwhile
+      stopStream(stream);
+      return;
+    }
     this.stream = stream;
     this.problems = problems;
     $("#preview").srcObject = stream;
@@ -108,6 +121,7 @@ export class Lobby {
       hear: $("#hear").checked,
     };
     localStorage.setItem("jb.prefs", JSON.stringify(prefs));
+    await this.previewing; // join with the camera and microphone, not before they are open
     // A reload keeps the seat for a while (signaling holds it 60 s): take it again with the
     // same token rather than a second seat, which a full room would refuse.
     const resumed = savedSession(this.room);
