@@ -151,14 +151,16 @@ def playwright() -> Iterator[Any]:
         yield pw
 
 
-def launch(playwright: Any, microphone_wav: Path) -> Any:
+def launch(playwright: Any, microphone_wav: Path, screen_share: bool = False) -> Any:
     """A headless Chromium whose fake camera shows a test pattern and whose fake microphone
-    plays ``microphone_wav`` (one file per browser: speakers and listeners get their own)."""
+    plays ``microphone_wav`` (one file per browser: speakers and listeners get their own).
+    ``screen_share``: getDisplayMedia picks the (fake) screen without asking."""
+    share = ["--use-fake-ui-for-media-stream", "--auto-select-desktop-capture-source=Entire screen"]
     return playwright.chromium.launch(
         executable_path=CHROMIUM, headless=True,
         args=["--use-fake-device-for-media-stream",
               f"--use-file-for-fake-audio-capture={microphone_wav}",
-              "--autoplay-policy=no-user-gesture-required"])
+              "--autoplay-policy=no-user-gesture-required", *(share if screen_share else [])])
 
 
 @pytest.fixture(scope="session")

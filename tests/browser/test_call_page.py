@@ -112,7 +112,7 @@ def video_flows(page: Any, sources: list[str], timeout_s: float = 30) -> dict[st
 def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav: Path,  # noqa: F811
                                          silent_wav: Path, artifacts: Path) -> None:  # noqa: F811
     started = time.monotonic()
-    speaker_browser = launch(playwright, speech_wav)
+    speaker_browser = launch(playwright, speech_wav, screen_share=True)
     listener_browser = launch(playwright, silent_wav)
     errors: list[str] = []
     try:
@@ -239,6 +239,19 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
             (artifacts / f"transcript.{fmt}").write_text(text)
             assert dl.value.suggested_filename.endswith(f".{fmt}")
             assert ("An (en):" in text) if fmt == "txt" else text.startswith("WEBVTT"), text[:300]
+
+        # An shares the screen: Binh receives it in An's tile (the fake screen is 1280x720; the
+        # camera is at most 640 wide, less when the encoder adapts to the CPU), and gets the
+        # camera back when An stops.
+        width = """pid => document.querySelector(`.tile[data-pid='${pid}'] video`).videoWidth"""
+        an_page.get_by_role("button", name="Share screen").click()
+        an_page.wait_for_selector("#btn-share[aria-pressed='true']")
+        assert an_page.locator(".tile.self.sharing").is_visible()
+        binh_page.wait_for_function(f"pid => ({width})(pid) > 640", arg=an, timeout=30000)
+        an_page.get_by_role("button", name="Stop sharing").click()
+        assert an_page.locator(".tile.self.sharing").count() == 0
+        binh_page.wait_for_function(f"pid => ({width})(pid) <= 640", arg=an, timeout=30000)
+        video_flows(binh_page, [an])
 
         # The phone layout: one column, two tiles a row, captions under the videos, no
         # sideways scrolling (a 640 px wide window is a laptop at 200 % zoom).
