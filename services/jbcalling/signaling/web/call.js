@@ -1,7 +1,8 @@
 // The call: the video grid, the controls, host actions, and the events of the room.
 import { Signal, transcript } from "./api.js";
 import { SpeakingDetector, SpeechOut } from "./audio.js";
-import { Captions, colourOf } from "./captions.js";
+import { Captions } from "./captions.js";
+import { Grid } from "./grid.js";
 import { t } from "./i18n.js";
 import { MediaLink, stopStream } from "./media.js";
 
@@ -21,7 +22,15 @@ export class Call {
     this.problems = problems;
     this.onExit = onExit;
     this.people = new Map();
-    this.tiles = new Map();
+    this.grid = new Grid($("#grid"), {
+      me: this.me, host: this.host, camera: () => this.camera,
+      onMute: (pid) => this.signal.send({ type: "mute", target: pid }),
+      onRemove: async (pid, name) => {
+        if (await confirmDialog(t("confirm_remove", { name }))) {
+          this.signal.send({ type: "remove", target: pid });
+        }
+      },
+    });
     this.slots = [];
     this.link = null;
     this.screen = null;
@@ -34,8 +43,7 @@ export class Call {
       log: $("#caption-log"), overlay: $("#overlay"), live: $("#caption-live"), jump: $("#jump"),
       myLang: () => this.prefs.captions,
     });
-    this.speech = new SpeechOut($("#speech-audio"), () =>
-      [...this.tiles.entries()].filter(([pid]) => pid !== this.me).map(([, tile]) => tile.video));
+    this.speech = new SpeechOut($("#speech-audio"), () => this.grid.remoteVideos());
     this.signal = new Signal(session.room, session.token, (m) => this.onEvent(m),
       (state, why) => this.onConnection(state, why));
     this.abort = new AbortController();
@@ -217,7 +225,7 @@ export class Call {
   attachMedia() {
     if (!this.link) return;
     for (const slot of this.slots) {
-      const tile = this.tiles.get(slot.participant);
+      const tile = this.grid.tiles.get(slot.participant);
       if (!tile) continue;
       const tracks = [this.link.track(slot.video_mid), this.link.track(slot.audio_mid)].filter(Boolean);
       const current = tile.video.srcObject?.getTracks() || [];
@@ -232,108 +240,18 @@ export class Call {
 
   // ---- the grid ------------------------------------------------------------------------------
   render() {
-    const grid = $("#grid");
-    for (const [pid, tile] of this.tiles) {
-      if (!this.people.has(pid)) {
-        tile.el.remove();
-        this.tiles.delete(pid);
-      }
-    }
-    for (const person of this.people.values()) {
-      const tile = this.tiles.get(person.id) || this.makeTile(person);
-      tile.name.textContent = person.id === this.me ? `${person.name} (${t("you")})` : person.name;
-      tile.role.hidden = person.role !== "host";
-      const muted = person.id === this.me ? this.mutedSelf : person.muted;
-      tile.muted.hidden = !muted;
-      tile.el.classList.toggle("is-muted", Boolean(muted));
-    }
-    grid.dataset.count = String(Math.min(this.tiles.size, 6));
-    $("#people-count").textContent = t("people", { n: this.tiles.size });
+    this.grid.sync(this.people, this.mutedSelf);
+    $("#people-count").textContent = t("people", { n: this.grid.tiles.size });
     this.showCaptionsStatus();
     this.attachMedia();
   }
 
-  makeTile(person) {
-    const el = document.createElement("div");
-    el.className = "tile";
-    el.setAttribute("role", "listitem");
-    el.dataset.pid = person.id;
-    el.style.setProperty("--who", colourOf(person.id));
-    const video = document.createElement("video");
-    video.autoplay = true;
-    video.playsInline = true;
-    const avatar = document.createElement("div");
-    avatar.className = "avatar";
-    avatar.setAttribute("aria-hidden", "true");
-    avatar.textContent = initials(person.name);
-    const tag = document.createElement("div");
-    tag.className = "tag";
-    const name = document.createElement("span");
-    name.className = "name";
-    const role = badge("host", "role");
-    const muted = badge("muted", "muted");
-    const speaking = badge("speaking", "speaking");
-    tag.append(name, role, muted, speaking);
-    el.append(video, avatar, tag);
-    const tile = { el, video, name, role, muted, speaking };
-    if (person.id === this.me) {
-      el.classList.add("self");
-      video.muted = true;
-      video.srcObject = new MediaStream(this.camera ? [this.camera] : []);
-    } else {
-      el.classList.add("remote");
-      if (this.host) el.append(this.hostActions(person));
-    }
-    video.addEventListener("resize", () => el.classList.toggle("has-video", video.videoWidth > 0));
-    el.classList.toggle("has-video", person.id === this.me && Boolean(this.camera));
-    // Order: me first, then in order of arrival.
-    if (person.id === this.me) $("#grid").prepend(el);
-    else $("#grid").append(el);
-    this.tiles.set(person.id, tile);
-    return tile;
-  }
-
-  hostActions(person) {
-    const box = document.createElement("div");
-    box.className = "host-actions";
-    const mute = document.createElement("button");
-    mute.type = "button";
-    mute.className = "small";
-    mute.dataset.action = "mute";
-    const remove = document.createElement("button");
-    remove.type = "button";
-    remove.className = "small danger";
-    remove.dataset.action = "remove";
-    const label = () => {
-      const name = this.people.get(person.id)?.name || person.name;
-      mute.textContent = t("mute_person");
-      mute.setAttribute("aria-label", `${t("mute_person")} ${name}`);
-      remove.textContent = t("remove_person");
-      remove.setAttribute("aria-label", `${t("remove_person")} ${name}`);
-    };
-    label();
-    box.relabel = label;
-    mute.addEventListener("click", () => this.signal.send({ type: "mute", target: person.id }));
-    remove.addEventListener("click", async () => {
-      const name = this.people.get(person.id)?.name || person.name;
-      if (await confirmDialog(t("confirm_remove", { name }))) {
-        this.signal.send({ type: "remove", target: person.id });
-      }
-    });
-    box.append(mute, remove);
-    return box;
-  }
-
   setSpeaking(pid, on) {
-    const tile = this.tiles.get(pid);
-    if (!tile) return;
-    tile.el.classList.toggle("speaking", on);
-    tile.speaking.hidden = !on;
-    if (on) this.setActive(pid);
+    if (this.grid.setSpeaking(pid, on) && on) this.setActive(pid);
   }
 
   setActive(pid) {
-    for (const [id, tile] of this.tiles) tile.el.classList.toggle("active", id === pid);
+    this.grid.setActive(pid);
   }
 
   onMuted(pid) {
@@ -390,8 +308,7 @@ export class Call {
     const share = $("#btn-share");
     share.textContent = this.screen ? t("share_stop") : t("share");
     share.setAttribute("aria-pressed", String(Boolean(this.screen)));
-    for (const tile of this.tiles.values()) tile.el.querySelector(".host-actions")?.relabel();
-    for (const b of document.querySelectorAll(".badge")) b.textContent = t(b.dataset.key);
+    this.grid.relabel();
     this.render();
   }
 
@@ -407,7 +324,7 @@ export class Call {
   setCamera(on) {
     if (!this.camera) return;
     this.camera.enabled = on;
-    this.tiles.get(this.me)?.el.classList.toggle("has-video", on || Boolean(this.screen));
+    this.grid.tiles.get(this.me)?.el.classList.toggle("has-video", on || Boolean(this.screen));
     this.relabel();
   }
 
@@ -415,6 +332,8 @@ export class Call {
     try {
       const display = await navigator.mediaDevices.getDisplayMedia({ video: true });
       this.screen = display.getVideoTracks()[0];
+      // Text on a screen must stay legible: under load, drop frames rather than resolution.
+      this.screen.contentHint = "detail";
     } catch {
       return; // the person cancelled the picker
     }
@@ -434,11 +353,7 @@ export class Call {
   }
 
   showSelf(track) {
-    const tile = this.tiles.get(this.me);
-    if (!tile) return;
-    tile.video.srcObject = new MediaStream(track ? [track] : []);
-    tile.el.classList.toggle("has-video", Boolean(track));
-    tile.el.classList.toggle("sharing", Boolean(this.screen));
+    this.grid.showSelf(track, Boolean(this.screen));
   }
 
   async download(format) {
@@ -471,8 +386,7 @@ export class Call {
     this.screen?.stop();
     stopStream(this.stream);
     this.abort.abort();
-    for (const tile of this.tiles.values()) tile.el.remove();
-    this.tiles.clear();
+    this.grid.clear();
     for (const which of ["conn", "captions", "speech", "media"]) this.banner(which, "");
     $("#people-count").textContent = "";
     this.onExit(reason);
@@ -481,19 +395,6 @@ export class Call {
 
 function pick(p) {
   return { speak: p.speak, captions: p.captions, hear: p.hear_translation };
-}
-
-function badge(key, cls) {
-  const b = document.createElement("span");
-  b.className = `badge ${cls}`;
-  b.dataset.key = key;
-  b.textContent = t(key);
-  b.hidden = true;
-  return b;
-}
-
-function initials(name) {
-  return name.split(/\s+/).filter(Boolean).slice(0, 2).map((w) => w[0].toUpperCase()).join("");
 }
 
 /** Ask a yes/no question in the page's <dialog>; resolves true for yes. */
