@@ -265,9 +265,12 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
             assert layout == {"cols": 2, "below": True, "overflow": 0}, (width, layout)
             if shot:
                 cara_page.wait_for_selector(".cap", timeout=30000)
-                cara_page.screenshot(path=str(artifacts / shot), full_page=True)
-                for sel in ("#grid .tile", ".cap", "#btn-mic", "#btn-leave"):
+                cara_page.screenshot(path=str(artifacts / shot))  # what the phone shows
+                for sel in ("#grid .tile", "#btn-mic", "#btn-leave"):
                     assert cara_page.locator(sel).first.is_visible(), sel
+                # the controls stay on screen (sticky at the bottom)
+                box = cara_page.locator(".controls").bounding_box()
+                assert box and box["y"] + box["height"] <= height + 1, box
         cara_page.set_viewport_size({"width": 1280, "height": 800})
 
         # A fourth person is refused: the room is full.
