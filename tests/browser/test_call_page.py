@@ -273,10 +273,13 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
                 assert box and box["y"] + box["height"] <= height + 1, box
         cara_page.set_viewport_size({"width": 1280, "height": 800})
 
-        # A fourth person is refused: the room is full.
-        extra = context(listener_browser, ["camera", "microphone"]).new_page()
+        # A fourth person, who refused both camera and microphone (the page says so), is refused:
+        # the room is full.
+        extra = context(listener_browser, []).new_page()
         extra.goto(link)
         extra.wait_for_selector("body[data-ready='1']")
+        extra.wait_for_function("""() => { const t = document.querySelector('#media-problems').textContent;
+            return t.includes('Microphone access was refused') && t.includes('Camera access'); }""")
         extra.get_by_label("Your name").fill("Dung")
         extra.get_by_role("button", name="Join").click()
         extra.wait_for_function(
@@ -334,6 +337,10 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
         an_page.get_by_role("button", name="Yes").click()
         binh_page.wait_for_function(
             "() => document.querySelector('#end-message').textContent.includes('ended this call')")
+        # The link of an ended room says so to whoever opens it.
+        extra.get_by_role("button", name="Join").click()
+        extra.wait_for_function(
+            "() => document.querySelector('#join-error').textContent.includes('has ended')")
         assert errors == []
     except Exception:
         (artifacts / "signaling-frames.json").write_text(json.dumps(frames, indent=1))
