@@ -163,15 +163,28 @@ def test_mt_stopped_captions_arrive_marked_untranslated(models_dir: Path, redis_
     with serve(stt_app(models_dir)) as stt, serve(tts_app(models_dir)) as tts:
         utterance = spoken(tts.url)
 
-        async def scenario(call: Call) -> tuple[Event | None, Event | None, str, int]:
+        async def en_streams() -> int:
+            async with httpx.AsyncClient(timeout=5) as http:
+                return int((await http.get(stt.url + "/ready")).json()["load"]["per_language"]["en"])
+
+        async def scenario(call: Call) -> tuple[Event | None, Event | None, str, int, list[int]]:
             await asyncio.sleep(1.0)
             call.mic.play(utterance + bytes(48000 * 2 * 2))
             translation = await call.wait(caption("translation"), 40)
             final = await call.wait(caption("final"), 1)
             await asyncio.sleep(1.5)  # no speech may follow
-            return final, translation, await call.transcript(), call.b.loud[call.b.speech_mid]
+            loud = call.b.loud[call.b.speech_mid]
+            # A's peer connection ends without a word to signaling: the gateway notices and
+            # closes A's stream to stt (it would hold an stt session for ever)
+            streams = [await en_streams()]
+            await call.a.pc.close()
+            deadline = time.monotonic() + 20
+            while streams[-1] and time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                streams.append(await en_streams())
+            return final, translation, await call.transcript(), loud, streams
 
-        final, translation, transcript, loud = run_call(
+        final, translation, transcript, loud, streams = run_call(
             redis_url, serve, tmp_path, {"stt": stt.url, "mt": mt_url, "tts": tts.url}, scenario)
     assert final is not None and wer(SENTENCE, final["text"]) <= 0.2, final
     assert translation is not None, "no translation caption at all"
@@ -180,6 +193,7 @@ def test_mt_stopped_captions_arrive_marked_untranslated(models_dir: Path, redis_
     assert translation["text"] == final["text"]  # the original travels with it
     assert loud == 0  # nothing to speak
     assert "An (en):" in transcript
+    assert streams[0] == 1 and streams[-1] == 0, streams
 
 
 def test_tts_stopped_captions_only(models_dir: Path, redis_url: str, serve: Any,  # noqa: F811

@@ -59,6 +59,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     discovery = Discovery(settings.consul_http_addr, {
         "stt": settings.stt_url, "mt": settings.mt_url, "tts": settings.tts_url})
 
+    async def peer_gone(room: str, pid: str) -> None:
+        # a failed or closed peer connection must not keep its speaker's stt session open
+        state["taps"].forget(room, pid)
+        await state["pipeline"].stop(room, pid)
+
+    sfu.on_leave = peer_gone
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state["taps"] = Taps(asyncio.get_running_loop(), consume)

@@ -107,6 +107,9 @@ class Sfu:
         self.tap = tap
         self.rooms: dict[str, Room] = {}
         self._background: set[asyncio.Future[None]] = set()
+        # called after a peer left, whatever the reason (its connection failed, it left, a
+        # reconnect replaced it): the app stops that speaker's tap and stt stream
+        self.on_leave: Callable[[str, str], Awaitable[None]] | None = None
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -184,6 +187,13 @@ class Sfu:
         peer.tasks.append(task)
 
     def _on_state(self, room: Room, peer: Peer) -> None:
+        if peer.pc.connectionState == "connected":
+            # The keyframe asked for when the slots were assigned may have gone out before this
+            # peer's transport was up (a browser's reconnect under load): ask again now.
+            for slot in peer.slots:
+                src = room.peers.get(slot.source or "")
+                if src is not None and "video" in src.receivers:
+                    self._spawn(passthrough.request_keyframe(src.receivers["video"]))
         if peer.pc.connectionState in ("failed", "closed"):
             self._spawn(self.leave(room.id, peer.id))
 
@@ -198,6 +208,8 @@ class Sfu:
             task.cancel()
         with contextlib.suppress(Exception):
             await peer.pc.close()
+        if self.on_leave is not None:
+            await self.on_leave(room_id, pid)
         if room.peers:
             await room.assign_slots()
         else:
