@@ -21,6 +21,7 @@ export class Call {
     this.camera = stream.getVideoTracks()[0] || null;
     this.problems = problems;
     this.onExit = onExit;
+    this.abort = new AbortController(); // ends the page listeners of this call
     this.people = new Map();
     this.grid = new Grid($("#grid"), {
       me: this.me, host: this.host, camera: () => this.camera,
@@ -41,12 +42,11 @@ export class Call {
     this.sttDown = new Set(); // speakers whose captions are paused ("*": everyone's)
     this.captions = new Captions({
       log: $("#caption-log"), overlay: $("#overlay"), live: $("#caption-live"), jump: $("#jump"),
-      myLang: () => this.prefs.captions,
+      myLang: () => this.prefs.captions, signal: this.abort.signal,
     });
     this.speech = new SpeechOut($("#speech-audio"), () => this.grid.remoteVideos());
     this.signal = new Signal(session.room, session.token, (m) => this.onEvent(m),
       (state, why) => this.onConnection(state, why));
-    this.abort = new AbortController();
   }
 
   start() {

@@ -13,8 +13,9 @@ export function colourOf(pid) {
 }
 
 export class Captions {
-  /** ``myLang()``: the caption language this participant chose. */
-  constructor({ log, overlay, live, jump, myLang }) {
+  /** ``myLang()``: the caption language this participant chose; ``signal`` ends the
+   * listeners when the call ends. */
+  constructor({ log, overlay, live, jump, myLang, signal }) {
     this.log = log;
     this.overlay = overlay;
     this.live = live;
@@ -28,13 +29,13 @@ export class Captions {
       const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 24;
       this.follow = atEnd;
       jump.hidden = atEnd;
-    });
+    }, { signal });
     jump.addEventListener("click", () => {
       this.follow = true;
       jump.hidden = true;
       this.scroll();
       log.focus();
-    });
+    }, { signal });
   }
 
   /** A ``caption`` event from signaling (kind partial | final | translation). */
