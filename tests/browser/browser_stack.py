@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
 import wave
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -16,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
-from conftest import ROOT, ServedApp, free_port
+from conftest import ROOT, ServedApp
+from gateway_process import start_gateway, stop_gateway
 from jbcalling.speech.layout import DEV_MT, DEV_VOICES, DEV_WHISPER_EN
 from speech_fixtures import models_dir, package_dir, read_wav, resample  # noqa: F401
 
@@ -86,26 +83,6 @@ def silent_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 np.zeros(48000 * 2, dtype=np.int16), 48000)
 
 
-def _start_gateway(redis_url: str, urls: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "JB_GATEWAY_PORT": str(port), "JB_GATEWAY_REDIS_URL": redis_url,
-           "JB_GATEWAY_ICE_ADDRESSES": '["127.0.0.1"]', "JB_GATEWAY_MAX_PEERS": "4",
-           "JB_GATEWAY_CONSUL_HTTP_ADDR": "http://127.0.0.1:1",
-           **{f"JB_GATEWAY_{k.upper()}_URL": v for k, v in urls.items()}}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "jb-gateway")], env=env,
-                                stdout=subprocess.DEVNULL, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    pytest.fail("jb-gateway did not start: " + log.read_text()[-2000:])
-
 
 @pytest.fixture(scope="module")
 def stack(redis_url: str, models_dir: Path,  # noqa: F811
@@ -128,15 +105,15 @@ def stack(redis_url: str, models_dir: Path,  # noqa: F811
     with ExitStack() as stack:
         services = {name: stack.enter_context(ServedApp(app))
                     for name, app in (("stt", stt), ("mt", mt), ("tts", tts))}
-        proc, gateway = _start_gateway(redis_url, {k: v.url for k, v in services.items()}, log)
+        proc, gateway = start_gateway(redis_url, log, urls={k: v.url for k, v in services.items()},
+                                           max_peers="4")
         try:
             settings = SignalingSettings(redis_url=redis_url, jwt_secret="b" * 40,
                                          gateway_url=gateway, max_participants=MAX_PARTICIPANTS)
             sig = stack.enter_context(ServedApp(create_signaling(settings)))
             yield Stack(sig.url, gateway, services)
         finally:
-            proc.terminate()
-            proc.wait(15)
+            stop_gateway(proc)
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             shutil.copy(log, ARTIFACTS / "gateway.log")  # to read after a failure
 

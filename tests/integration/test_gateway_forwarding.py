@@ -8,9 +8,6 @@ bad input is refused with a reason and the gateway stays up.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import free_port
+from gateway_process import start_gateway, stop_gateway
 from jbcalling.gateway import ice
 from jbcalling.gateway.synthetic import SyntheticPeer, negotiate_over_signaling
 
@@ -36,28 +33,9 @@ def loopback_ice() -> Iterator[None]:
 
 @pytest.fixture
 def gateway(redis_url: str, tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, "JB_GATEWAY_PORT": str(port), "JB_GATEWAY_REDIS_URL": redis_url,
-           "JB_GATEWAY_MAX_PEERS": "4", "JB_GATEWAY_MAX_ROOMS": "2",
-           "JB_GATEWAY_ICE_ADDRESSES": '["127.0.0.1"]'}
-    log = tmp_path / "gateway.log"
-    with log.open("wb") as out:  # the child keeps its own descriptor
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "jb-gateway")], env=env,
-                                stdout=subprocess.DEVNULL, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("jb-gateway did not become ready: " + log.read_text()[-2000:])
+    proc, url = start_gateway(redis_url, tmp_path / "gateway.log", max_peers="4", max_rooms="2")
     yield url
-    proc.terminate()
-    proc.wait(15)
+    stop_gateway(proc)
 
 
 async def _until(cond, timeout: float) -> bool:  # type: ignore[no-untyped-def]

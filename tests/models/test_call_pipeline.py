@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +20,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from conftest import free_port
+from gateway_process import start_gateway, stop_gateway
 from jbcalling.gateway import ice
 from jbcalling.gateway.pipeline import resample_to_48k
 from jbcalling.gateway.synthetic import PcmTrack, SyntheticPeer, negotiate_over_signaling
@@ -49,25 +46,6 @@ def loopback_ice() -> Iterator[None]:
     ice.use_host_addresses([])
 
 
-def _gateway(redis_url: str, urls: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "JB_GATEWAY_PORT": str(port), "JB_GATEWAY_REDIS_URL": redis_url,
-           "JB_GATEWAY_ICE_ADDRESSES": '["127.0.0.1"]', "JB_GATEWAY_CONSUL_HTTP_ADDR":
-           "http://127.0.0.1:1", **{f"JB_GATEWAY_{k.upper()}_URL": v for k, v in urls.items()}}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "jb-gateway")], env=env,
-                                stdout=subprocess.DEVNULL, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    pytest.fail("jb-gateway did not start: " + log.read_text()[-2000:])
-
 
 def test_an_english_sentence_reaches_both_listeners(models_dir: Path, redis_url: str,  # noqa: F811
                                                     serve: Any, tmp_path: Path,
@@ -82,16 +60,15 @@ def test_an_english_sentence_reaches_both_listeners(models_dir: Path, redis_url:
                             timeout=30)
         assert speech.status_code == 200
         utterance = resample_to_48k(speech.content, int(speech.headers["X-Sample-Rate"]))
-        proc, gateway = _gateway(redis_url, {"stt": s_stt.url, "mt": s_mt.url, "tts": s_tts.url},
-                                 tmp_path / "gateway.log")
+        proc, gateway = start_gateway(redis_url, tmp_path / "gateway.log",
+                                      urls={"stt": s_stt.url, "mt": s_mt.url, "tts": s_tts.url})
         try:
             settings = SignalingSettings(redis_url=redis_url, jwt_secret="k" * 40,
                                          gateway_url=gateway)
             with serve(create_signaling(settings)) as sig:
                 result = asyncio.run(_call(sig.url, gateway, utterance))
         finally:
-            proc.terminate()
-            proc.wait(15)
+            stop_gateway(proc)
     b, c, b_peer, transcript = result
     for events in (b, c):
         captions = [e for e in events if e["type"] == "caption"]
