@@ -51,7 +51,12 @@ async def run_probe(signaling: str, tts: str, utterances: int, timeout_s: float,
     from websockets.asyncio.client import connect
 
     from jbcalling.gateway.pipeline import resample_to_48k
-    from jbcalling.gateway.synthetic import PcmTrack, SyntheticPeer, negotiate_over_signaling
+    from jbcalling.gateway.synthetic import (
+        PcmTrack,
+        SyntheticPeer,
+        ice_servers_of,
+        negotiate_over_signaling,
+    )
 
     result = ProbeResult()
     async with httpx.AsyncClient(timeout=30) as http:
@@ -68,8 +73,9 @@ async def run_probe(signaling: str, tts: str, utterances: int, timeout_s: float,
             "hear_translation": True})).json()
     ws_base = signaling.replace("http", "ws", 1) + f"/ws/rooms/{room}?token="
     mic = PcmTrack()
-    pa = SyntheticPeer("", room, a["participant_id"], audio=mic, camera=camera)
-    pb = SyntheticPeer("", room, b["participant_id"], camera=camera)
+    pa = SyntheticPeer("", room, a["participant_id"], audio=mic, camera=camera,
+                       ice_servers=ice_servers_of(a))
+    pb = SyntheticPeer("", room, b["participant_id"], camera=camera, ice_servers=ice_servers_of(b))
     async with connect(ws_base + a["token"]) as wa, connect(ws_base + b["token"]) as wb:
         await negotiate_over_signaling(pa, wa)
         await negotiate_over_signaling(pb, wb)

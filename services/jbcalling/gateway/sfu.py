@@ -134,7 +134,11 @@ class Sfu:
             raise GatewayFull("room_full", f"this room has {self.max_peers} media peers")
         # One transport for all media: with "balanced", aiortc gives video its own ICE/DTLS
         # transport, which costs a second connectivity check per peer.
-        pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        # No STUN/TURN for the gateway itself: it sits on the address it announces (clients use
+        # TURN when they need it). An explicit empty list, never aiortc's default (a public STUN
+        # server, which a self-hosted gateway must not contact).
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[],
+                                                bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         for kind in ("audio", "video"):
             pc.addTransceiver(kind, direction="recvonly")
         slots = []

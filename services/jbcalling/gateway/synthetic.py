@@ -21,7 +21,13 @@ from typing import Any
 import av
 import httpx
 import numpy as np
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
 
 log = logging.getLogger("jbcalling.synthetic")
@@ -38,13 +44,22 @@ class MediaRefused(Exception):
         self.code = str(event.get("code", ""))
 
 
+def ice_servers_of(join: dict[str, Any]) -> list[RTCIceServer]:
+    """The ICE servers of a join answer (``ice_servers``, the browser's RTCIceServer shape)."""
+    return [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+            for s in join.get("ice_servers") or []]
+
+
 class SyntheticPeer:
     def __init__(self, gateway: str, room: str, pid: str,
-                 audio: MediaStreamTrack | None = None, camera: bool = True) -> None:
+                 audio: MediaStreamTrack | None = None, camera: bool = True,
+                 ice_servers: list[RTCIceServer] | None = None) -> None:
         self.gateway, self.room, self.pid = gateway, room, pid
         self.camera = camera  # False: send no video (receive only)
-        # max-bundle like browsers: aiortc's default answerer leaves extra video m-lines unbundled
-        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        # The ICE servers signaling handed out (none on the dev cluster and in tests). Never
+        # aiortc's default: given None it asks a public STUN server.
+        self.ice_servers = list(ice_servers or [])
+        self.pc = self._new_pc()
         self.frames: Counter[str] = Counter()  # mid -> decoded frames received
         self.sizes: dict[str, tuple[int, int]] = {}
         self.loud: Counter[str] = Counter()  # mid -> audio frames with a peak above silence
@@ -57,13 +72,18 @@ class SyntheticPeer:
         """Drop the peer connection and its counters; a fresh one is ready to negotiate.
         (aiortc stops a sender's track with its connection, so the microphone is renewed too.)"""
         await self.close()
-        self.pc = RTCPeerConnection(RTCConfiguration(bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+        self.pc = self._new_pc()
         self.frames.clear()
         self.sizes.clear()
         self.loud.clear()
         self.loud_at.clear()
         self.tasks = []
         self.audio = self.audio.renew() if isinstance(self.audio, PcmTrack) else AudioStreamTrack()
+
+    def _new_pc(self) -> RTCPeerConnection:
+        # max-bundle like browsers: aiortc's default answerer leaves extra video m-lines unbundled
+        return RTCPeerConnection(RTCConfiguration(iceServers=self.ice_servers,
+                                                  bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
 
     async def connect(self, http: httpx.AsyncClient) -> None:
         resp = await http.post(f"{self.gateway}/v1/rooms/{self.room}/peers/{self.pid}/offer")
