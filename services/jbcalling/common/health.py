@@ -1,6 +1,8 @@
 """The three endpoints every service has: ``/health``, ``/ready`` and ``/metrics``.
 
-``/health`` says the process is alive. ``/ready`` runs the service's readiness probe (models
+``/health`` says the process is alive, which code it runs (``version``: the installed package's
+version) and which release the job stamped on it (``release``), so that a rollback that brings back
+the previous release venv shows in both. ``/ready`` runs the service's readiness probe (models
 loaded, dependencies reachable) and reports load and capacity as JSON; it answers 503 when not
 ready, and that is what the Consul check and the Consul UI show. ``/metrics`` is Prometheus text.
 """
@@ -22,6 +24,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from jbcalling.common.version import __version__
+
 
 @dataclass
 class Readiness:
@@ -37,7 +41,11 @@ Probe = Callable[[], Awaitable[Readiness]]
 
 def install(app: FastAPI, *, service: str, version: str, probe: Probe,
             registry: CollectorRegistry) -> None:
-    """Add /health, /ready and /metrics to ``app`` and count every request in ``registry``."""
+    """Add /health, /ready and /metrics to ``app`` and count every request in ``registry``.
+
+    ``version`` is the release the job stamped (the service settings' ``version``); the code's
+    own version is the installed package's, read here.
+    """
     started = time.time()
     requests = Counter("jb_http_requests", "HTTP requests served", ["path", "status"],
                        registry=registry)
@@ -47,13 +55,14 @@ def install(app: FastAPI, *, service: str, version: str, probe: Probe,
 
     @router.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "alive", "service": service, "version": version,
-                "uptime_s": round(time.time() - started, 1)}
+        return {"status": "alive", "service": service, "version": __version__,
+                "release": version, "uptime_s": round(time.time() - started, 1)}
 
     @router.get("/ready")
     async def ready() -> JSONResponse:
         result = await probe()
-        body = {"ready": result.ready, "service": service, "version": version,
+        body = {"ready": result.ready, "service": service, "version": __version__,
+                "release": version,
                 "checks": result.checks, "load": result.load}
         return JSONResponse(body, status_code=200 if result.ready else 503)
 

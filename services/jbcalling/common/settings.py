@@ -36,6 +36,9 @@ def load(cls: type[S]) -> S:
     except ValidationError as exc:
         prefix = str(cls.model_config.get("env_prefix", "")).upper()
         for err in exc.errors():
+            if not err["loc"]:  # a check across fields: its message names the variables
+                print(f"configuration error: {err['msg']}", file=sys.stderr)
+                continue
             name = prefix + "_".join(str(p) for p in err["loc"]).upper()
             print(f"configuration error: {name}: {err['msg']} (got {err.get('input')!r})",
                   file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import uuid
@@ -81,7 +82,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.state.state = state
 
     def _auth(token: str) -> None:
-        if settings.api_token and token != settings.api_token:
+        # constant time: the comparison must not tell how much of a guess was right
+        if settings.api_token and not hmac.compare_digest(token.encode(),
+                                                          settings.api_token.encode()):
             raise HTTPException(401, {"code": "unauthorized", "message": "bad gateway token"})
 
     @app.post("/v1/rooms/{room}/peers/{pid}/offer")

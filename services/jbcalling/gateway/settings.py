@@ -1,6 +1,6 @@
 """The gateway's one settings object (``JB_GATEWAY_*``)."""
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from jbcalling.common.settings import ServiceSettings
@@ -21,4 +21,15 @@ class GatewaySettings(ServiceSettings):
     mt_url: str = Field("", description="mt base URL; empty: from Consul.")
     tts_url: str = Field("", description="tts base URL; empty: from Consul.")
     api_token: str = Field("", description="Shared token signaling presents (X-JB-Gateway-Token); "
-                           "from Nomad Variables. Empty: no check (dev only).")
+                           "from Nomad Variable nomad/jobs (gateway_token). Empty: no check.")
+    require_api_token: bool = Field(False, description="Refuse to start without api_token (the "
+                                    "jobs set it: every cluster, dev included, has a token).")
+
+    @model_validator(mode="after")
+    def _token_when_required(self) -> "GatewaySettings":
+        if self.require_api_token and not self.api_token:
+            raise ValueError(
+                "JB_GATEWAY_API_TOKEN is empty but JB_GATEWAY_REQUIRE_API_TOKEN is true: deploy "
+                "with `jbctl deploy gateway` (it creates gateway_token in Nomad Variable "
+                "nomad/jobs), or set JB_GATEWAY_API_TOKEN to the token signaling sends")
+        return self

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI, WebSocket
 from prometheus_client import CollectorRegistry
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from jbcalling.common import health
 from jbcalling.signaling import api, webclient, ws
@@ -47,6 +48,10 @@ def create_app(settings: SignalingSettings) -> FastAPI:
 
     app = FastAPI(title="jbcalling signaling", version=settings.version, lifespan=lifespan)
     app.state.settings = settings
+    # Behind the ingress every request comes from a proxy: the client's address (rate limits) and
+    # scheme (join links) are taken from X-Forwarded-For/-Proto, but only when the peer is one
+    # of the trusted proxies; from anyone else those headers are ignored.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     app.state.redis = redis
     app.include_router(api.router(settings, store, RateLimiter(redis)))
 

@@ -38,6 +38,10 @@ class SignalingSettings(ServiceSettings):
                                    "negotiated with (restart detection), seconds.")
     gateway_fail_after: int = Field(2, ge=1, le=30, description="Unanswered checks after which "
                                     "a gateway counts as gone and its rooms' clients rejoin.")
+    forwarded_allow_ips: list[str] = Field(["127.0.0.1"], description="Peers trusted to say "
+                                           "the client's address and scheme (X-Forwarded-For, "
+                                           "-Proto): the ingress's addresses (JSON list; CIDRs "
+                                           "allowed). Rate limits count per client address.")
     gateway_token: SecretStr = Field(SecretStr(""), description="Token the gateway expects "
                                      "(X-JB-Gateway-Token), from Nomad Variables.")
 
