@@ -23,9 +23,9 @@ variable "driver" {
 }
 
 variable "app_root" {
-  description = "The jbcalling venv on the node; the service starts from its bin/."
+  description = "The release's venv on the node (/opt/jbcalling/releases/<release>, set by jbctl); the service starts from its bin/."
   type        = string
-  default     = "/opt/jbcalling/venv"
+  default     = "/opt/jbcalling/releases/0.0.0"
 }
 
 variable "consul_http_addr" {
@@ -62,6 +62,12 @@ variable "gateway_udp_ports" {
   description = "UDP range the firewall opens for media (Ansible). aiortc 1.16 binds ephemeral ports and cannot be held to it; TURN covers strict firewalls."
   type        = string
   default     = "32768-60999"
+}
+
+variable "gateway_require_api_token" {
+  description = "The gateway refuses to start without its API token (gateway_token in Nomad Variable nomad/jobs)."
+  type        = bool
+  default     = true
 }
 
 variable "gateway_max_rooms" {
@@ -109,6 +115,8 @@ job "gateway" {
     jb_release    = var.release
     jb_service    = "gateway"
     jb_udp_ports  = var.gateway_udp_ports
+    # jbctl generates these in Nomad Variable nomad/jobs (shared by every job) when missing
+    jb_shared_secrets = "redis_password,gateway_token"
   }
 
   constraint {
@@ -192,14 +200,18 @@ job "gateway" {
         JB_GATEWAY_ANNOUNCED_IP     = var.gateway_announced_ip
         JB_GATEWAY_ICE_ADDRESSES    = jsonencode(var.gateway_ice_addresses)
         JB_GATEWAY_CONSUL_HTTP_ADDR = var.consul_http_addr
+        JB_GATEWAY_REQUIRE_API_TOKEN = var.gateway_require_api_token
       }
 
+      # Redis's URL with its password, and the control API's token (both from Nomad Variable
+      # nomad/jobs): secrets/, never the job's env block.
       template {
-        destination = "local/redis.env"
+        destination = "secrets/gateway.env"
         env         = true
         change_mode = "restart"
         data        = <<-EOT
-          {{ with service "redis" }}{{ with index . 0 }}JB_GATEWAY_REDIS_URL=redis://{{ .Address }}:{{ .Port }}/0{{ end }}{{ else }}JB_GATEWAY_REDIS_URL=redis://redis-not-in-consul.invalid:6379/0{{ end }}
+          {{ $pw := "" }}{{ with nomadVar "nomad/jobs" }}{{ $pw = .redis_password }}JB_GATEWAY_API_TOKEN={{ .gateway_token }}
+          {{ end }}{{ with service "redis" }}{{ with index . 0 }}JB_GATEWAY_REDIS_URL=redis://:{{ $pw }}@{{ .Address }}:{{ .Port }}/0{{ end }}{{ else }}JB_GATEWAY_REDIS_URL=redis://redis-not-in-consul.invalid:6379/0{{ end }}
           EOT
       }
 

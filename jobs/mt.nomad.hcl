@@ -20,9 +20,9 @@ variable "driver" {
 }
 
 variable "app_root" {
-  description = "The jbcalling venv on the node; the service starts from its bin/."
+  description = "The release's venv on the node (/opt/jbcalling/releases/<release>, set by jbctl); the service starts from its bin/."
   type        = string
-  default     = "/opt/jbcalling/venv"
+  default     = "/opt/jbcalling/releases/0.0.0"
 }
 
 variable "host_volume_root" {
@@ -115,6 +115,8 @@ job "mt" {
     jb_managed_by = "jbctl"
     jb_release    = var.release
     jb_service    = "mt"
+    # jbctl generates these in Nomad Variable nomad/jobs (shared by every job) when missing
+    jb_shared_secrets = "redis_password"
   }
 
   constraint {
@@ -236,14 +238,14 @@ job "mt" {
       }
 
       # Redis's address, from Consul's healthy instances unless redis_url pins one; the task
-      # restarts when it changes. Without Redis, mt translates uncached (and /ready says so).
+      # restarts when it changes; the password from Nomad Variable nomad/jobs. Without Redis, mt translates uncached (and /ready says so).
       template {
-        destination = "local/redis.env"
+        destination = "secrets/redis.env"
         env         = true
         change_mode = "restart"
         data        = <<-EOT
           %{if var.redis_url != ""}JB_MT_REDIS_URL=${var.redis_url}
-          %{else}{{ with service "redis" }}{{ with index . 0 }}JB_MT_REDIS_URL=redis://{{ .Address }}:{{ .Port }}/1{{ end }}{{ else }}JB_MT_REDIS_URL={{ end }}
+          %{else}{{ $pw := "" }}{{ with nomadVar "nomad/jobs" }}{{ $pw = .redis_password }}{{ end }}{{ with service "redis" }}{{ with index . 0 }}JB_MT_REDIS_URL=redis://:{{ $pw }}@{{ .Address }}:{{ .Port }}/1{{ end }}{{ else }}JB_MT_REDIS_URL={{ end }}
           %{endif}
           EOT
       }

@@ -1,5 +1,7 @@
 # redis: room state, caption fan-out, transcripts and the MT cache (DESIGN.md).
 # One instance, AOF persistence on the "redis-data" host volume. Stateful: no canary.
+# Password-protected: redis_password in Nomad Variable nomad/jobs, which jbctl generates once and
+# every Redis client's job reads (its URL is rendered into the client's secrets/).
 
 variable "release" {
   description = "Release version jbctl stamps on the job (meta jb_release)."
@@ -35,6 +37,18 @@ variable "redis_port" {
   description = "TCP port of Redis; 0 lets Nomad pick one (Consul tells the others)."
   type        = number
   default     = 6379
+}
+
+variable "task_uid" {
+  description = "Owner of the files templates render into secrets/: the task's user (65534, nobody, under exec)."
+  type        = number
+  default     = 65534
+}
+
+variable "task_gid" {
+  description = "Group of the files templates render into secrets/ (65534, nogroup)."
+  type        = number
+  default     = 65534
 }
 
 variable "redis_cpu" {
@@ -79,6 +93,8 @@ job "redis" {
     jb_managed_by = "jbctl"
     jb_release    = var.release
     jb_service    = "redis"
+    # jbctl generates these in Nomad Variable nomad/jobs (shared by every job) when missing
+    jb_shared_secrets = "redis_password"
   }
 
   constraint {
@@ -158,16 +174,22 @@ job "redis" {
 
       config {
         command = var.redis_server
-        args    = ["local/redis.conf"]
+        args    = ["${NOMAD_SECRETS_DIR}/redis.conf"]
       }
 
+      # The config holds the password: secrets/, mode 0600, owned by the task's user (nobody
+      # under exec), never an environment variable.
       template {
-        destination = "local/redis.conf"
+        destination = "secrets/redis.conf"
+        perms       = "0600"
+        uid         = var.task_uid
+        gid         = var.task_gid
         change_mode = "restart"
         data        = <<-EOT
           bind {{ env "NOMAD_IP_redis" }}
           port {{ env "NOMAD_PORT_redis" }}
-          protected-mode no
+          protected-mode yes
+          {{ with nomadVar "nomad/jobs" }}requirepass {{ .redis_password }}{{ end }}
           daemonize no
           dir ${local.data_dir}
           appendonly yes

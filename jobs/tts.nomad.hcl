@@ -20,9 +20,9 @@ variable "driver" {
 }
 
 variable "app_root" {
-  description = "The jbcalling venv on the node; the service starts from its bin/."
+  description = "The release's venv on the node (/opt/jbcalling/releases/<release>, set by jbctl); the service starts from its bin/."
   type        = string
-  default     = "/opt/jbcalling/venv"
+  default     = "/opt/jbcalling/releases/0.0.0"
 }
 
 variable "host_volume_root" {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole stack locally: set-up, a real Nomad + Consul dev cluster, every service
-# deployed through jbctl, then the URLs.
+# deployed through jbctl (the ingress in front of signaling), then the URLs.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -10,3 +10,7 @@ export PATH="$(dirname "$JB_NOMAD_BIN"):$(dirname "$JB_CONSUL_BIN"):$PATH"
 .venv/bin/jbctl deploy
 .venv/bin/jbctl status
 echo "stop it with: .venv/bin/jbctl cluster down" >&2
+# Last: the ingress's URL, the call page participants open.
+url="$(.venv/bin/jbctl --json status 2>/dev/null |
+  .venv/bin/python -c 'import json, sys; print(*json.load(sys.stdin)["public_urls"][:1])')"
+echo "participants open: ${url:?no healthy ingress in Consul}/" >&2

@@ -8,6 +8,15 @@ redis_port   = 0
 redis_cpu    = 100
 redis_memory = 128
 
+# The ingress: plain HTTP on a dynamic port of the loopback (a browser treats http://127.0.0.1 as
+# a secure context); `jbctl deploy` prints its URL.
+ingress_http_port  = 0
+ingress_https_port = 0
+ingress_tls        = false
+ingress_acme       = false
+ingress_cpu        = 50
+ingress_memory     = 64
+
 signaling_count  = 1
 signaling_max    = 4
 signaling_port   = 0

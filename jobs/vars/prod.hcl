@@ -1,18 +1,21 @@
 # Production: the three-node cluster of DESIGN.md, provisioned by ansible/.
-# Resources are the 3-node plan's; app_root and host_volume_root are where Ansible installs.
+# Resources are the 3-node plan's; host_volume_root is where Ansible keeps the volumes. jbctl adds
+# release and app_root (/opt/jbcalling/releases/<release>: the release's venv that Ansible
+# installs, so that a rollback to an earlier job version also runs the earlier code).
+# Every port but the ingress's is dynamic (0): Nomad picks one in 20000-32000, which the firewall
+# opens between the nodes only; services find each other in Consul.
 
 datacenters      = ["dc1"]
 driver           = "exec"
-app_root         = "/opt/jbcalling/venv"
 host_volume_root = "/opt/jbcalling/volumes"
 
-redis_port   = 6379
+redis_port   = 0
 redis_cpu    = 500
 redis_memory = 1024
 
 signaling_count  = 2
 signaling_max    = 4
-signaling_port   = 8080
+signaling_port   = 0
 signaling_cpu    = 500
 signaling_memory = 256
 
@@ -21,7 +24,7 @@ dev_models = false
 
 mt_count       = 1
 mt_max         = 2
-mt_port        = 8082
+mt_port        = 0
 mt_cpu         = 2000
 mt_memory      = 1536
 mt_translators = 2
@@ -29,7 +32,7 @@ mt_pairs       = { "en-vi" = "opus-mt-en-vi", "vi-en" = "opus-mt-vi-en" }
 
 tts_count   = 1
 tts_max     = 2
-tts_port    = 8083
+tts_port    = 0
 tts_cpu     = 1000
 tts_memory  = 512
 tts_workers = 1
@@ -37,7 +40,7 @@ tts_voices  = { "en" = "en_US-joe-medium", "vi" = "vi_VN-vais1000-medium" }
 
 stt_count        = 1
 stt_max          = 2
-stt_port         = 8081
+stt_port         = 0
 stt_cpu          = 3000
 stt_memory       = 1536
 stt_threads      = 2
@@ -51,12 +54,22 @@ min_healthy_time  = "10s"
 healthy_deadline  = "2m"
 progress_deadline = "5m"
 
+# The public origin: nginx on each edge node, TLS from Nomad Variable nomad/jobs/ingress
+# (tls_cert, tls_key; Ansible's jb_origin role writes them), ACME challenges from host volume
+# "acme" (certbot's webroot).
+ingress_count      = 1
+ingress_http_port  = 80
+ingress_https_port = 443
+ingress_tls        = true
+ingress_acme       = true
+ingress_listen     = "0.0.0.0"
+
 public_url = "https://call.example.org"
 stun_urls  = ["stun:call.example.org:3478"]
 turn_urls  = ["turn:call.example.org:3478?transport=udp", "turn:call.example.org:3478?transport=tcp"]
 
 gateway_count        = 1
-gateway_port         = 8090
+gateway_port         = 0
 gateway_announced_ip = "" # the edge node's public IP when it is behind 1:1 NAT
 gateway_udp_ports    = "32768-60999"
 gateway_cpu          = 1500

@@ -17,8 +17,9 @@ from jbcalling.cli.errors import OwnershipError, RenderError, UsageError
 from jbcalling.cli.nomad_api import NomadApi, NomadError
 from jbcalling.cli.settings import CliSettings
 
-# Dependencies first: signaling and the speech services need Redis; the gateway needs them all.
-DEPLOY_ORDER = ["redis", "signaling", "stt", "mt", "tts", "gateway"]
+# Dependencies first: signaling and the speech services need Redis; the ingress routes to
+# signaling; the gateway needs them all.
+DEPLOY_ORDER = ["redis", "signaling", "ingress", "stt", "mt", "tts", "gateway"]
 OWNER_KEY, OWNER_VALUE = "jb_managed_by", "jbctl"
 
 
@@ -83,6 +84,31 @@ def _assigned(var_text: str) -> dict[str, tuple[int, int]]:
     return found
 
 
+def layer_var_files(base: str, files: list[str]) -> str:
+    """``base`` (jobs/vars/<env>.hcl) with each of ``files`` (``--var-file``, HCL assignments of
+    any type) laid over it in order: a later file's assignment replaces an earlier one whole."""
+    text = base
+    for extra in files:
+        lines = text.splitlines()
+        for key, (first, last) in _assigned(text).items():
+            if key in _assigned(extra):
+                for k in range(first, last + 1):
+                    lines[k] = ""
+        text = "\n".join(lines) + "\n" + extra.rstrip("\n") + "\n"
+    return text
+
+
+def read_var_files(paths: list[Path]) -> list[str]:
+    out = []
+    for path in paths:
+        try:
+            out.append(path.read_text())
+        except OSError as exc:
+            raise UsageError(f"cannot read --var-file {path}: {exc.strerror}",
+                             hint="name an HCL file of `name = value` lines") from exc
+    return out
+
+
 def build_variables(var_text: str, injected: dict[str, str], overrides: dict[str, str]) -> str:
     """The Variables text for Nomad: the var file, ``--var`` overrides replacing its lines, and
     jbctl's injected values for whatever neither sets."""
@@ -125,12 +151,12 @@ def check_overrides(overrides: dict[str, str], services: list[str], jobs_dir: Pa
 
 
 def render(api: NomadApi, settings: CliSettings, service: str, injected: dict[str, str],
-           overrides: dict[str, str]) -> Rendered:
+           overrides: dict[str, str], var_files: list[str] | None = None) -> Rendered:
     path = settings.jobs_dir / f"{service}.nomad.hcl"
     var_path = settings.jobs_dir / "vars" / f"{settings.env}.hcl"
     try:
         hcl = path.read_text()
-        var_text = var_path.read_text()
+        var_text = layer_var_files(var_path.read_text(), var_files or [])
     except OSError as exc:
         raise RenderError(f"cannot read {exc.filename}: {exc.strerror}") from exc
     declared = declared_variables(hcl)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from jbcalling.cli import plan_diff, render
@@ -24,10 +25,12 @@ class Planned:
         return self.existing is None or plan_diff.changed(self.plan)
 
 
-def prepare(c: Ctx, names: list[str], var_pairs: list[str]) -> list[Planned]:
+def prepare(c: Ctx, names: list[str], var_pairs: list[str],
+            var_files: list[Path] | None = None) -> list[Planned]:
     """Render and plan every named service; raise before anything is submitted."""
     services = render.resolve_services(names, c.settings.jobs_dir)
     overrides = render.parse_var_overrides(var_pairs)
+    files = render.read_var_files(var_files or [])
     render.check_overrides(overrides, services, c.settings.jobs_dir)
     c.nomad.check_token()
     dev_root = c.dev.layout.volumes if c.settings.env == "dev" else None
@@ -35,7 +38,7 @@ def prepare(c: Ctx, names: list[str], var_pairs: list[str]) -> list[Planned]:
     rendered = []
     for s in services:
         c.out.detail(f"rendering {s} with vars/{c.settings.env}.hcl")
-        rendered.append(render.render(c.nomad, c.settings, s, injected, overrides))
+        rendered.append(render.render(c.nomad, c.settings, s, injected, overrides, files))
     existing = {r.service: c.nomad.job(r.service) for r in rendered}
     for r in rendered:
         render.check_owner(existing[r.service], r.service)

@@ -1,9 +1,17 @@
-"""Per-service secrets in Nomad Variables (``nomad/jobs/<service>``), never in job files.
+"""Secrets in Nomad Variables, generated once by jbctl, never in job files.
 
-A job lists in ``meta.jb_secrets`` the keys it needs generated (e.g. the JWT key of signaling);
-before registering it, jbctl creates whichever of them are missing, with 48 random URL-safe
-characters, and leaves every existing value alone. Secrets that must match another system
-(the TURN secret that coturn also holds) are written by Ansible, not generated here.
+Two places, each asked for by a job meta (comma-separated keys):
+
+- ``meta.jb_secrets``: keys of the job's own ``nomad/jobs/<service>`` (e.g. signaling's JWT key);
+- ``meta.jb_shared_secrets``: keys of ``nomad/jobs``, which every job's workload identity may read
+  (Nomad 1.6), for secrets two jobs must agree on: ``redis_password`` (Redis and each client),
+  ``gateway_token`` (the gateway and signaling).
+
+Before registering a job, jbctl creates whichever keys are missing, with 48 random URL-safe
+characters (safe inside a redis:// URL), and leaves every existing value alone. Secrets that must
+match another system (the TURN secret that coturn also holds; the TLS certificate and key in
+``nomad/jobs/ingress``) are written by Ansible, not generated here. Tasks read them only through
+``template`` files in their ``secrets/`` directory.
 """
 
 from __future__ import annotations
@@ -13,17 +21,32 @@ from typing import Any
 
 from jbcalling.cli.nomad_api import NomadApi, NomadError
 
+SHARED_PATH = "nomad/jobs"
 
-def wanted(job: dict[str, Any]) -> list[str]:
-    raw = (job.get("Meta") or {}).get("jb_secrets", "")
+
+def _keys(job: dict[str, Any], meta_key: str) -> list[str]:
+    raw = (job.get("Meta") or {}).get(meta_key, "")
     return [k.strip() for k in raw.split(",") if k.strip()]
 
 
-def ensure(api: NomadApi, service: str, keys: list[str]) -> list[str]:
-    """Create the missing ``keys`` of ``nomad/jobs/<service>``; returns the keys created."""
+def wanted(job: dict[str, Any]) -> list[str]:
+    """Keys of the job's own Variable, ``nomad/jobs/<service>``."""
+    return _keys(job, "jb_secrets")
+
+
+def wanted_shared(job: dict[str, Any]) -> list[str]:
+    """Keys of the shared Variable, ``nomad/jobs``."""
+    return _keys(job, "jb_shared_secrets")
+
+
+def job_path(service: str) -> str:
+    return f"{SHARED_PATH}/{service}"
+
+
+def ensure(api: NomadApi, path: str, keys: list[str]) -> list[str]:
+    """Create the missing ``keys`` of Nomad Variable ``path``; returns the keys created."""
     if not keys:
         return []
-    path = f"nomad/jobs/{service}"
     try:
         current = api._raw("get", f"var/{path}", f"read Nomad Variable {path}")
     except NomadError as exc:
@@ -35,7 +58,18 @@ def ensure(api: NomadApi, service: str, keys: list[str]) -> list[str]:
     if not missing:
         return []
     items.update({k: pysecrets.token_urlsafe(36) for k in missing})
+    # check-and-set: two deploys at once cannot overwrite each other's new keys
     cas = (current or {}).get("ModifyIndex", 0)
     api._raw("put", f"var/{path}", f"write Nomad Variable {path}", params={"cas": cas},
              json={"Namespace": "default", "Path": path, "Items": items})
     return missing
+
+
+def ensure_for_job(api: NomadApi, service: str, job: dict[str, Any]) -> dict[str, list[str]]:
+    """Create what ``job`` asks for in both places; returns path -> keys created (if any)."""
+    created = {}
+    for path, keys in ((job_path(service), wanted(job)), (SHARED_PATH, wanted_shared(job))):
+        new = ensure(api, path, keys)
+        if new:
+            created[path] = new
+    return created

@@ -16,6 +16,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jbcalling.common.version import __version__
 
+RELEASES_ROOT = "/opt/jbcalling/releases"
+
 
 def _repo_root() -> Path:
     # cli/jbcalling/cli/settings.py -> the checkout's root, when run from a source tree
@@ -60,8 +62,9 @@ class CliSettings(BaseSettings):
     jobs_dir: Path = Field(default_factory=_default_jobs_dir,
                            description="Folder of <service>.nomad.hcl files and vars/.")
     release: str = Field(__version__, description="Release version stamped on every job.")
-    app_root: str = Field("", description="The venv on the nodes that jobs start services from "
-                                          "(dev: this jbctl's own venv).")
+    app_root: str = Field("", description="The venv on the nodes that jobs start services from; "
+                                          "empty: dev this jbctl's own venv, prod the release's "
+                                          "(/opt/jbcalling/releases/<release>).")
     state_dir: Path = Field(default_factory=_default_state_dir,
                             description="Per-user state: the dev cluster's data, logs and tokens.")
     dev_port_offset: int = Field(0, ge=0, le=20000,
@@ -77,7 +80,9 @@ class CliSettings(BaseSettings):
     def resolved_app_root(self) -> str:
         if self.app_root:
             return self.app_root
-        return sys.prefix if self.env == "dev" else "/opt/jbcalling/venv"
+        # Each release has its own venv on the nodes (Ansible installs it), so the job version
+        # that names a release also names its code: a rollback brings back both.
+        return sys.prefix if self.env == "dev" else f"{RELEASES_ROOT}/{self.release}"
 
     def redacted(self) -> dict[str, Any]:
         data = self.model_dump(mode="json")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from jbcalling.cli import rollout, secrets
+from jbcalling.cli import endpoints, rollout, secrets
 from jbcalling.cli.context import Ctx
 from jbcalling.cli.monitor import Monitor, Outcome
 
@@ -22,6 +23,9 @@ def deploy(
                                                               "in dependency order.")] = None,
     var: Annotated[list[str] | None, typer.Option("--var", help="Override a job variable "
                                                   "(KEY=VALUE), repeatable.")] = None,
+    var_file: Annotated[list[Path] | None, typer.Option(
+        "--var-file", help="HCL file of variables laid over jobs/vars/<env>.hcl (a site's own "
+                           "values), repeatable; --var wins over both.")] = None,
     detach: Annotated[bool, typer.Option(help="Return once the jobs are registered.")] = False,
 ) -> None:
     """Deploy services and wait until they are healthy in Nomad and passing in Consul.
@@ -30,13 +34,14 @@ def deploy(
     any is submitted; a job jbctl did not create is never overwritten; an unchanged job is not
     redeployed. A failed deployment that Nomad auto-reverts is followed to the end of the revert.
 
-    Examples: jbctl deploy | jbctl deploy signaling --var signaling_count=2 | jbctl --json deploy
+    Examples: jbctl deploy | jbctl deploy signaling --var signaling_count=2 |
+    jbctl --env prod deploy --var-file site.hcl | jbctl --json deploy
 
     Exit: 0 healthy; 1 failed, reverted or unhealthy; 2 usage; 3 cluster unreachable.
     """
     c: Ctx = ctx.obj
     started = time.monotonic()
-    planned = rollout.prepare(c, services or [], var or [])
+    planned = rollout.prepare(c, services or [], var or [], var_file or [])
     outcomes: list[Outcome] = []
     for p in planned:
         rollout.show_plan(c, p)
@@ -46,11 +51,11 @@ def deploy(
             outcome = mon.wait_consul(int(p.existing["Version"]))  # type: ignore[index]
         else:
             with c.out.status(f"{p.service}: registering"):
-                created = secrets.ensure(c.nomad, p.service, secrets.wanted(p.rendered.job))
-                if created:
-                    c.out.event("secrets", service=p.service, created=created,
+                for path, created in secrets.ensure_for_job(c.nomad, p.service,
+                                                            p.rendered.job).items():
+                    c.out.event("secrets", service=p.service, path=path, created=created,
                                 message=f"{p.service}: generated {', '.join(created)} in Nomad "
-                                        f"Variable nomad/jobs/{p.service}")
+                                        f"Variable {path}")
                 resp = c.nomad.register(p.rendered.job)
                 version = int(c.nomad.job(p.service)["Version"])  # type: ignore[index]
                 c.out.event("registered", service=p.service, version=version,
@@ -76,9 +81,11 @@ def deploy(
 
 
 def _show_endpoints(c: Ctx, service: str) -> None:
-    for inst in c.consul.service_health(service):
-        svc = inst["Service"]
-        addr = svc.get("Address") or inst["Node"]["Address"]
-        scheme = "redis" if service == "redis" else "http"
-        c.out.event("endpoint", service=service, url=f"{scheme}://{addr}:{svc['Port']}",
-                    message=f"  {service}: {scheme}://{addr}:{svc['Port']}")
+    instances = c.consul.service_health(service)
+    for inst in instances:
+        url = endpoints.url(service, inst)
+        c.out.event("endpoint", service=service, url=url, message=f"  {service}: {url}")
+    if service == "ingress":
+        for url in endpoints.public_urls(instances):
+            c.out.event("public_url", service=service, url=url,
+                        message=f"  participants open: {url}/")

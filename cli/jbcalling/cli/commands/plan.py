@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,6 +20,8 @@ def plan(
     ctx: typer.Context,
     services: Annotated[list[str] | None, typer.Argument(help="Services; default all.")] = None,
     var: Annotated[list[str] | None, typer.Option("--var", help="KEY=VALUE override.")] = None,
+    var_file: Annotated[list[Path] | None, typer.Option(
+        "--var-file", help="HCL file of variables over jobs/vars/<env>.hcl, repeatable.")] = None,
 ) -> None:
     """Render and plan every job and show the diff against what runs.
 
@@ -26,7 +29,7 @@ def plan(
     """
     c: Ctx = ctx.obj
     try:
-        planned = rollout.prepare(c, services or [], var or [])
+        planned = rollout.prepare(c, services or [], var or [], var_file or [])
     except JbctlError as exc:
         c.out.error(exc.message, exc.hint, exc.details)
         raise typer.Exit(EXIT_PLAN_ERROR) from None

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from jbcalling.cli import render
+from jbcalling.cli import endpoints, render
 from jbcalling.cli.context import Ctx
 from jbcalling.cli.errors import EXIT_FAILED
 from jbcalling.cli.monitor import alloc_of
@@ -25,6 +25,7 @@ def collect(c: Ctx) -> dict[str, Any]:
     # independent, so they go out together (a status over six jobs is ~14 requests).
     with ThreadPoolExecutor(max_workers=8) as pool:
         checks_f = pool.submit(c.consul.checks_in_state, "any")
+        ingress_f = pool.submit(c.consul.service_health, "ingress")
         jobs = {j["ID"]: j for j in c.nomad.jobs()}
         details = {name: (pool.submit(c.nomad.job, name), pool.submit(c.nomad.allocations, name))
                    for name in jobs}
@@ -63,7 +64,8 @@ def collect(c: Ctx) -> dict[str, Any]:
             "versions_running": sorted({a.get("JobVersion") for a in running}),
         })
     return {"release": c.settings.release, "env": c.settings.env,
-            "nomad_addr": c.settings.nomad_addr, "services": services}
+            "nomad_addr": c.settings.nomad_addr, "services": services,
+            "public_urls": endpoints.public_urls(ingress_f.result())}
 
 
 def status(ctx: typer.Context) -> None:
@@ -86,6 +88,8 @@ def status(ctx: typer.Context) -> None:
     c.out.data(doc)
     c.out.table(f"jbcalling ({doc['env']}, {doc['nomad_addr']})",
                 ["service", "version", "status", "run/want/ok", "nodes", "checks", "release"], rows)
+    for url in doc["public_urls"]:
+        c.out.say(f"participants open: {url}/")
     if any(s["deployed"] and s["status"] != "dead" and s["healthy"] < s["running"]
            for s in doc["services"]):
         raise typer.Exit(EXIT_FAILED)

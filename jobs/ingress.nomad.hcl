@@ -1,0 +1,422 @@
+# ingress: the public origin - Debian's nginx on each edge node, in front of the signaling
+# replicas it reads from Consul (healthy instances only). TLS on 443 with the certificate of
+# Nomad Variable nomad/jobs/ingress (tls_cert, tls_key: Ansible's jb_origin role writes them),
+# port 80 for ACME challenges and a redirect, WebSocket upgrade, and routing sticky by room id
+# (docs/decisions.md). A change in the set of signaling replicas reloads nginx with SIGHUP, which
+# keeps open sockets. Fixed ports (80/443 in prod): no canary, replaced one node at a time.
+
+variable "release" {
+  description = "Release version jbctl stamps on the job (meta jb_release)."
+  type        = string
+  default     = "0.0.0"
+}
+
+variable "datacenters" {
+  description = "Nomad datacenters the job may run in."
+  type        = list(string)
+  default     = ["dc1"]
+}
+
+variable "driver" {
+  description = "Task driver: exec in production, raw_exec on the dev cluster."
+  type        = string
+  default     = "exec"
+}
+
+variable "host_volume_root" {
+  description = "Where the node keeps its host volumes; raw_exec cannot mount, so it uses this path directly."
+  type        = string
+  default     = "/opt/jbcalling/volumes"
+}
+
+variable "nginx_bin" {
+  description = "Path of Debian's nginx binary on the node."
+  type        = string
+  default     = "/usr/sbin/nginx"
+}
+
+variable "ingress_count" {
+  description = "nginx instances: one per edge node (they bind the same fixed ports)."
+  type        = number
+  default     = 1
+}
+
+variable "ingress_http_port" {
+  description = "Port of plain HTTP (ACME challenges and the redirect; everything when ingress_tls is false); 0 lets Nomad pick one."
+  type        = number
+  default     = 80
+}
+
+variable "ingress_https_port" {
+  description = "Port of HTTPS (when ingress_tls); 0 lets Nomad pick one."
+  type        = number
+  default     = 443
+}
+
+variable "ingress_tls" {
+  description = "Serve HTTPS with the certificate of Nomad Variable nomad/jobs/ingress and redirect HTTP to it; false: plain HTTP only (the dev cluster)."
+  type        = bool
+  default     = true
+}
+
+variable "ingress_acme" {
+  description = "Answer /.well-known/acme-challenge/ on HTTP from host volume \"acme\" (certbot's webroot); the node must declare that volume."
+  type        = bool
+  default     = true
+}
+
+variable "ingress_listen" {
+  description = "Address nginx binds; empty: the node's Nomad address (the dev cluster's loopback)."
+  type        = string
+  default     = "0.0.0.0"
+}
+
+variable "ingress_server_name" {
+  description = "nginx server_name; \"_\" answers any Host."
+  type        = string
+  default     = "_"
+}
+
+variable "ingress_hsts_max_age" {
+  description = "Strict-Transport-Security max-age on HTTPS responses, seconds."
+  type        = number
+  default     = 31536000
+}
+
+variable "ingress_ws_timeout" {
+  description = "How long a quiet WebSocket stays open through the proxy (the client pings more often)."
+  type        = string
+  default     = "1h"
+}
+
+variable "ingress_cpu" {
+  description = "CPU reserved per instance, MHz."
+  type        = number
+  default     = 200
+}
+
+variable "ingress_memory" {
+  description = "Memory reserved per instance, MB."
+  type        = number
+  default     = 128
+}
+
+variable "task_uid" {
+  description = "Owner of the files templates render into secrets/: the task's user (65534, nobody, under exec)."
+  type        = number
+  default     = 65534
+}
+
+variable "task_gid" {
+  description = "Group of the files templates render into secrets/ (65534, nogroup)."
+  type        = number
+  default     = 65534
+}
+
+variable "min_healthy_time" {
+  description = "How long an instance must pass its checks to count as healthy."
+  type        = string
+  default     = "10s"
+}
+
+variable "healthy_deadline" {
+  description = "How long an instance may take to become healthy before the deployment fails."
+  type        = string
+  default     = "2m"
+}
+
+variable "progress_deadline" {
+  description = "How long a deployment may go without a newly healthy instance."
+  type        = string
+  default     = "5m"
+}
+
+locals {
+  # Under exec the task sees its own directories at /local and /secrets (the chroot); raw_exec
+  # runs in the allocation directory on the host. nginx gets absolute paths either way.
+  listen  = var.ingress_listen != "" ? "${var.ingress_listen}:" : "{{ env \"NOMAD_IP_http\" }}:"
+  scheme  = var.ingress_tls ? "https" : "http"
+  headers = <<-EOT
+    add_header X-Content-Type-Options "nosniff" always;
+    add_header Referrer-Policy "no-referrer" always;
+    add_header X-Frame-Options "DENY" always;
+    %{if var.ingress_tls}add_header Strict-Transport-Security "max-age=${var.ingress_hsts_max_age}" always;%{endif}
+    EOT
+  # What signaling serves; its health and metrics endpoints (and FastAPI's schema pages) are for
+  # the cluster, not the public.
+  app = <<-EOT
+    location ~ ^/(metrics|ready|health|docs|redoc|openapi\.json)(/|$) {
+      return 404;
+    }
+
+    location /ws/ {
+      proxy_pass http://signaling;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection $jb_connection;
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto ${local.scheme};
+      proxy_read_timeout ${var.ingress_ws_timeout};
+      proxy_send_timeout ${var.ingress_ws_timeout};
+      proxy_buffering off;
+    }
+
+    location / {
+      proxy_pass http://signaling;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto ${local.scheme};
+      proxy_hide_header X-Content-Type-Options;
+      proxy_hide_header Referrer-Policy;
+      proxy_hide_header X-Frame-Options;
+      proxy_hide_header Strict-Transport-Security;
+      client_max_body_size 64k;
+    }
+    EOT
+}
+
+job "ingress" {
+  datacenters = var.datacenters
+  type        = "service"
+
+  meta {
+    jb_managed_by = "jbctl"
+    jb_release    = var.release
+    jb_service    = "ingress"
+  }
+
+  constraint {
+    attribute = "${meta.jb_role}"
+    operator  = "set_contains"
+    value     = "edge"
+  }
+
+  # Fixed ports: two instances never share a node.
+  constraint {
+    operator = "distinct_hosts"
+    value    = "true"
+  }
+
+  update {
+    max_parallel      = 1
+    auto_revert       = true
+    health_check      = "checks"
+    min_healthy_time  = var.min_healthy_time
+    healthy_deadline  = var.healthy_deadline
+    progress_deadline = var.progress_deadline
+  }
+
+  group "ingress" {
+    count = var.ingress_count
+
+    network {
+      port "http" {
+        static = var.ingress_http_port
+      }
+      dynamic "port" {
+        for_each = var.ingress_tls ? ["https"] : []
+        labels   = [port.value]
+        content {
+          static = var.ingress_https_port
+        }
+      }
+    }
+
+    dynamic "volume" {
+      for_each = var.ingress_acme ? ["acme"] : []
+      labels   = [volume.value]
+      content {
+        type      = "host"
+        source    = "acme"
+        read_only = true
+      }
+    }
+
+    restart {
+      attempts = 3
+      interval = "2m"
+      delay    = "5s"
+      mode     = "delay"
+    }
+
+    reschedule {
+      delay          = "10s"
+      delay_function = "exponential"
+      max_delay      = "2m"
+      unlimited      = true
+    }
+
+    service {
+      name     = "ingress"
+      port     = "http"
+      provider = "consul"
+      tags     = ["jbcalling", "public", local.scheme]
+
+      meta {
+        version = var.release
+        role    = "edge"
+        scheme  = local.scheme
+        # the port participants use: https when TLS is on, else http
+        public_port = var.ingress_tls ? "${NOMAD_PORT_https}" : "${NOMAD_PORT_http}"
+      }
+
+      # nginx itself (a fixed answer on the plain port); signaling's health is its own check.
+      check {
+        name     = "ingress alive"
+        type     = "http"
+        path     = "/.jb/ingress"
+        interval = "5s"
+        timeout  = "2s"
+      }
+    }
+
+    task "nginx" {
+      driver       = var.driver
+      kill_timeout = "15s"
+      # SIGQUIT: nginx's graceful stop (finishes the requests it is serving)
+      kill_signal = "SIGQUIT"
+
+      dynamic "volume_mount" {
+        for_each = var.ingress_acme && var.driver == "exec" ? ["acme"] : []
+        content {
+          volume      = "acme"
+          destination = "/acme"
+          read_only   = true
+        }
+      }
+
+      # Under exec, nginx runs as nobody and may bind 80/443 only with this one capability.
+      dynamic "config" {
+        for_each = var.driver == "exec" ? [1] : []
+        content {
+          command  = var.nginx_bin
+          args     = ["-c", "${NOMAD_TASK_DIR}/nginx.conf", "-e", "stderr", "-g", "daemon off;"]
+          cap_drop = ["all"]
+          cap_add  = ["net_bind_service"]
+        }
+      }
+      dynamic "config" {
+        for_each = var.driver == "exec" ? [] : [1]
+        content {
+          command = var.nginx_bin
+          args    = ["-c", "${NOMAD_TASK_DIR}/nginx.conf", "-e", "stderr", "-g", "daemon off;"]
+        }
+      }
+
+      template {
+        destination   = "local/nginx.conf"
+        change_mode   = "signal"
+        change_signal = "SIGHUP"
+        data          = <<-EOT
+          worker_processes 1;
+          pid {{ env "NOMAD_TASK_DIR" }}/nginx.pid;
+          error_log stderr warn;
+
+          events {
+            worker_connections 4096;
+          }
+
+          http {
+            # Every path nginx writes is inside the allocation.
+            client_body_temp_path {{ env "NOMAD_TASK_DIR" }}/client_body;
+            proxy_temp_path {{ env "NOMAD_TASK_DIR" }}/proxy;
+            fastcgi_temp_path {{ env "NOMAD_TASK_DIR" }}/fastcgi;
+            uwsgi_temp_path {{ env "NOMAD_TASK_DIR" }}/uwsgi;
+            scgi_temp_path {{ env "NOMAD_TASK_DIR" }}/scgi;
+            access_log /dev/stdout combined;
+            server_tokens off;
+            default_type application/octet-stream;
+
+            # The room id of every room path signaling serves (/r/<room>, /api/rooms/<room>/...,
+            # /ws/rooms/<room>): all of a room's requests and sockets reach the same replica.
+            # Anything else (the create call, static files) spreads by request id.
+            map $uri $jb_room {
+              "~^/r/(?<room>[A-Za-z0-9_-]+)/?$" $room;
+              "~^/api/rooms/(?<room>[A-Za-z0-9_-]+)/" $room;
+              "~^/ws/rooms/(?<room>[A-Za-z0-9_-]+)/?$" $room;
+              default "";
+            }
+            map $jb_room $jb_route {
+              "" $request_id;
+              default $jb_room;
+            }
+            map $http_upgrade $jb_connection {
+              default upgrade;
+              "" close;
+            }
+
+            upstream signaling {
+              hash $jb_route consistent;
+              {{ range service "signaling" }}server {{ .Address }}:{{ .Port }} max_fails=2 fail_timeout=5s;
+              {{ else }}server 127.0.0.1:9 down;  # no healthy signaling replica in Consul
+              {{ end }}
+              keepalive 16;
+            }
+
+            server {
+              listen ${local.listen}{{ env "NOMAD_PORT_http" }} default_server;
+              server_name ${var.ingress_server_name};
+              ${indent(6, local.headers)}
+
+              location = /.jb/ingress {
+                access_log off;
+                default_type text/plain;
+                return 200 "ok\n";
+              }
+              %{if var.ingress_acme}
+              location ^~ /.well-known/acme-challenge/ {
+                root ${var.driver == "exec" ? "/acme" : "${var.host_volume_root}/acme"};
+                default_type text/plain;
+              }
+              %{endif}
+              %{if var.ingress_tls}
+              location / {
+                return 301 https://$host{{ if ne (env "NOMAD_PORT_https") "443" }}:{{ env "NOMAD_PORT_https" }}{{ end }}$request_uri;
+              }
+              %{else}
+              ${indent(6, local.app)}
+              %{endif}
+            }
+            %{if var.ingress_tls}
+            server {
+              listen ${local.listen}{{ env "NOMAD_PORT_https" }} ssl http2 default_server;
+              server_name ${var.ingress_server_name};
+              ssl_certificate {{ env "NOMAD_SECRETS_DIR" }}/tls.crt;
+              ssl_certificate_key {{ env "NOMAD_SECRETS_DIR" }}/tls.key;
+              ssl_protocols TLSv1.2 TLSv1.3;
+              ssl_prefer_server_ciphers off;
+              ssl_session_cache shared:jb_tls:10m;
+              ssl_session_timeout 1d;
+              ${indent(6, local.headers)}
+              ${indent(6, local.app)}
+            }
+            %{endif}
+          }
+          EOT
+      }
+
+      # The certificate and its key: files in secrets/ (0600, the task's user), never the
+      # environment; a renewed certificate reloads nginx.
+      dynamic "template" {
+        for_each = var.ingress_tls ? { "tls.crt" = "tls_cert", "tls.key" = "tls_key" } : {}
+        content {
+          destination   = "secrets/${template.key}"
+          perms         = "0600"
+          uid           = var.task_uid
+          gid           = var.task_gid
+          change_mode   = "signal"
+          change_signal = "SIGHUP"
+          data          = "{{ with nomadVar \"nomad/jobs/ingress\" }}{{ .${template.value} }}{{ end }}\n"
+        }
+      }
+
+      resources {
+        cpu    = var.ingress_cpu
+        memory = var.ingress_memory
+      }
+    }
+  }
+}
