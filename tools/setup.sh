@@ -11,8 +11,9 @@ start=$SECONDS
 
 # Debian packages: redis-server for the redis job and the tests; espeak-ng speaks the
 # Vietnamese test speech of the stt tests; iproute2 (network namespaces) and openssl (the CA)
-# for the Ansible test; chromium (+ its driver) for the web client's browser tests.
-apt_pkgs=(redis-server espeak-ng iproute2 openssl chromium chromium-driver)
+# for the Ansible test; chromium (+ its driver) for the web client's browser tests; nginx for
+# the ingress job.
+apt_pkgs=(redis-server espeak-ng iproute2 openssl chromium chromium-driver nginx)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
