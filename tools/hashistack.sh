@@ -5,6 +5,10 @@
 # Order of preference, per binary: $JB_NOMAD_BIN / $JB_CONSUL_BIN, then one on PATH of the
 # pinned version, then the cached build $JB_CACHE/bin/<name>-<version>, then a fresh build.
 # Prints the resolved paths as NAME=path lines on stdout; progress goes to stderr.
+#
+# `--previous` also builds the previous patch releases (tools/previous/: Nomad 1.6.0, Consul
+# 1.16.0) that the production test's rolling upgrade starts from, cached the same way, and
+# prints NOMAD_PREVIOUS= and CONSUL_PREVIOUS= lines.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -25,20 +29,21 @@ has_version() { # binary version -> 0 when `binary version` reports it
   "$1" version 2>/dev/null | head -1 | grep -q "v\?$2"
 }
 
-resolve() { # name version override cgo tags
-  local name="$1" version="$2" override="$3" cgo="$4" tags="$5"
+resolve() { # name version override cgo tags [module dir]
+  local name="$1" version="$2" override="$3" cgo="$4" tags="$5" module="${6:-$here/$1}"
   if [[ -n "$override" ]]; then
     [[ -x "$override" ]] || { log "$name: $override (from JB_${name^^}_BIN) is not an executable file"; exit 1; }
     echo "$override"; return
   fi
-  local onpath; onpath="$(command -v "$name" || true)"
+  local onpath=""
+  [[ "$module" == "$here/$name" ]] && onpath="$(command -v "$name" || true)"
   if [[ -n "$onpath" ]] && has_version "$onpath" "$version"; then echo "$onpath"; return; fi
   local cached="$bindir/$name-$version"
   if [[ -x "$cached" ]] && has_version "$cached" "$version"; then echo "$cached"; return; fi
   command -v go >/dev/null || { log "$name: no binary and no Go toolchain to build one; install Go >= 1.24 or set JB_${name^^}_BIN"; exit 1; }
   log "$name $version: building from the Go module proxy (10-20 min cold on 2 cores; cached in $JB_CACHE)"
   local start=$SECONDS
-  (cd "$here/$name" && CGO_ENABLED="$cgo" go build -trimpath -tags "$tags" -ldflags "-s -w" \
+  (cd "$module" && CGO_ENABLED="$cgo" go build -trimpath -tags "$tags" -ldflags "-s -w" \
       -o "$cached.tmp" "github.com/hashicorp/$name") >&2
   mv "$cached.tmp" "$cached"
   log "$name $version: built in $((SECONDS - start)) s"
@@ -51,3 +56,9 @@ ln -sf "$nomad" "$bindir/nomad"
 ln -sf "$consul" "$bindir/consul"
 echo "NOMAD=$nomad"
 echo "CONSUL=$consul"
+
+if [[ "${1:-}" == "--previous" ]]; then
+  # never a binary on PATH or an override: these exist only for the upgrade test
+  echo "NOMAD_PREVIOUS=$(resolve nomad 1.6.0 "" 1 "ui codegen_generated" "$here/previous/nomad")"
+  echo "CONSUL_PREVIOUS=$(resolve consul 1.16.0 "" 0 "" "$here/previous/consul")"
+fi
