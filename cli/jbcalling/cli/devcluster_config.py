@@ -33,8 +33,14 @@ class Ports:
     @classmethod
     def with_offset(cls, offset: int) -> Ports:
         # Nomad hands out task ports from the dynamic range: two clusters on one machine get
-        # disjoint ranges, or they would give the same port to two tasks.
-        dyn = (20000, 25999) if offset == 0 else (26000, 31999)
+        # disjoint ranges, or they would give the same port to two tasks. Offset 0 has
+        # 20000-25999; others one of six 1000-port windows of 26000-31999, by thousands of the
+        # offset (the tests' clusters use different thousands: 9000, 10000, 11000, ...).
+        if offset == 0:
+            dyn = (20000, 25999)
+        else:
+            low = 26000 + (offset // 1000 % 6) * 1000
+            dyn = (low, low + 999)
         return cls(8500 + offset, 8600 + offset, 8300 + offset, 8301 + offset, 8302 + offset,
                    8502 + offset, 8503 + offset, 4646 + offset, 4647 + offset, 4648 + offset, *dyn)
 
