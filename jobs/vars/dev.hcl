@@ -55,9 +55,11 @@ stt_languages = {
   "vi" = "vad-sherpa:sherpa-zipformer-vi-offline-standin"
 }
 
+# A dev machine is often busy (tests, a browser): a speech service may need most of a minute to
+# import its engines there.
 min_healthy_time  = "2s"
-healthy_deadline  = "20s"
-progress_deadline = "30s"
+healthy_deadline  = "60s"
+progress_deadline = "90s"
 
 gateway_count         = 1
 gateway_port          = 0

@@ -27,9 +27,14 @@ def test_up_sh_deploys_every_service_and_prints_urls(tmp_path_factory: pytest.Te
         assert f"Nomad UI:  http://127.0.0.1:{4646 + OFFSET}/ui/" in res.stderr
         assert f"Consul UI: http://127.0.0.1:{8500 + OFFSET}/ui/" in res.stderr
         assert "signaling: http://127.0.0.1:" in res.stderr
+        # up.sh ends with the page participants open: the ingress in front of signaling
+        last = res.stderr.strip().splitlines()[-1]
+        assert last.startswith("participants open: http://127.0.0.1:") and last.endswith("/"), last
+        public = last.removeprefix("participants open: ").rstrip("/")
         doc = c.jbctl_json("status")
         assert all(s["deployed"] and s["healthy"] == s["desired"] >= 1 for s in doc["services"]), doc
-        _call_through_the_deployed_stack(c.urls("signaling")[0])
+        assert "ingress" in {s["service"] for s in doc["services"]} and doc["public_urls"] == [public]
+        _call_through_the_deployed_stack(public)
         # The whole pipeline, stage by stage (latency targets are benchmarks, not asserted here).
         probe = c.jbctl("--json", "probe", "-n", "2", "--timeout", "40", timeout=300)
         assert probe.returncode == 0, probe.stderr[-3000:]
@@ -42,7 +47,8 @@ def test_up_sh_deploys_every_service_and_prints_urls(tmp_path_factory: pytest.Te
 
 
 def _call_through_the_deployed_stack(signaling: str) -> None:
-    """Two synthetic participants call each other through the deployed signaling and gateway."""
+    """Two synthetic participants call each other through the deployed ingress, signaling and
+    gateway (``signaling``: the public URL)."""
     import asyncio
 
     import httpx
