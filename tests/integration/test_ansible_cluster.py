@@ -40,6 +40,10 @@ ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = ROOT / "ansible"
 BIN = Path(sys.executable).parent
 HOSTS = {"translation01": "edge", "translation02": "ai", "translation03": "tts"}
+VERSION = re.search(r'(?m)^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text())[1]  # type: ignore[index]
+# the extras each role installs (jb_app_extras_by_role) and a module that only they bring
+EXTRAS = {"edge": "gateway,signaling", "ai": "mt,stt", "tts": "tts"}
+EXTRA_MODULES = {"edge": "aiortc, jwt", "ai": "sherpa_onnx, ctranslate2", "tts": "piper"}
 VCPUS = {"translation01": 4, "translation02": 8, "translation03": 4}
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -125,7 +129,7 @@ class LocalHosts:
                 f"{host} ansible_connection=local ansible_python_interpreter={sys.executable} "
                 f"jb_node_address={self.addr(host)} jb_public_address={self.addr(host)} "
                 f"jb_node_role={role} jb_node_vcpus={VCPUS[host]} jb_root_prefix={self.root(host)} "
-                f"jb_nomad_cgroup_parent={self.tag}-{host}")
+                f"jb_nomad_cgroup_parent={self.tag}-{host} jb_test_netns={self.ns(host)}")
         for group in ("consul_servers", "nomad_servers", "nomad_clients"):
             lines += ["", f"[{group}]", *HOSTS]
         lines += ["", "[edge]", "translation01", ""]
@@ -135,16 +139,20 @@ class LocalHosts:
 
     def write_extra_vars(self) -> Path:
         # What differs from a VM: no packages, users or systemd; binaries from the local build;
-        # raw_exec on so that the failover job needs no chroot; the wheel without its deps.
+        # raw_exec on so that the failover job needs no chroot; kernel state (nftables, the
+        # namespace's sysctls) applied inside each node's namespace; the test host reaches the
+        # APIs from the bridge's address, as an operator's network would.
         extra = {
             "ansible_become": False,
+            "jb_node_command_prefix": ["ip", "netns", "exec", "{{ jb_test_netns }}"],
+            "jb_base_admin_cidrs": [f"{self.subnet}.1/32"],
             "jb_secrets_dir": str(self.secrets),
             "jb_app_build_dir": str(self.tmp / "build"),
             "jb_consul_binary_src": find_binary("consul"),
             "jb_nomad_binary_src": find_binary("nomad"),
             "jb_consul_user": "root", "jb_consul_group": "root",
             "jb_base_manage_packages": False, "jb_base_manage_time_sync": False,
-            "jb_base_manage_sysctl": False, "jb_base_manage_firewall": False,
+            "jb_base_manage_sysctl": True, "jb_base_manage_firewall": True,
             "jb_consul_manage_user": False, "jb_consul_manage_packages": False,
             "jb_consul_manage_service": False,
             "jb_nomad_manage_packages": False, "jb_nomad_manage_service": False,
@@ -153,7 +161,6 @@ class LocalHosts:
             "jb_nomad_failover_heartbeat_ttl": "20s",
             "jb_app_manage_packages": False, "jb_app_manage_service": False,
             "jb_app_python": "/usr/bin/python3",
-            "jb_app_pip_extra_args": "--no-deps --no-index",
             "jb_turn_manage_packages": False, "jb_turn_manage_service": False,
             "jb_origin_manage_packages": False, "jb_origin_manage_service": False,
             "jb_origin_cert_mode": "selfsigned",
@@ -348,16 +355,23 @@ def test_play_renders_configs_the_real_binaries_accept(bed: LocalHosts, cluster:
         nomad_hcl = (root / "etc/nomad.d/nomad.hcl").read_text()
         assert f'jb_role = "{role}"' in nomad_hcl
         assert f"cpu_total_compute = {VCPUS[host] * 1000}" in nomad_hcl
-        assert f'"{root}/opt/jbcalling/venv" = "/opt/jbcalling/venv"' in nomad_hcl
+        assert f'"{root}/opt/jbcalling/releases" = "/opt/jbcalling/releases"' in nomad_hcl
         consul_hcl = (root / "etc/consul.d/consul.hcl").read_text()
         assert "bootstrap_expect = 3" in consul_hcl
         for unit in ("consul.service", "nomad.service"):
             text = (root / "etc/systemd/system" / unit).read_text()
             assert f"ExecStart={root}/usr/local/bin/" in text
-        # the application's venv holds the wheel built on the controller
-        _run([str(root / "opt/jbcalling/venv/bin/python"), "-c", "import jbcalling.common"])
-        assert (root / "etc/sysctl.d/60-jbcalling.conf").is_file()
-        assert (root / "etc/nftables.conf").is_file()
+        # the release's venv holds the wheel and the role's extras, from the wheelhouse
+        venv = root / "opt/jbcalling/releases" / VERSION
+        _run([str(venv / "bin/python"), "-c", f"import jbcalling.common, {EXTRA_MODULES[role]}"])
+        assert f"jbcalling[{EXTRAS[role]}]=={VERSION}" in (venv / "jbcalling-install.txt").read_text()
+        # the firewall and the sysctls, applied inside the node's namespace
+        ruleset = _run(["ip", "netns", "exec", bed.ns(host), "nft", "list", "ruleset"]).stdout
+        assert "policy drop" in ruleset and 'comment "nomad-dynamic"' in ruleset
+        assert ('comment "ingress-https"' in ruleset) == (role == "edge")
+        ports = _run(["ip", "netns", "exec", bed.ns(host), "sysctl", "-n",
+                      "net.ipv4.ip_local_port_range"]).stdout.split()
+        assert (ports == ["40000", "44999"]) == (role == "edge"), (host, ports)
     # the models go to the nodes whose services load them (ai, tts), not to the edge node
     for host, role in HOSTS.items():
         synced = bed.root(host) / "opt/jbcalling/volumes/models/tiny-model/model.txt"
@@ -406,7 +420,7 @@ def test_one_cluster_with_tls_gossip_and_acls(bed: LocalHosts, cluster: Api) -> 
     for n in nodes:
         detail = api.nomad("translation01", f"/v1/node/{n['ID']}").json()
         assert detail["Meta"]["jb_role"] == HOSTS[n["Name"]]
-        assert {"models", "redis-data"} <= set(detail["HostVolumes"])
+        assert {"models", "redis-data", "acme"} <= set(detail["HostVolumes"])
     # Nomad: a request without a token is refused; one without a client certificate too
     assert api.nomad("translation01", "/v1/jobs", token="").status_code == 403
     with pytest.raises(httpx.HTTPError):
@@ -418,14 +432,17 @@ def test_one_cluster_with_tls_gossip_and_acls(bed: LocalHosts, cluster: Api) -> 
     addrs = wait_for("nomad.service.consul in DNS", lambda: _dig(bed, "translation02",
                                                                   "nomad.service.consul"), 30, bed)
     assert sorted(addrs) == sorted(bed.addr(h) for h in HOSTS)
-    # the TURN secret and the origin certificate reached signaling's Nomad Variable
+    # the TURN secret reached signaling's Nomad Variable, the origin certificate the ingress's
     items = api.nomad("translation01", "/v1/var/nomad/jobs/signaling").json()["Items"]
     assert items["turn_secret"] == api.secret("turn/secret")
+    assert "tls_key" not in items
+    items = api.nomad("translation01", "/v1/var/nomad/jobs/ingress").json()["Items"]
     tls = bed.root("translation01") / "etc/jbcalling/tls"
     assert items["tls_cert"] == (tls / "fullchain.pem").read_text()
+    assert items["tls_key"] == (tls / "privkey.pem").read_text()
 
 
-def test_a_renewed_certificate_reaches_signaling(bed: LocalHosts, cluster: Api) -> None:
+def test_a_renewed_certificate_reaches_the_ingress(bed: LocalHosts, cluster: Api) -> None:
     """What certbot's deploy hook does after a renewal: new files, then the publisher script."""
     tls = bed.root("translation01") / "etc/jbcalling/tls"
     _run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
@@ -434,12 +451,37 @@ def test_a_renewed_certificate_reaches_signaling(bed: LocalHosts, cluster: Api) 
     publish = str(bed.root("translation01") / "usr/local/sbin/jb-origin-publish")
     assert _run([publish]).stdout.strip() == "updated"
     assert _run([publish]).stdout.strip() == "unchanged"
-    items = cluster.nomad("translation01", "/v1/var/nomad/jobs/signaling").json()["Items"]
+    items = cluster.nomad("translation01", "/v1/var/nomad/jobs/ingress").json()["Items"]
     assert items["tls_cert"] == (tls / "fullchain.pem").read_text()
-    assert items["turn_secret"] == cluster.secret("turn/secret")  # the other keys are kept
+    assert items["tls_key"] == (tls / "privkey.pem").read_text()
     # the publisher's token may touch nothing else
     token = (tls / "nomad-origin.token").read_text().strip()
     assert cluster.nomad("translation01", "/v1/jobs", token=token).status_code == 403
+    assert cluster.nomad("translation01", "/v1/var/nomad/jobs/signaling", token=token).status_code == 403
+
+
+def test_the_firewall_lets_only_the_cluster_reach_a_service_port(bed: LocalHosts, cluster: Api) -> None:
+    """A listener on a Nomad dynamic port of the ai node: the other nodes reach it, the test host
+    (outside the cluster, though in jb_base_admin_cidrs) does not."""
+    ai, edge = "translation02", "translation01"
+    server = subprocess.Popen(["ip", "netns", "exec", bed.ns(ai), "/usr/bin/python3", "-m", "http.server",
+                               "--bind", bed.addr(ai), "20077"], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    probe = ("import socket, sys\ntry:\n    socket.create_connection((sys.argv[1], 20077), timeout=3).close()"
+             "\n    print('open')\nexcept OSError as e:\n    print(type(e).__name__)")
+    try:
+        from_edge = wait_for("the ai node's port from the edge node", lambda: _run(
+            ["ip", "netns", "exec", bed.ns(edge), "/usr/bin/python3", "-c", probe, bed.addr(ai)]
+        ).stdout.strip() == "open", 20, bed)
+        assert from_edge
+        outside = _run(["/usr/bin/python3", "-c", probe, bed.addr(ai)]).stdout.strip()
+        assert outside == "TimeoutError", outside  # dropped, not refused
+        # the same host reaches the ai node's Nomad API: it is in jb_base_admin_cidrs
+        assert _run(["/usr/bin/python3", "-c", probe.replace("20077", "4646"), bed.addr(ai)]
+                    ).stdout.strip() == "open"
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(10)
 
 
 _DIG = """
