@@ -43,15 +43,17 @@ resolve() { # name version override cgo tags [module dir]
   command -v go >/dev/null || { log "$name: no binary and no Go toolchain to build one; install Go >= 1.24 or set JB_${name^^}_BIN"; exit 1; }
   log "$name $version: building from the Go module proxy (10-20 min cold on 2 cores; cached in $JB_CACHE)"
   local start=$SECONDS
+  # (set -e does not reach into the $(...) this runs in: every failure exits explicitly)
   (cd "$module" && CGO_ENABLED="$cgo" go build -trimpath -tags "$tags" -ldflags "-s -w" \
-      -o "$cached.tmp" "github.com/hashicorp/$name") >&2
+      -o "$cached.tmp" "github.com/hashicorp/$name") >&2 \
+    || { log "$name $version: the build failed (output above)"; exit 1; }
   mv "$cached.tmp" "$cached"
   log "$name $version: built in $((SECONDS - start)) s"
   echo "$cached"
 }
 
-nomad="$(resolve nomad "$NOMAD_VERSION" "${JB_NOMAD_BIN:-}" 1 "ui codegen_generated")"
-consul="$(resolve consul "$CONSUL_VERSION" "${JB_CONSUL_BIN:-}" 0 "")"
+nomad="$(resolve nomad "$NOMAD_VERSION" "${JB_NOMAD_BIN:-}" 1 "ui codegen_generated")" || exit 1
+consul="$(resolve consul "$CONSUL_VERSION" "${JB_CONSUL_BIN:-}" 0 "")" || exit 1
 ln -sf "$nomad" "$bindir/nomad"
 ln -sf "$consul" "$bindir/consul"
 echo "NOMAD=$nomad"
@@ -59,6 +61,8 @@ echo "CONSUL=$consul"
 
 if [[ "${1:-}" == "--previous" ]]; then
   # never a binary on PATH or an override: these exist only for the upgrade test
-  echo "NOMAD_PREVIOUS=$(resolve nomad 1.6.0 "" 1 "ui codegen_generated" "$here/previous/nomad")"
-  echo "CONSUL_PREVIOUS=$(resolve consul 1.16.0 "" 0 "" "$here/previous/consul")"
+  nomad_prev="$(resolve nomad 1.6.0 "" 1 "ui codegen_generated" "$here/previous/nomad")" || exit 1
+  consul_prev="$(resolve consul 1.16.0 "" 0 "" "$here/previous/consul")" || exit 1
+  echo "NOMAD_PREVIOUS=$nomad_prev"
+  echo "CONSUL_PREVIOUS=$consul_prev"
 fi

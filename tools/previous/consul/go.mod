@@ -5,6 +5,11 @@ module jbcalling.invalid/tools/previous/consul
 
 go 1.24
 
+// v1.16.0's own code needs the api module of its day (v1.22.0), while the proxy no longer serves
+// the envoyextensions and troubleshoot versions it was tagged with: the next ones, built
+// against api v1.22.0.
+replace github.com/hashicorp/consul/api => github.com/hashicorp/consul/api v1.22.0
+
 // Repeated from github.com/hashicorp/consul@v1.16.1's go.mod.
 exclude (
 	github.com/hashicorp/go-msgpack v1.1.5
@@ -96,7 +101,7 @@ require (
 	github.com/hashicorp/consul-net-rpc v0.0.0-20221205195236-156cfab66a69 // indirect
 	github.com/hashicorp/consul/api v1.24.0 // indirect
 	github.com/hashicorp/consul/envoyextensions v0.4.1 // indirect
-	github.com/hashicorp/consul/proto-public v0.4.1 // indirect
+	github.com/hashicorp/consul/proto-public v0.4.0 // indirect
 	github.com/hashicorp/consul/sdk v0.14.1 // indirect
 	github.com/hashicorp/consul/troubleshoot v0.3.1 // indirect
 	github.com/hashicorp/errwrap v1.1.0 // indirect
