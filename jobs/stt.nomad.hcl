@@ -183,10 +183,12 @@ job "stt" {
       read_only = !var.dev_models
     }
 
+    # A killed stt is started again at once (Nomad adds up to 25 % jitter): while it is away,
+    # captions pause for every speaker of its streams (issue 9: back within 10 s).
     restart {
       attempts = 3
       interval = "2m"
-      delay    = "5s"
+      delay    = "1s"
       mode     = "delay"
     }
 

@@ -1,7 +1,9 @@
 """Finding another service: a fixed URL when configured, else a healthy instance from Consul.
 
 Services balance on the client side: each call picks among the instances Consul reports as
-passing (``/v1/health/service/<name>?passing``), cached for a few seconds.
+passing (``/v1/health/service/<name>?passing``), cached for a few seconds; after a failed call
+the list is asked for again (callers that fail many at once, e.g. every speaker's stt stream
+when stt stops, ask at most every ``refresh_s``: one query for all).
 """
 
 from __future__ import annotations
@@ -59,6 +61,13 @@ class Discovery:
             raise NoInstance(f"no healthy {service} instance in Consul")
         return random.choice(found)
 
-    def forget(self, service: str) -> None:
-        """Drop the cached list after a failed call, so that the next one asks Consul again."""
-        self._cache.pop(service, None)
+    def forget(self, service: str, refresh_s: float = 0.0) -> None:
+        """After a failed call: the next one asks Consul again, once the cached list is
+        ``refresh_s`` old."""
+        hit = self._cache.get(service)
+        if hit is None:
+            return
+        if time.monotonic() - hit[0] >= refresh_s:
+            del self._cache[service]
+        else:  # expires refresh_s after it was fetched
+            self._cache[service] = (hit[0] + refresh_s - self.ttl_s, hit[1])

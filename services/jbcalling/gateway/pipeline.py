@@ -11,7 +11,9 @@
 
 Degradations (DESIGN.md; the events are in docs/protocol.md): stt down -> a
 ``captions_status`` event with ``state: unavailable`` (repeated every ``STATUS_REPEAT_S`` for
-late joiners while it lasts), the call goes on, the stream reconnects with backoff and
+late joiners while it lasts), the call goes on, the speaker's newest audio is kept, the stream
+reconnects (every 0.5 s at most while the speaker talks, backing off to 5 s in silence; to a
+healthy instance or the one it used, which answers after a restart before Consul says so) and
 ``state: available`` says captions are back; mt down -> the translation caption carries
 ``translation_error`` and no translation; tts down -> captions only, and a ``speech_status``
 event (``state: unavailable``) to the listeners who asked to hear the translation.
@@ -26,6 +28,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -43,8 +46,21 @@ from jbcalling.gateway.speech_track import SpeechTrack
 log = logging.getLogger("jbcalling.gateway.pipeline")
 Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
 LANGS = ("vi", "en")
-MAX_BUFFER_BYTES = 16000 * 2 * 10  # 10 s of audio held while stt reconnects
+# Audio held while stt is away, replayed when the stream opens again: enough for the speech
+# between stt answering again and the stream opening (the reconnect waits at most 0.5 s while
+# the speaker talks). Not more: a restarted stt must decode the whole replay before it reaches
+# live speech, and with 6 or 10 s on a loaded 2-core machine it fell more than its
+# max_backlog_s behind and closed the stream (1013), losing the sentences after it (issue 9).
+MAX_BUFFER_BYTES = 16000 * 2 * 3
 STATUS_REPEAT_S = 10.0
+RETRY_FIRST_S = 0.25  # reconnect backoff: first wait,
+RETRY_TALKING_S = 0.5  # longest wait while the speaker talks (a sentence must not wait for us),
+RETRY_QUIET_S = 5.0  # longest wait while they are quiet
+TALKING_PEAK = 500  # an int16 chunk peaking above this is speech, for the backoff
+TALKING_RECENT_S = 5.0  # the speaker counts as talking this long after their last loud chunk
+OPEN_TIMEOUT_S = 5.0  # opening a stream to a healthy instance
+UNLISTED_TIMEOUT_S = 2.0  # ... to the instance the stream used, not (yet) healthy in Consul
+REFRESH_S = 0.5  # every speaker's stream fails at once when stt stops: one Consul query for all
 
 
 def now_ms() -> int:
@@ -176,24 +192,34 @@ class SpeakerStream:
 
     def __init__(self, pipeline: Pipeline, room: str, pid: str) -> None:
         self.p, self.room, self.pid = pipeline, room, pid
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+        # (PCM, wall ms when it arrived): a replay after an outage keeps its place in time
+        self.queue: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
         self.queued = 0
         self.task: asyncio.Task[None] | None = None
         self.epoch = 0
+        self.url = ""  # the stt instance the stream is sticky to
         self.started_wall_ms = 0  # wall time of the first sample sent on this stt stream
         self.early: dict[str, asyncio.Future[tuple[str, str]]] = {}  # stable partial -> mt
         self.down = False  # participants were told captions are paused
-        self.delay = 0.5  # reconnect backoff
+        self.delay = RETRY_FIRST_S  # reconnect backoff
         self.last_report = 0.0
+        self.talked_at = -TALKING_RECENT_S  # monotonic time of the last loud chunk while down
+        self.talk_started = asyncio.Event()  # the speaker began talking while stt was away
 
     def start(self) -> None:
         self.task = asyncio.ensure_future(self._run())
 
     def push(self, pcm: bytes) -> None:
-        self.queue.put_nowait(pcm)
+        self.queue.put_nowait((pcm, now_ms()))
         self.queued += len(pcm)
+        if self.down and np.abs(np.frombuffer(pcm, np.int16).astype(np.int32)).max(
+                initial=0) > TALKING_PEAK:
+            now = time.monotonic()
+            if now - self.talked_at >= TALKING_RECENT_S:
+                self.talk_started.set()
+            self.talked_at = now
         while self.queued > MAX_BUFFER_BYTES:  # stt is away: keep only the latest audio
-            self.queued -= len(self.queue.get_nowait())
+            self.queued -= len(self.queue.get_nowait()[0])
 
     async def stop(self) -> None:
         if self.task:
@@ -216,23 +242,51 @@ class SpeakerStream:
                 log.warning("cannot read the room's people; retrying", extra={"error": str(exc)})
             lang = me.get("speak", "en")
             try:
-                url = await self.p.discovery.pick("stt")
-                ws_url = url.replace("http", "ws", 1) + f"/v1/stream?lang={lang}"
-                async with connect(ws_url, open_timeout=5, max_size=2**20) as ws:
+                async with await self._open(lang) as ws:
                     self.epoch += 1
                     self.started_wall_ms = 0
                     await self._session(ws, me, lang)
                 await asyncio.sleep(0.1)  # stt closed the stream normally: open another
             except (NoInstance, OSError, WebSocketException, TimeoutError) as exc:
-                self.p.discovery.forget("stt")
+                self.p.discovery.forget("stt", REFRESH_S)
                 await self._down(str(exc))
             except Exception:  # a bug must not end this speaker's captions for the whole call
                 log.exception("speaker stream failed; starting it again")
                 await self._down("internal error")
 
+    async def _candidates(self) -> list[tuple[str, float]]:
+        """Where to open the stream, in order, with the time each may take: the instance the
+        stream used if it is healthy (sticky), the other healthy ones, and last the one it used
+        even when Consul does not list it: a restarted stt answers a second or more before its
+        next Consul check passes."""
+        try:
+            healthy = await self.p.discovery.urls("stt")
+        except NoInstance:
+            if not self.url:
+                raise
+            healthy = []
+        order = sorted(healthy, key=lambda u: (u != self.url, random.random()))
+        out = [(u, OPEN_TIMEOUT_S) for u in order]
+        if self.url and self.url not in healthy:
+            out.append((self.url, UNLISTED_TIMEOUT_S))
+        return out
+
+    async def _open(self, lang: str) -> Any:
+        errors = []
+        for url, timeout in await self._candidates():
+            ws_url = url.replace("http", "ws", 1) + f"/v1/stream?lang={lang}"
+            try:
+                ws = await connect(ws_url, open_timeout=timeout, max_size=2**20)
+            except (OSError, WebSocketException, TimeoutError) as exc:
+                errors.append(f"{url}: {exc or type(exc).__name__}")
+                continue
+            self.url = url
+            return ws
+        raise NoInstance("; ".join(errors) or "no healthy stt instance in Consul")
+
     async def _up(self) -> None:
         """stt said ``ready``: the stream works (a refusal comes after the connection opens)."""
-        self.delay = 0.5
+        self.delay = RETRY_FIRST_S
         if self.down:
             self.down = False
             log.info("speech recognition is back")
@@ -244,16 +298,21 @@ class SpeakerStream:
                 log.warning("speech recognition unavailable", extra={"error": error})
             await self._status("unavailable")
             self.down, self.last_report = True, time.monotonic()
-        await asyncio.sleep(self.delay)
-        self.delay = min(self.delay * 2, 5.0)
+        talking = time.monotonic() - self.talked_at < TALKING_RECENT_S
+        self.delay = min(self.delay, RETRY_TALKING_S if talking else RETRY_QUIET_S)
+        self.talk_started.clear()
+        # a long wait in silence ends as soon as the speaker starts talking
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.talk_started.wait(), self.delay)
+        self.delay = min(self.delay * 2, RETRY_TALKING_S if talking else RETRY_QUIET_S)
 
     async def _session(self, ws: Any, me: dict[str, Any], lang: str) -> None:
         async def send() -> None:
             while True:
-                chunk = await self.queue.get()
+                chunk, arrived_ms = await self.queue.get()
                 self.queued -= len(chunk)
-                if not self.started_wall_ms:
-                    self.started_wall_ms = now_ms() - len(chunk) // 32
+                if not self.started_wall_ms:  # 32 bytes a millisecond
+                    self.started_wall_ms = arrived_ms - len(chunk) // 32
                 await ws.send(chunk)
 
         sender = asyncio.ensure_future(send())
