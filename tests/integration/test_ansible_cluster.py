@@ -34,7 +34,9 @@ import pytest
 
 from jbcalling.cli.devcluster import _terminate, _unmount_under, find_binary
 
-pytestmark = pytest.mark.integration
+# Two plays with real pip installs into three release venvs come before the first test (the
+# first run alone took 393 s on a loaded 2-core machine).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_DIR = ROOT / "ansible"
