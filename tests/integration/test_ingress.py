@@ -5,15 +5,20 @@ One cluster for the module, in file order: deploy redis + signaling (2 replicas)
 through the ingress: the page and its headers, the internal endpoints hidden, rooms sticky to one
 replica (each replica's own request counters and socket count say which one answered), room-less
 requests spread, the WebSocket surviving an nginx reload when signaling scales; Redis and the
-gateway refusing clients without their secrets; /health's version and release.
+gateway refusing clients without their secrets; /health's version and release; last, the
+ingress as production runs it: exec driver, TLS from Nomad Variables.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
+import ssl
+import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -269,3 +274,72 @@ def test_health_reports_the_code_version_and_the_release(cluster: Cluster, ingre
     for replica in cluster.urls("signaling"):
         health = httpx.get(replica + "/health", timeout=5).json()
         assert health["version"] == __version__ and health["release"] == RELEASE, health
+
+
+def test_the_tls_ingress_under_exec_as_nobody(cluster: Cluster, ingress: str,
+                                              tmp_path: Path) -> None:
+    """Production's shape on the dev node: the exec driver (chroot, user nobody, only
+    net_bind_service), TLS from Nomad Variable nomad/jobs/ingress rendered into secrets/ (0600),
+    HSTS, and plain HTTP redirecting to https."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+                    "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   capture_output=True, check=True, timeout=60)
+    httpx.put(cluster.nomad + "/v1/var/nomad/jobs/ingress", headers={"X-Nomad-Token": cluster.token},
+              json={"Namespace": "default", "Path": "nomad/jobs/ingress",
+                    "Items": {"tls_cert": cert.read_text(), "tls_key": key.read_text()}},
+              timeout=10).raise_for_status()
+    res = cluster.jbctl("deploy", "ingress", "--var", "driver=exec", "--var", "ingress_tls=true",
+                        timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    (inst,) = cluster.passing("ingress")
+    svc = inst["Service"]
+    https = f"https://127.0.0.1:{svc['Meta']['public_port']}"
+    assert f"participants open: {https}/" in res.stderr
+
+    trust = ssl.create_default_context(cafile=str(cert))
+    page = httpx.get(https + "/", verify=trust, timeout=10)
+    assert page.status_code == 200 and page.http_version in ("HTTP/1.1", "HTTP/2")
+    assert page.headers["strict-transport-security"] == "max-age=31536000"
+    assert httpx.get(https + "/metrics", verify=trust, timeout=10).status_code == 404
+    plain = httpx.get(f"http://127.0.0.1:{svc['Port']}/r/abc?x=1", timeout=10)
+    assert plain.status_code == 301 and plain.headers["location"] == f"{https}/r/abc?x=1"
+
+    (alloc,) = [a for a in cluster.nomad_get("/v1/job/ingress/allocations")
+                if a["ClientStatus"] == "running"]
+    secrets_dir = (cluster.state_dir / f"cluster-{OFFSET}" / "nomad" / "alloc" / alloc["ID"] /
+                   "nginx" / "secrets")
+    for name in ("tls.crt", "tls.key"):
+        st = (secrets_dir / name).stat()
+        assert (st.st_mode & 0o777, st.st_uid) == (0o600, 65534), name
+    # the master of this allocation (its parent, Nomad's executor, logs into the allocation's
+    # folder), chrooted: its config is at /local/nginx.conf
+    chrooted = [p for p in Path("/proc").iterdir() if p.name.isdigit()
+                and _cmdline(p).startswith("nginx: master") and " -c /local/nginx.conf " in
+                _cmdline(p)]
+    masters = [p for p in chrooted if alloc["ID"] in _cmdline(_parent(p))]
+    assert len(masters) == 1, [(p.name, _cmdline(_parent(p))) for p in chrooted]
+    status = (masters[0] / "status").read_text()
+    assert re.search(r"^Uid:\s+65534\s", status, re.M), status
+    # CAP_NET_BIND_SERVICE (bit 10) and nothing else
+    assert re.search(r"^CapEff:\s+0000000000000400$", status, re.M), status
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def _parent(proc: Path) -> Path:
+    stat = _read(proc / "stat")
+    return Path("/proc") / (stat.rsplit(")", 1)[1].split()[1] if ")" in stat else "0")
