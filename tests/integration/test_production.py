@@ -28,8 +28,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
+import subprocess
 import threading
 import time
 import wave
@@ -47,6 +49,7 @@ from prod_nodes import (
     BIN,
     HOSTS,
     ROOT,
+    VCPUS,
     Api,
     Nodes,
     exactly,
@@ -58,7 +61,8 @@ from prod_nodes import (
 )
 from speech_fixtures import package_dir, read_wav, resample
 
-pytestmark = pytest.mark.integration
+# The fixtures provision a cluster (two plays with real pip installs) and deploy every job.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1800)]
 
 EDGE, AI, TTS = "translation01", "translation02", "translation03"
 CHROMIUM = os.environ.get("JB_CHROMIUM", "/usr/bin/chromium")
@@ -70,6 +74,7 @@ PREVIOUS = {"consul": "1.16.0", "nomad": "1.6.0"}
 CURRENT = {"consul": "1.16.1", "nomad": "1.6.1"}
 # Stand-in and PyPI models in place of the production ones (no model hub here).
 SITE_VARS = """
+driver = "raw_exec"
 dev_models = false
 stt_threads = 1
 stt_languages = {
@@ -207,35 +212,58 @@ def _site_ca(nodes: Nodes) -> ssl.SSLContext:
 
 
 # ---- 1-2: the play and the cluster -----------------------------------------------------------
+VERSION = re.search(r'(?m)^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text())[1]  # type: ignore[index]
+# the extras each role installs (jb_app_extras_by_role) and a module that only they bring
+EXTRAS = {"edge": "gateway,signaling", "ai": "mt,stt", "tts": "tts"}
+EXTRA_MODULES = {"edge": "aiortc, jwt", "ai": "sherpa_onnx, ctranslate2", "tts": "piper"}
+
+
 def test_play_installs_each_role_and_loads_the_firewall(nodes: Nodes, cluster: Api) -> None:
-    version = re.search(r'(?m)^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text())[1]
-    extras = {"edge": ("aiortc", "jwt"), "ai": ("sherpa_onnx", "ctranslate2"), "tts": ("piper",)}
     for host, role in HOSTS.items():
         root = nodes.root(host)
         run([str(root / "usr/local/bin/consul"), "validate", str(root / "etc/consul.d")])
         run([str(root / "usr/local/bin/nomad"), "config", "validate", str(root / "etc/nomad.d")])
-        assert f'jb_role = "{role}"' in (root / "etc/nomad.d/nomad.hcl").read_text()
-        # the release venv holds the wheel and this role's engines, pip-installed for real
-        venv = root / "opt/jbcalling/releases" / version
-        imports = "; ".join(f"import {m}" for m in extras[role])
-        run([str(venv / "bin/python"), "-c", f"import jbcalling.common; {imports}"])
-        # the firewall is loaded in the node itself: inbound policy drop
+        nomad_hcl = (root / "etc/nomad.d/nomad.hcl").read_text()
+        assert f'jb_role = "{role}"' in nomad_hcl
+        assert f"cpu_total_compute = {VCPUS[host] * 1000}" in nomad_hcl
+        assert f'"{root}/opt/jbcalling/releases" = "/opt/jbcalling/releases"' in nomad_hcl
+        assert "bootstrap_expect = 3" in (root / "etc/consul.d/consul.hcl").read_text()
+        for unit in ("consul.service", "nomad.service"):
+            assert f"ExecStart={root}/usr/local/bin/" in (root / "etc/systemd/system" / unit).read_text()
+        # the release's venv holds the wheel and the role's engines, pip-installed for real from
+        # the wheelhouse the controller built from the lock
+        venv = root / "opt/jbcalling/releases" / VERSION
+        run([str(venv / "bin/python"), "-c", f"import jbcalling.common, {EXTRA_MODULES[role]}"])
+        assert f"jbcalling[{EXTRAS[role]}]=={VERSION}" in (venv / "jbcalling-install.txt").read_text()
+        # the firewall and the sysctls, loaded inside the node itself
         ruleset = run(nodes.in_node(host, "nft", "list", "ruleset")).stdout
-        assert "policy drop" in ruleset, ruleset
-        if role == "edge":
-            assert re.search(r"tcp dport \{ 80, 443", ruleset) or "443" in ruleset, ruleset
-            lo, hi = run(nodes.in_node(host, "sysctl", "-n", "net.ipv4.ip_local_port_range")
-                         ).stdout.split()
-            assert 1024 < int(lo) < int(hi), (lo, hi)
+        assert "policy drop" in ruleset and 'comment "nomad-dynamic"' in ruleset
+        assert ('comment "ingress-https"' in ruleset) == (role == "edge")
+        ports = run(nodes.in_node(host, "sysctl", "-n", "net.ipv4.ip_local_port_range")).stdout.split()
+        assert (ports == ["40000", "44999"]) == (role == "edge"), (host, ports)
     # only the nodes whose services load models get them
     for host, role in HOSTS.items():
         synced = nodes.root(host) / "opt/jbcalling/volumes/models/whisper-tiny.en-ct2"
         assert synced.is_dir() == (role in ("ai", "tts")), host
+    edge = nodes.root(EDGE)
+    assert "use-auth-secret" in (edge / "etc/turnserver.conf").read_text()
+    assert (edge / "etc/jbcalling/tls/fullchain.pem").read_text() == \
+        (nodes.tmp / "origin/site.pem").read_text()
+    analyze = shutil.which("systemd-analyze")
+    if analyze:
+        for host in HOSTS:
+            for unit in ("consul.service", "nomad.service"):
+                res = run([analyze, "verify", str(nodes.root(host) / "etc/systemd/system" / unit)],
+                          check=False)
+                # a missing User= (no consul user on the test machine) is not a syntax error
+                bad = [line for line in res.stderr.splitlines()
+                       if "Unknown" in line or "Invalid" in line or "Failed to parse" in line]
+                assert not bad, res.stderr
 
 
 def test_second_run_changes_nothing(nodes: Nodes, cluster: Api) -> None:
     first, second = nodes.recaps[:2]
-    assert all(c > 0 for _, c, _, _ in first.values())
+    assert all(c > 0 for _, c, _, _ in first.values())  # the first run did something everywhere
     assert set(second) == {"localhost", *HOSTS}
     for host, (_ok, changed, unreachable, failed) in second.items():
         assert (changed, unreachable, failed) == (0, 0, 0), (host, second)
@@ -246,21 +274,94 @@ def test_one_cluster_with_tls_gossip_and_acls(nodes: Nodes, cluster: Api) -> Non
     raft = wait_for("three Consul voters", lambda: exactly(3, api.consul(
         AI, "/v1/operator/raft/configuration").json()["Servers"]), 30, nodes)
     assert sum(s["Leader"] for s in raft) == 1 and all(s["Voter"] for s in raft)
+    members = api.consul(EDGE, "/v1/agent/members").json()
+    assert sorted(m["Name"] for m in members if m["Status"] == 1) == sorted(HOSTS)
+    # ACLs: anonymous reads of the KV are denied, plain HTTP is not served on the node address
     assert api.consul(EDGE, "/v1/kv/x", token="").status_code == 403
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"http://{nodes.addr(EDGE)}:8500/v1/status/leader", timeout=2)
     servers = wait_for("three Nomad servers", lambda: exactly(3, api.nomad(
         EDGE, "/v1/operator/raft/configuration").json()["Servers"]), 30, nodes)
     assert sum(s["Leader"] for s in servers) == 1
-    nodes_ready = wait_for("three ready Nomad clients", lambda: exactly(3, [
+    ready = wait_for("three ready Nomad clients", lambda: exactly(3, [
         x for x in api.nomad(EDGE, "/v1/nodes").json() if x["Status"] == "ready"]), 60, nodes)
-    for n in nodes_ready:
-        assert api.nomad(EDGE, f"/v1/node/{n['ID']}").json()["Meta"]["jb_role"] == HOSTS[n["Name"]]
+    assert sorted(n["Name"] for n in ready) == sorted(HOSTS)
+    for n in ready:
+        detail = api.nomad(EDGE, f"/v1/node/{n['ID']}").json()
+        assert detail["Meta"]["jb_role"] == HOSTS[n["Name"]]
+        assert {"models", "redis-data", "acme"} <= set(detail["HostVolumes"])
+    # Nomad: a request without a token is refused; one without a client certificate too
     assert api.nomad(EDGE, "/v1/jobs", token="").status_code == 403
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"https://{nodes.addr(EDGE)}:4646/v1/jobs", verify=api.tls(), timeout=3)
-    # the origin's certificate and key reached the ingress's Nomad Variable
+    # Nomad registered itself in Consul with the token the play created for it
+    wait_for("nomad and nomad-client in Consul's catalog", lambda: {"nomad", "nomad-client"} <= set(
+        api.consul(EDGE, "/v1/catalog/services").json()), 60, nodes)
+    # .consul DNS on each node's agent answers with the default (DNS) token's read rights
+    addrs = wait_for("nomad.service.consul in DNS", lambda: _dig(nodes, AI, "nomad.service.consul"),
+                     30, nodes)
+    assert sorted(addrs) == sorted(nodes.addr(h) for h in HOSTS)
+    # the TURN secret reached signaling's Nomad Variable, the site certificate the ingress's
+    items = api.nomad(EDGE, "/v1/var/nomad/jobs/signaling").json()["Items"]
+    assert items["turn_secret"] == api.secret("turn/secret") and "tls_key" not in items
     items = api.nomad(EDGE, "/v1/var/nomad/jobs/ingress").json()["Items"]
     assert items["tls_cert"] == (nodes.tmp / "origin/site.pem").read_text()
-    res = jbctl(nodes, "status", env={**jbctl_env(nodes), "NOMAD_TOKEN": ""}, timeout=60)
+    assert items["tls_key"] == (nodes.tmp / "origin/site.key").read_text()
+
+
+def test_the_firewall_lets_only_the_cluster_reach_a_service_port(nodes: Nodes, cluster: Api) -> None:
+    """A listener on a Nomad dynamic port of the ai node: the other nodes reach it, the test host
+    (outside the cluster, though in jb_base_admin_cidrs) does not."""
+    server = subprocess.Popen(nodes.in_node(AI, "/usr/bin/python3", "-m", "http.server", "--bind",
+                                            nodes.addr(AI), "20077"),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    probe = ("import socket, sys\ntry:\n    socket.create_connection((sys.argv[1], int(sys.argv[2])), "
+             "timeout=3).close()\n    print('open')\nexcept OSError as e:\n    print(type(e).__name__)")
+    try:
+        wait_for("the ai node's port from the edge node", lambda: run(nodes.in_node(
+            EDGE, "/usr/bin/python3", "-c", probe, nodes.addr(AI), "20077")).stdout.strip() == "open",
+            20, nodes)
+        outside = run(["/usr/bin/python3", "-c", probe, nodes.addr(AI), "20077"]).stdout.strip()
+        assert outside == "TimeoutError", outside  # dropped, not refused
+        # the same host reaches the ai node's Nomad API: it is in jb_base_admin_cidrs
+        assert run(["/usr/bin/python3", "-c", probe, nodes.addr(AI), "4646"]).stdout.strip() == "open"
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(10)
+
+
+_DIG = """
+import socket, struct, sys
+name = sys.argv[1]
+q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+q += b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\\0" + struct.pack(">HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+s.sendto(q, ("127.0.0.1", 8600)); r, _ = s.recvfrom(4096)
+an = struct.unpack(">H", r[6:8])[0]; i = len(q)
+for _ in range(an):
+    i += 2 if r[i] >= 0xC0 else r.index(0, i) - i + 1
+    typ, _c, _t, ln = struct.unpack(">HHIH", r[i:i + 10]); i += 10
+    if typ == 1: print(socket.inet_ntoa(r[i:i + 4]))
+    i += ln
+"""
+
+
+def _dig(nodes: Nodes, host: str, name: str) -> list[str]:
+    """A records of ``name`` from the node's own Consul DNS (127.0.0.1:8600 in its namespace)."""
+    res = run(nodes.in_node(host, "/usr/bin/python3", "-c", _DIG, name), check=False, timeout=10)
+    return res.stdout.split() if len(res.stdout.split()) == 3 else []
+
+
+def test_jbctl_status_over_tls_with_the_plays_token(nodes: Nodes, cluster: Api) -> None:
+    env = jbctl_env(nodes)
+    assert env["NOMAD_ADDR"].startswith("https://") and env["CONSUL_HTTP_ADDR"].startswith("https://")
+    res = jbctl(nodes, "--json", "status", timeout=60)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["nomad_addr"] == env["NOMAD_ADDR"] and doc["env"] == "prod"
+    # the same without the token: refused, exit 3
+    res = jbctl(nodes, "status", env={**env, "NOMAD_TOKEN": ""}, timeout=60)
     assert res.returncode == 3, res.stderr
 
 
@@ -277,9 +378,12 @@ def deployed(nodes: Nodes, cluster: Api) -> dict[str, Any]:
     return dict(json.loads(status.stdout))
 
 
+ROLE_OF = {"redis": "edge", "signaling": "edge", "ingress": "edge", "gateway": "edge",
+           "stt": "ai", "mt": "ai", "tts": "tts"}
+
+
 def test_every_service_runs_healthy_on_the_node_of_its_role(deployed: dict[str, Any]) -> None:
-    role_of = {"redis": "edge", "signaling": "edge", "ingress": "edge", "gateway": "edge",
-               "stt": "ai", "mt": "ai", "tts": "tts"}
+    role_of = ROLE_OF
     services = {s["service"]: s for s in deployed["services"]}
     assert set(role_of) <= set(services), sorted(services)
     node_of_role = {role: host for host, role in HOSTS.items()}
@@ -648,3 +752,107 @@ def test_raising_the_versions_restarts_the_servers_one_at_a_time(nodes: Nodes, c
     # the jobs kept running through the upgrade
     status = jbctl(nodes, "--json", "status", timeout=120)
     assert status.returncode == 0, status.stderr
+
+
+# ---- 9-10: a renewed certificate; losing the leader's node for good ---------------------------
+def test_a_renewed_certificate_reaches_the_ingress(nodes: Nodes, cluster: Api) -> None:
+    """What certbot's deploy hook does after a renewal: new files, then the publisher script.
+    (After the calls: the ingress serves the renewed, self-signed certificate from here on.)"""
+    tls = nodes.root(EDGE) / "etc/jbcalling/tls"
+    run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+          "-nodes", "-days", "1", "-subj", "/CN=renewed.example.org", "-keyout",
+          str(tls / "privkey.pem"), "-out", str(tls / "fullchain.pem")])
+    publish = str(nodes.root(EDGE) / "usr/local/sbin/jb-origin-publish")
+    assert run([publish]).stdout.strip() == "updated"
+    assert run([publish]).stdout.strip() == "unchanged"
+    items = cluster.nomad(EDGE, "/v1/var/nomad/jobs/ingress").json()["Items"]
+    assert items["tls_cert"] == (tls / "fullchain.pem").read_text()
+    assert items["tls_key"] == (tls / "privkey.pem").read_text()
+    # the publisher's token may touch nothing else
+    token = (tls / "nomad-origin.token").read_text().strip()
+    assert cluster.nomad(EDGE, "/v1/jobs", token=token).status_code == 403
+    assert cluster.nomad(EDGE, "/v1/var/nomad/jobs/signaling", token=token).status_code == 403
+
+
+JOB = {
+    "ID": "jbt-web", "Name": "jbt-web", "Type": "service", "Datacenters": ["dc1"],
+    "Spreads": [{"Attribute": "${node.unique.name}", "Weight": 100}],
+    "TaskGroups": [{
+        "Name": "web", "Count": 3,
+        "Networks": [{"DynamicPorts": [{"Label": "http"}]}],
+        "Services": [{"Name": "jbt-web", "PortLabel": "http", "Provider": "consul",
+                      "Checks": [{"Name": "http", "Type": "http", "Path": "/", "Interval": 2_000_000_000,
+                                  "Timeout": 1_000_000_000}]}],
+        "Tasks": [{"Name": "web", "Driver": "raw_exec",
+                   "Config": {"command": "/usr/bin/python3",
+                              "args": ["-m", "http.server", "--bind", "${NOMAD_IP_http}",
+                                       "${NOMAD_PORT_http}"]},
+                   "Resources": {"CPU": 100, "MemoryMB": 64}}],
+    }],
+}
+
+
+def test_losing_a_node_keeps_quorum_and_moves_its_allocations(nodes: Nodes, cluster: Api) -> None:
+    api = cluster
+    res = api.nomad(EDGE, "/v1/jobs", method="POST", json={"Job": JOB})
+    assert res.status_code == 200, res.text
+
+    def running(via: str = EDGE) -> list[dict[str, Any]]:
+        allocs = api.nomad(via, "/v1/job/jbt-web/allocations").json()
+        return [a for a in allocs if a["ClientStatus"] == "running" and a["DesiredStatus"] == "run"]
+
+    placed = wait_for("3 running allocations", lambda: exactly(3, running()), 90, nodes)
+    # the hardest node to lose: the Nomad leader's (spread puts one instance on every node)
+    leader_addr = api.nomad(EDGE, "/v1/status/leader").json().split(":")[0]
+    victim = next(h for h in HOSTS if nodes.addr(h) == leader_addr)
+    assert victim in {a["NodeName"] for a in placed}
+    wait_for("3 passing jbt-web instances in Consul", lambda: len(
+        api.consul(EDGE, "/v1/health/service/jbt-web?passing=1").json()) == 3, 60, nodes)
+    env = jbctl_env(nodes)
+    status = jbctl(nodes, "--json", "status", env=env, timeout=60)
+    assert status.returncode == 0, status.stderr
+    web = next(s for s in json.loads(status.stdout)["services"] if s["service"] == "jbt-web")
+    assert (web["running"], web["healthy"]) == (3, 3)
+
+    survivors = [h for h in HOSTS if h != victim]
+    killed_at = time.monotonic()
+    nodes.kill_node(victim)
+
+    def quorum() -> bool:
+        consul_leader = api.consul(survivors[0], "/v1/status/leader").json()
+        nomad_leader = api.nomad(survivors[1], "/v1/status/leader").json()
+        # a write through the survivors proves the quorum, not just a remembered leader
+        put = api.consul(survivors[1], "/v1/kv/jbt/quorum", method="PUT", content=b"ok")
+        return bool(consul_leader and nomad_leader and put.status_code == 200
+                    and not consul_leader.startswith(nodes.addr(victim) + ":")
+                    and not nomad_leader.startswith(nodes.addr(victim) + ":"))
+
+    wait_for("a leader and a write among the survivors", quorum, 60, nodes)
+    nodes.timings["quorum_after_kill_s"] = round(time.monotonic() - killed_at, 1)
+
+    def moved() -> list[dict[str, Any]] | None:
+        r = running(via=survivors[0])
+        return r if len(r) == 3 and all(a["NodeName"] in survivors for a in r) else None
+
+    moved_allocs = wait_for(f"{victim}'s allocation running elsewhere", moved, 150, nodes)
+    nodes.timings["allocations_moved_s"] = round(time.monotonic() - killed_at, 1)
+    assert {a["NodeName"] for a in moved_allocs} <= set(survivors)
+    node = next(n for n in api.nomad(survivors[0], "/v1/nodes").json() if n["Name"] == victim)
+    assert node["Status"] == "down"
+    # jbctl, pointed at a survivor, sees the test job whole again, and says which services
+    # were pinned to the lost node (their role's only node): exit 1, unhealthy
+    wait_for("3 passing jbt-web instances after the move", lambda: len(api.consul(
+        survivors[0], "/v1/health/service/jbt-web?passing=1").json()) == 3, 60, nodes)
+    env = {**env, "NOMAD_ADDR": f"https://{nodes.addr(survivors[0])}:4646",
+           "CONSUL_HTTP_ADDR": f"https://{nodes.addr(survivors[0])}:8501"}
+    status = jbctl(nodes, "--json", "status", env=env, timeout=60)
+    assert status.returncode == 1, status.stderr
+    services = {s["service"]: s for s in json.loads(status.stdout)["services"]}
+    web = services["jbt-web"]
+    assert (web["running"], web["healthy"]) == (3, 3) and victim not in web["nodes"]
+    lost_role = HOSTS[victim]
+    for name, role in ROLE_OF.items():
+        assert (services[name]["healthy"] == 0) == (role == lost_role), services[name]
+    nodes.timings["service_whole_again_s"] = round(time.monotonic() - killed_at, 1)
+    stop = api.nomad(survivors[0], "/v1/job/jbt-web?purge=true", method="DELETE")
+    assert stop.status_code == 200
