@@ -35,14 +35,14 @@ class Discovery:
         self.fixed = {k: v.rstrip("/") for k, v in (fixed or {}).items() if v}
         self.ttl_s = ttl_s
         self.headers = {"X-Consul-Token": token} if token else {}
-        self._cache: dict[str, tuple[float, list[str]]] = {}
+        self._cache: dict[str, tuple[float, float, list[str]]] = {}  # fetched, expires, URLs
 
     async def urls(self, service: str) -> list[str]:
         if service in self.fixed:
             return [self.fixed[service]]
         hit = self._cache.get(service)
-        if hit and time.monotonic() - hit[0] < self.ttl_s:
-            return hit[1]
+        if hit and time.monotonic() < hit[1]:
+            return hit[2]
         try:
             async with httpx.AsyncClient(timeout=2.0, headers=self.headers, verify=tls()) as http:
                 resp = await http.get(f"{self.consul}/v1/health/service/{service}",
@@ -52,7 +52,8 @@ class Discovery:
                          f"{i['Service']['Port']}" for i in resp.json()]
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             raise NoInstance(f"cannot ask Consul for {service}: {exc}") from exc
-        self._cache[service] = (time.monotonic(), found)
+        now = time.monotonic()
+        self._cache[service] = (now, now + self.ttl_s, found)
         return found
 
     async def pick(self, service: str) -> str:
@@ -67,7 +68,8 @@ class Discovery:
         hit = self._cache.get(service)
         if hit is None:
             return
-        if time.monotonic() - hit[0] >= refresh_s:
+        fetched, expires, found = hit
+        if time.monotonic() - fetched >= refresh_s:
             del self._cache[service]
-        else:  # expires refresh_s after it was fetched
-            self._cache[service] = (hit[0] + refresh_s - self.ttl_s, hit[1])
+        else:
+            self._cache[service] = (fetched, min(expires, fetched + refresh_s), found)
