@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -53,7 +54,7 @@ def test_killed_stt_is_back_within_10_s_and_loses_no_later_sentence(cluster: Clu
             cluster.state_dir), 300))
     finally:
         ice.use_host_addresses([])
-    summary = run.summary()
+    summary = {**run.summary(), "loadavg_1m": round(os.getloadavg()[0], 2)}
     print("stt_kill:", json.dumps(summary))
 
     # Nomad restarted the task in its allocation: same allocation, one restart more
