@@ -4,36 +4,6 @@
 # to one instance (signaling keeps the choice in Redis), so an update replaces instances one at a
 # time and their rooms reconnect; no canary (a canary would take rooms it cannot keep).
 
-variable "release" {
-  description = "Release version jbctl stamps on the job (meta jb_release)."
-  type        = string
-  default     = "0.0.0"
-}
-
-variable "datacenters" {
-  description = "Nomad datacenters the job may run in."
-  type        = list(string)
-  default     = ["dc1"]
-}
-
-variable "driver" {
-  description = "Task driver: exec in production, raw_exec on the dev cluster."
-  type        = string
-  default     = "exec"
-}
-
-variable "app_root" {
-  description = "The release's venv on the node (/opt/jbcalling/releases/<release>, set by jbctl); the service starts from its bin/."
-  type        = string
-  default     = "/opt/jbcalling/releases/0.0.0"
-}
-
-variable "consul_http_addr" {
-  description = "The node's Consul agent, which the service asks for healthy instances of the others."
-  type        = string
-  default     = "http://127.0.0.1:8500"
-}
-
 variable "gateway_count" {
   description = "Number of gateway instances (each serves whole rooms)."
   type        = number
@@ -86,24 +56,6 @@ variable "gateway_memory" {
   description = "Memory reserved per instance, MB."
   type        = number
   default     = 2048
-}
-
-variable "min_healthy_time" {
-  description = "How long an instance must pass its checks to count as healthy."
-  type        = string
-  default     = "10s"
-}
-
-variable "healthy_deadline" {
-  description = "How long an instance may take to become healthy before the deployment fails."
-  type        = string
-  default     = "2m"
-}
-
-variable "progress_deadline" {
-  description = "How long a deployment may go without a newly healthy instance."
-  type        = string
-  default     = "5m"
 }
 
 job "gateway" {

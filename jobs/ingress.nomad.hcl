@@ -5,30 +5,6 @@
 # (docs/decisions.md). A change in the set of signaling replicas reloads nginx with SIGHUP, which
 # keeps open sockets. Fixed ports (80/443 in prod): no canary, replaced one node at a time.
 
-variable "release" {
-  description = "Release version jbctl stamps on the job (meta jb_release)."
-  type        = string
-  default     = "0.0.0"
-}
-
-variable "datacenters" {
-  description = "Nomad datacenters the job may run in."
-  type        = list(string)
-  default     = ["dc1"]
-}
-
-variable "driver" {
-  description = "Task driver: exec in production, raw_exec on the dev cluster."
-  type        = string
-  default     = "exec"
-}
-
-variable "host_volume_root" {
-  description = "Where the node keeps its host volumes; raw_exec cannot mount, so it uses this path directly."
-  type        = string
-  default     = "/opt/jbcalling/volumes"
-}
-
 variable "nginx_bin" {
   description = "Path of Debian's nginx binary on the node."
   type        = string
@@ -99,36 +75,6 @@ variable "ingress_memory" {
   description = "Memory reserved per instance, MB."
   type        = number
   default     = 128
-}
-
-variable "task_uid" {
-  description = "Owner of the files templates render into secrets/: the task's user (65534, nobody, under exec)."
-  type        = number
-  default     = 65534
-}
-
-variable "task_gid" {
-  description = "Group of the files templates render into secrets/ (65534, nogroup)."
-  type        = number
-  default     = 65534
-}
-
-variable "min_healthy_time" {
-  description = "How long an instance must pass its checks to count as healthy."
-  type        = string
-  default     = "10s"
-}
-
-variable "healthy_deadline" {
-  description = "How long an instance may take to become healthy before the deployment fails."
-  type        = string
-  default     = "2m"
-}
-
-variable "progress_deadline" {
-  description = "How long a deployment may go without a newly healthy instance."
-  type        = string
-  default     = "5m"
 }
 
 locals {

@@ -1,31 +1,7 @@
-# redis: room state, caption fan-out, transcripts and the MT cache (DESIGN.md).
+# redis: room state, caption fan-out, transcripts and the MT cache (docs/architecture.md).
 # One instance, AOF persistence on the "redis-data" host volume. Stateful: no canary.
 # Password-protected: redis_password in Nomad Variable nomad/jobs, which jbctl generates once and
 # every Redis client's job reads (its URL is rendered into the client's secrets/).
-
-variable "release" {
-  description = "Release version jbctl stamps on the job (meta jb_release)."
-  type        = string
-  default     = "0.0.0"
-}
-
-variable "datacenters" {
-  description = "Nomad datacenters the job may run in."
-  type        = list(string)
-  default     = ["dc1"]
-}
-
-variable "driver" {
-  description = "Task driver: exec in production, raw_exec on the dev cluster."
-  type        = string
-  default     = "exec"
-}
-
-variable "host_volume_root" {
-  description = "Where the node keeps its host volumes; raw_exec cannot mount, so it uses this path directly."
-  type        = string
-  default     = "/opt/jbcalling/volumes"
-}
 
 variable "redis_server" {
   description = "Path of Debian's redis-server binary on the node."
@@ -39,18 +15,6 @@ variable "redis_port" {
   default     = 6379
 }
 
-variable "task_uid" {
-  description = "Owner of the files templates render into secrets/: the task's user (65534, nobody, under exec)."
-  type        = number
-  default     = 65534
-}
-
-variable "task_gid" {
-  description = "Group of the files templates render into secrets/ (65534, nogroup)."
-  type        = number
-  default     = 65534
-}
-
 variable "redis_cpu" {
   description = "CPU reserved for Redis, MHz."
   type        = number
@@ -61,24 +25,6 @@ variable "redis_memory" {
   description = "Memory reserved for Redis, MB; Redis's maxmemory is set 10 % below it."
   type        = number
   default     = 1024
-}
-
-variable "min_healthy_time" {
-  description = "How long an instance must pass its checks to count as healthy."
-  type        = string
-  default     = "10s"
-}
-
-variable "healthy_deadline" {
-  description = "How long an instance may take to become healthy before the deployment fails."
-  type        = string
-  default     = "2m"
-}
-
-variable "progress_deadline" {
-  description = "How long a deployment may go without a newly healthy instance."
-  type        = string
-  default     = "5m"
 }
 
 locals {

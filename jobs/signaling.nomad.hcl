@@ -1,36 +1,6 @@
 # signaling: the public origin - rooms API, WebSocket signaling, caption fan-out, web client.
 # Stateless (state is in Redis): N replicas, canary deployments.
 
-variable "release" {
-  description = "Release version jbctl stamps on the job (meta jb_release)."
-  type        = string
-  default     = "0.0.0"
-}
-
-variable "datacenters" {
-  description = "Nomad datacenters the job may run in."
-  type        = list(string)
-  default     = ["dc1"]
-}
-
-variable "driver" {
-  description = "Task driver: exec in production, raw_exec on the dev cluster."
-  type        = string
-  default     = "exec"
-}
-
-variable "app_root" {
-  description = "The release's venv on the node (/opt/jbcalling/releases/<release>, set by jbctl); the service starts from its bin/."
-  type        = string
-  default     = "/opt/jbcalling/releases/0.0.0"
-}
-
-variable "consul_http_addr" {
-  description = "The node's Consul agent, which the service asks for healthy instances of the others."
-  type        = string
-  default     = "http://127.0.0.1:8500"
-}
-
 variable "signaling_count" {
   description = "Number of signaling replicas."
   type        = number
@@ -89,24 +59,6 @@ variable "signaling_trusted_proxies" {
   description = "Addresses (or CIDRs) of the proxies signaling trusts for the client's address; empty: 127.0.0.1 and every Consul node."
   type        = list(string)
   default     = []
-}
-
-variable "min_healthy_time" {
-  description = "How long an instance must pass its checks to count as healthy."
-  type        = string
-  default     = "10s"
-}
-
-variable "healthy_deadline" {
-  description = "How long an instance may take to become healthy before the deployment fails."
-  type        = string
-  default     = "2m"
-}
-
-variable "progress_deadline" {
-  description = "How long a deployment may go without a newly healthy instance."
-  type        = string
-  default     = "5m"
 }
 
 job "signaling" {

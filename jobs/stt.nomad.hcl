@@ -2,42 +2,6 @@
 # recognizer). A stream is sticky to its instance; a deployment replaces instances one at a time
 # (clients reconnect). Models from the "models" host volume.
 
-variable "release" {
-  description = "Release version jbctl stamps on the job (meta jb_release)."
-  type        = string
-  default     = "0.0.0"
-}
-
-variable "datacenters" {
-  description = "Nomad datacenters the job may run in."
-  type        = list(string)
-  default     = ["dc1"]
-}
-
-variable "driver" {
-  description = "Task driver: exec in production, raw_exec on the dev cluster."
-  type        = string
-  default     = "exec"
-}
-
-variable "app_root" {
-  description = "The release's venv on the node (/opt/jbcalling/releases/<release>, set by jbctl); the service starts from its bin/."
-  type        = string
-  default     = "/opt/jbcalling/releases/0.0.0"
-}
-
-variable "host_volume_root" {
-  description = "Where the node keeps its host volumes; raw_exec cannot mount, so it uses this path directly."
-  type        = string
-  default     = "/opt/jbcalling/volumes"
-}
-
-variable "dev_models" {
-  description = "Before starting, build the dev models this service needs into the models volume (`jbctl models dev`): the dev cluster only."
-  type        = bool
-  default     = false
-}
-
 variable "stt_count" {
   description = "Number of stt instances."
   type        = number
@@ -111,24 +75,6 @@ variable "stt_vad_model" {
   description = "Folder of the Silero VAD model in the models volume."
   type        = string
   default     = "silero-vad"
-}
-
-variable "min_healthy_time" {
-  description = "How long an instance must pass its checks to count as healthy."
-  type        = string
-  default     = "10s"
-}
-
-variable "healthy_deadline" {
-  description = "How long an instance may take to become healthy before the deployment fails."
-  type        = string
-  default     = "2m"
-}
-
-variable "progress_deadline" {
-  description = "How long a deployment may go without a newly healthy instance."
-  type        = string
-  default     = "5m"
 }
 
 locals {

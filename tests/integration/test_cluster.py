@@ -192,7 +192,7 @@ def test_bad_input_is_one_clear_line(cluster: Cluster, args: list[str], env: dic
 def test_a_job_file_with_a_syntax_error_submits_nothing(cluster: Cluster, tmp_path: Path) -> None:
     jobs = tmp_path / "jobs"
     (jobs / "vars").mkdir(parents=True)
-    for p in (ROOT / "jobs").glob("*.nomad.hcl"):
+    for p in (ROOT / "jobs").glob("*.hcl"):
         (jobs / p.name).write_text(p.read_text())
     for p in (ROOT / "jobs" / "vars").glob("*.hcl"):
         (jobs / "vars" / p.name).write_text(p.read_text())

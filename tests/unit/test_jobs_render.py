@@ -28,7 +28,7 @@ RELEASE = "1.2.3"
 @cache
 def rendered(service: str, env: str) -> dict[str, Any]:
     """The job as Nomad parses it, with what jbctl injects (tmp paths stand for dev's)."""
-    hcl = (JOBS / f"{service}.nomad.hcl").read_text()
+    hcl = render.job_source(JOBS, service)
     declared = render.declared_variables(hcl)
     var_text = (JOBS / "vars" / f"{env}.hcl").read_text()
     # the CLI, unlike the API jbctl uses, refuses a var file's values that this job lacks
@@ -45,9 +45,9 @@ def rendered(service: str, env: str) -> dict[str, Any]:
                                        {})
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "vars.hcl").write_text(variables)
+        (Path(tmp) / "job.hcl").write_text(hcl)
         res = subprocess.run([find_binary("nomad"), "job", "run", "-output",
-                              f"-var-file={Path(tmp) / 'vars.hcl'}",
-                              str(JOBS / f"{service}.nomad.hcl")],
+                              f"-var-file={Path(tmp) / 'vars.hcl'}", str(Path(tmp) / "job.hcl")],
                              capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 0, f"{service} ({env}): {res.stderr}"
     return dict(json.loads(res.stdout)["Job"])

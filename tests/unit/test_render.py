@@ -52,7 +52,7 @@ def test_a_job_jbctl_did_not_create_is_refused() -> None:
 def test_every_job_declares_described_typed_defaulted_variables() -> None:
     import re
 
-    for path in JOBS.glob("*.nomad.hcl"):
+    for path in [*JOBS.glob("*.nomad.hcl"), JOBS / render.SHARED_VARIABLES]:
         blocks = re.findall(r'variable "(\w+)" \{(.*?)\n\}', path.read_text(), re.S)
         assert blocks, path
         for name, body in blocks:

@@ -1,4 +1,5 @@
-"""Turn jobs/<service>.nomad.hcl + jobs/vars/<env>.hcl into Nomad job JSON, before anything runs.
+"""Turn jobs/<service>.nomad.hcl + jobs/variables.hcl + jobs/vars/<env>.hcl into Nomad job JSON,
+before anything runs.
 
 Rendering goes through Nomad's own parser (``/v1/jobs/parse`` with HCL2 variables), so what is
 checked is exactly what Nomad will run. Every job is rendered, and its ownership checked, before
@@ -21,6 +22,7 @@ from jbcalling.cli.settings import CliSettings
 # signaling; the gateway needs them all.
 DEPLOY_ORDER = ["redis", "signaling", "ingress", "stt", "mt", "tts", "gateway"]
 OWNER_KEY, OWNER_VALUE = "jb_managed_by", "jbctl"
+SHARED_VARIABLES = "variables.hcl"
 
 
 @dataclass
@@ -132,6 +134,14 @@ def _hcl_value(value: str) -> str:
     return json.dumps(value)
 
 
+def job_source(jobs_dir: Path, service: str) -> str:
+    """What Nomad parses for ``service``: its job file, then the variables every job shares
+    (jobs/variables.hcl). Appended, not prepended, so that the line numbers of a parse error in
+    the job file stay true."""
+    own = (jobs_dir / f"{service}.nomad.hcl").read_text()
+    return own.rstrip("\n") + "\n\n" + (jobs_dir / SHARED_VARIABLES).read_text()
+
+
 def declared_variables(hcl: str) -> set[str]:
     return set(re.findall(r'^variable\s+"([^"]+)"', hcl, re.M))
 
@@ -141,7 +151,7 @@ def check_overrides(overrides: dict[str, str], services: list[str], jobs_dir: Pa
     declared: set[str] = set()
     for s in services:
         try:
-            declared |= declared_variables((jobs_dir / f"{s}.nomad.hcl").read_text())
+            declared |= declared_variables(job_source(jobs_dir, s))
         except OSError:
             continue
     unknown = sorted(set(overrides) - declared)
@@ -155,7 +165,7 @@ def render(api: NomadApi, settings: CliSettings, service: str, injected: dict[st
     path = settings.jobs_dir / f"{service}.nomad.hcl"
     var_path = settings.jobs_dir / "vars" / f"{settings.env}.hcl"
     try:
-        hcl = path.read_text()
+        hcl = job_source(settings.jobs_dir, service)
         var_text = layer_var_files(var_path.read_text(), var_files or [])
     except OSError as exc:
         raise RenderError(f"cannot read {exc.filename}: {exc.strerror}") from exc
