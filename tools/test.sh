@@ -14,7 +14,7 @@ bash tools/hashistack.sh --previous >/dev/null || { echo "test: building the pre
 .venv/bin/ruff check services cli tests benchmarks || exit 1
 .venv/bin/mypy cli services || exit 1
 
-.venv/bin/pytest "$@"
+.venv/bin/pytest --durations=25 "$@"
 rc=$?
 if [[ $rc -eq 5 ]]; then
   echo "test: pytest collected no tests: that is a failure" >&2
