@@ -41,8 +41,8 @@ import httpx
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
+from jbcalling.client import SyntheticPeer
 from jbcalling.gateway import ice, passthrough
-from jbcalling.gateway.synthetic import SyntheticPeer
 
 HERE = Path(__file__).resolve().parent
 TICKS = os.sysconf("SC_CLK_TCK")

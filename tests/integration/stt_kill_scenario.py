@@ -127,8 +127,8 @@ async def kill_during_speech(signaling: str, tts: str, stt: str, consul: str, ro
     """The whole scenario; every wait is bounded. ``stt``: the stt instance's base URL."""
     from websockets.asyncio.client import connect
 
-    from jbcalling.gateway.pipeline import resample_to_48k
-    from jbcalling.gateway.synthetic import PcmTrack, SyntheticPeer, negotiate_over_signaling
+    from jbcalling.client import PcmTrack, SyntheticPeer, negotiate_over_signaling
+    from jbcalling.common.audio import resample_to_48k
 
     run = KillRun()
     async with httpx.AsyncClient(timeout=30) as http:

@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from gateway_process import start_gateway, stop_gateway
+from jbcalling.client import SyntheticPeer, negotiate_over_signaling
 from jbcalling.gateway import ice
-from jbcalling.gateway.synthetic import SyntheticPeer, negotiate_over_signaling
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,7 @@ def test_three_participants_each_receive_the_other_two(gateway: str) -> None:
             assert ready["forwarded_video_frames"] >= decoded >= 2 * 30
             # a fifth peer is refused with a reason (max 4 per room here)
             full = await http.post(f"{gateway}/v1/rooms/roomAAAAAA/peers/fifthAAA/offer")
-            assert full.status_code == 503 and full.json()["detail"]["code"] == "room_full"
+            assert full.status_code == 503 and full.json()["error"]["code"] == "room_full"
             for p in [*peers, late]:
                 await p.close()
 
@@ -84,7 +84,7 @@ def test_bad_input_is_refused_and_the_gateway_stays_up(gateway: str) -> None:
         assert http.post("/v1/rooms/roomBBBBBB/peers/xAAAAAAA/offer").status_code == 200
         bad = http.post("/v1/rooms/roomBBBBBB/peers/xAAAAAAA/answer",
                         json={"sdp": "v=0\r\nthis is not an answer\r\n"})
-        assert bad.status_code == 400 and bad.json()["detail"]["code"] == "bad_sdp"
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_sdp"
         assert http.post("/v1/rooms/bad room/peers/x/offer").status_code in (400, 404)
         assert http.post("/v1/rooms/roomBBBBBB/peers/yAAAAAAA/answer",
                          content=b"\xff" * 100).status_code == 422

@@ -21,8 +21,8 @@ from websockets.asyncio.client import connect
 
 from conftest import free_port
 from gateway_process import start_gateway, stop_gateway
+from jbcalling.client import SyntheticPeer, keep_media, negotiate_over_signaling
 from jbcalling.gateway import ice
-from jbcalling.gateway.synthetic import SyntheticPeer, keep_media, negotiate_over_signaling
 from jbcalling.signaling.app import create_app
 from jbcalling.signaling.settings import SignalingSettings
 

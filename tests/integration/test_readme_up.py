@@ -54,8 +54,8 @@ def _call_through_the_deployed_stack(signaling: str) -> None:
     import httpx
     from websockets.asyncio.client import connect
 
+    from jbcalling.client import SyntheticPeer, negotiate_over_signaling
     from jbcalling.gateway import ice
-    from jbcalling.gateway.synthetic import SyntheticPeer, negotiate_over_signaling
 
     async def scenario() -> None:
         async with httpx.AsyncClient(timeout=10) as http:

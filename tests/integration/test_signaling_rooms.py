@@ -92,7 +92,7 @@ def test_bad_join_input_is_a_clear_error(srv: Any) -> None:
     assert _join(srv.url, room, "Al", speak="fr").status_code == 422
     assert _join(srv.url, room, "x" * 61).status_code == 422
     missing = _join(srv.url, "A" * 22, "Al")
-    assert missing.status_code == 404 and missing.json()["detail"]["code"] == "room_not_found"
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "room_not_found"
     assert _join(srv.url, "../etc", "Al").status_code == 404
 
 
@@ -102,7 +102,7 @@ def test_seventh_participant_is_refused(srv: Any) -> None:
         assert _join(srv.url, room, f"P{i}").status_code == 200
     seventh = _join(srv.url, room, "P7")
     assert seventh.status_code == 409
-    assert seventh.json()["detail"] == {"code": "room_full",
+    assert seventh.json()["error"] == {"code": "room_full",
                                         "message": "this room is full (6 participants)"}
 
 

@@ -21,9 +21,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from conftest import free_port
 from gateway_process import start_gateway, stop_gateway
+from jbcalling.client import PcmTrack, SyntheticPeer, negotiate_over_signaling
+from jbcalling.common.audio import resample_to_48k
 from jbcalling.gateway import ice
-from jbcalling.gateway.pipeline import resample_to_48k
-from jbcalling.gateway.synthetic import PcmTrack, SyntheticPeer, negotiate_over_signaling
 from jbcalling.mt.app import create_app as create_mt
 from jbcalling.mt.settings import MtSettings
 from jbcalling.signaling.app import create_app as create_signaling

@@ -93,7 +93,7 @@ def test_missing_direction_is_a_503_for_that_pair(models_dir: Path, tmp_path: Pa
         r = httpx.post(srv.url + "/v1/translate",
                        json={"source": "vi", "target": "en", "texts": ["Xin chào."]}, timeout=30)
         assert r.status_code == 503
-        assert r.json()["error"] == "model_missing"
+        assert r.json()["error"]["code"] == "model_missing"
         assert "jbctl models pull opus-mt-vi-en" in r.json()["message"]
         assert "model.bin" in r.json()["message"]
         ok = httpx.post(srv.url + "/v1/translate",
@@ -115,7 +115,7 @@ def test_bad_input_is_a_clear_error_and_the_service_stays_up(models_dir: Path, s
             return httpx.post(url, json=body, timeout=30)
 
         r = post(source="fr", target="en", texts=["Bonjour"])
-        assert r.status_code == 400 and r.json()["error"] == "unsupported_language"
+        assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_language"
         r = post(source="en", target="en", texts=["Hello"])
         assert r.status_code == 400
         r = post(source="en", target="vi", texts=["x" * 100_000])

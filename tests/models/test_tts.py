@@ -82,9 +82,9 @@ def test_bad_input_is_a_clear_error_and_the_service_stays_up(tts_app, serve, cle
             return httpx.post(url, json=body, timeout=30)
 
         r = post(lang="fr", text="Bonjour")
-        assert r.status_code == 400 and r.json()["error"] == "unsupported_language"
+        assert r.status_code == 400 and r.json()["error"]["code"] == "unsupported_language"
         assert post(lang="en", text="").status_code == 422
-        assert post(lang="en", text=" \n ").json()["error"] == "empty_text"
+        assert post(lang="en", text=" \n ").json()["error"]["code"] == "empty_text"
         r = post(lang="en", text="a" * 100_000)
         assert r.status_code == 413 and r.json()["limit_chars"] == 1000
         assert post(lang="en", text="Hi.", rate=5).status_code == 422
@@ -114,7 +114,7 @@ def test_busy_is_a_503_and_slots_come_back(models_dir: Path, serve, clean_enviro
             body = first.iter_bytes()  # kept: a dropped iterator closes the response
             next(body)  # the first sentence arrived: the slot is taken
             busy = httpx.post(url, json={"lang": "en", "text": "Hi."}, timeout=30)
-            assert busy.status_code == 503 and busy.json()["error"] == "busy"
+            assert busy.status_code == 503 and busy.json()["error"]["code"] == "busy"
             assert busy.headers["retry-after"] == "1"
         # the first stream is closed (read or not): its slot is free again
         for _ in range(50):

@@ -54,3 +54,7 @@ class DeploymentFailed(JbctlError):
 
 class DevClusterError(JbctlError):
     pass
+
+
+class ServiceRefused(JbctlError):
+    """A jbcalling service answered an error (``{"error": {"code", "message"}}``)."""

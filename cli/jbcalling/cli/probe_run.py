@@ -20,6 +20,9 @@ from typing import Any
 
 import httpx
 
+from jbcalling.cli.errors import ServiceRefused
+from jbcalling.common.protocol import read_error
+
 SENTENCES = [
     "Please send me the report before the meeting tomorrow.",
     "We should start the project next week.",
@@ -46,29 +49,42 @@ class ProbeResult:
         return out
 
 
+def _ok(resp: httpx.Response) -> httpx.Response:
+    """``resp`` if it succeeded; else the service's error (every service answers one shape)."""
+    if resp.status_code < 400:
+        return resp
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    code, message = read_error(body, f"http_{resp.status_code}", resp.reason_phrase)
+    raise ServiceRefused(f"{resp.request.method} {resp.request.url} answered "
+                         f"{resp.status_code} {code}: {message}",
+                         hint="see that service's log (`jbctl logs <service>`)")
+
+
 async def run_probe(signaling: str, tts: str, utterances: int, timeout_s: float,
                     say: Any, camera: bool = False) -> ProbeResult:
     from websockets.asyncio.client import connect
 
-    from jbcalling.gateway.pipeline import resample_to_48k
-    from jbcalling.gateway.synthetic import (
+    from jbcalling.client import (
         PcmTrack,
         SyntheticPeer,
         ice_servers_of,
         negotiate_over_signaling,
     )
+    from jbcalling.common.audio import resample_to_48k
 
     result = ProbeResult()
     async with httpx.AsyncClient(timeout=30) as http:
         clips = []
         for text in (SENTENCES * (utterances // len(SENTENCES) + 1))[:utterances]:
-            resp = await http.post(tts + "/v1/synthesize", json={"lang": "en", "text": text})
-            resp.raise_for_status()
+            resp = _ok(await http.post(tts + "/v1/synthesize", json={"lang": "en", "text": text}))
             clips.append((text, resample_to_48k(resp.content, int(resp.headers["X-Sample-Rate"]))))
-        room = (await http.post(signaling + "/api/rooms")).json()["room_id"]
-        a = (await http.post(f"{signaling}/api/rooms/{room}/join", json={
+        room = _ok(await http.post(signaling + "/api/rooms")).json()["room_id"]
+        a = _ok(await http.post(f"{signaling}/api/rooms/{room}/join", json={
             "name": "probe-speaker", "speak": "en", "captions": "en"})).json()
-        b = (await http.post(f"{signaling}/api/rooms/{room}/join", json={
+        b = _ok(await http.post(f"{signaling}/api/rooms/{room}/join", json={
             "name": "probe-listener", "speak": "vi", "captions": "vi",
             "hear_translation": True})).json()
     ws_base = signaling.replace("http", "ws", 1) + f"/ws/rooms/{room}?token="

@@ -24,6 +24,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from jbcalling.common.errors import install_handlers
 from jbcalling.common.version import __version__
 
 
@@ -41,7 +42,8 @@ Probe = Callable[[], Awaitable[Readiness]]
 
 def install(app: FastAPI, *, service: str, version: str, probe: Probe,
             registry: CollectorRegistry) -> None:
-    """Add /health, /ready and /metrics to ``app`` and count every request in ``registry``.
+    """Add /health, /ready and /metrics to ``app``, count every request in ``registry``, and
+answer every error as ``{"error": {"code", "message"}}`` (jbcalling/common/errors.py).
 
     ``version`` is the release the job stamped (the service settings' ``version``); the code's
     own version is the installed package's, read here.
@@ -71,6 +73,7 @@ def install(app: FastAPI, *, service: str, version: str, probe: Probe,
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(router)
+    install_handlers(app)
 
     @app.middleware("http")
     async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -12,16 +11,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
-from fastapi import FastAPI, Header, HTTPException, Request, Response
+from fastapi import FastAPI, Header, Request, Response
 from prometheus_client import CollectorRegistry, Gauge
 from pydantic import BaseModel, Field, ValidationError
 
 from jbcalling.common import health
 from jbcalling.common.discovery import Discovery
+from jbcalling.common.errors import ServiceError
+from jbcalling.common.protocol import Event, events_channel
 from jbcalling.gateway import counters, ice, passthrough
 from jbcalling.gateway.pipeline import Pipeline
 from jbcalling.gateway.settings import GatewaySettings
-from jbcalling.gateway.sfu import GatewayFull, Sfu
+from jbcalling.gateway.sfu import Sfu
 from jbcalling.gateway.tap import Taps
 
 log = logging.getLogger("jbcalling.gateway")
@@ -30,6 +31,12 @@ ID = r"^[A-Za-z0-9_-]{6,64}$"
 
 class Answer(BaseModel):
     sdp: str = Field(min_length=10, max_length=200_000)
+
+
+class Offer(BaseModel):
+    type: str = "offer"
+    sdp: str = Field(description="The gateway's offer, candidates inside (no trickle ICE).")
+    boot: str = Field(description="This gateway process's boot id (it changes on a restart).")
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -43,9 +50,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     # restarted gateway (same address, no peers) is noticed and the room's clients rejoin.
     boot = uuid.uuid4().hex
 
-    async def publish(room: str, event: dict[str, Any]) -> None:
+    async def publish(room: str, event: Event) -> None:
         try:
-            await redis.publish(f"jb:room:{room}:events", json.dumps(event))
+            await redis.publish(events_channel(room), event.to_json())
         except (aioredis.RedisError, OSError) as exc:
             log.warning("cannot publish a room event: %s", exc)
 
@@ -85,17 +92,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         # constant time: the comparison must not tell how much of a guess was right
         if settings.api_token and not hmac.compare_digest(token.encode(),
                                                           settings.api_token.encode()):
-            raise HTTPException(401, {"code": "unauthorized", "message": "bad gateway token"})
+            raise ServiceError(401, "unauthorized", "bad gateway token")
 
     @app.post("/v1/rooms/{room}/peers/{pid}/offer")
-    async def offer(room: str, pid: str, x_jb_gateway_token: str = Header("")) -> dict[str, str]:
+    async def offer(room: str, pid: str, x_jb_gateway_token: str = Header("")) -> Offer:
         _auth(x_jb_gateway_token)
         _ids(room, pid)
-        try:
-            sdp = await sfu.offer(room, pid)
-        except GatewayFull as exc:
-            raise HTTPException(503, {"code": exc.code, "message": exc.message}) from None
-        return {"type": "offer", "sdp": ice.announce(sdp, settings.announced_ip), "boot": boot}
+        sdp = await sfu.offer(room, pid)  # GatewayFull answers 503 itself
+        return Offer(sdp=ice.announce(sdp, settings.announced_ip), boot=boot)
 
     @app.get("/v1/instance")
     async def instance(x_jb_gateway_token: str = Header("")) -> dict[str, Any]:
@@ -111,17 +115,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         try:
             body = Answer.model_validate_json(await request.body())
         except (ValidationError, ValueError):
-            raise HTTPException(422, {"code": "bad_body",
-                                      "message": 'send JSON {"sdp": "<the SDP answer>"}'}) from None
+            raise ServiceError(422, "bad_body", 'send JSON {"sdp": "<the SDP answer>"}') from None
         try:
             await sfu.answer(room, pid, body.sdp)
         except KeyError:
-            raise HTTPException(404, {"code": "no_offer", "message": "ask for an offer first"}) from None
+            raise ServiceError(404, "no_offer", "ask for an offer first") from None
         except (ValueError, AssertionError, AttributeError, IndexError) as exc:
             await sfu.leave(room, pid)
-            raise HTTPException(400, {"code": "bad_sdp",
-                                      "message": f"the answer is not valid SDP: {str(exc)[:200]}"},
-                                ) from None
+            raise ServiceError(400, "bad_sdp",
+                               f"the answer is not valid SDP: {str(exc)[:200]}") from None
         return Response(status_code=204)
 
     @app.delete("/v1/rooms/{room}/peers/{pid}", status_code=204)
@@ -162,5 +164,5 @@ def _ids(room: str, pid: str) -> None:
     import re
 
     if not re.fullmatch(ID, room) or not re.fullmatch(ID, pid):
-        raise HTTPException(400, {"code": "bad_id", "message": "room and participant ids are "
-                                                               "6-64 characters of [A-Za-z0-9_-]"})
+        raise ServiceError(400, "bad_id",
+                           "room and participant ids are 6-64 characters of [A-Za-z0-9_-]")

@@ -9,7 +9,7 @@
                         -> tts ``POST /v1/synthesize`` -> SpeechTrack of each listener who
                            hears that language (speech_track.py)
 
-Degradations (DESIGN.md; the events are in docs/protocol.md): stt down -> a
+Degradations (the events: jbcalling/common/protocol.py, described in docs/protocol.md): stt down -> a
 ``captions_status`` event with ``state: unavailable`` (repeated every ``STATUS_REPEAT_S`` for
 late joiners while it lasts), the call goes on, the speaker's newest audio is kept, the stream
 reconnects (every 0.5 s at most while the speaker talks, backing off to 5 s in silence; to a
@@ -33,19 +33,29 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import av
 import httpx
 import numpy as np
 import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
+from jbcalling.common.audio import resample_to_48k
 from jbcalling.common.discovery import Discovery, NoInstance
+from jbcalling.common.protocol import (
+    Caption,
+    CaptionsStatus,
+    Participant,
+    Publish,
+    Segment,
+    Speech,
+    SpeechStatus,
+    append_segment,
+    other,
+    room_key,
+)
 from jbcalling.gateway.speech_track import SpeechTrack
 
 log = logging.getLogger("jbcalling.gateway.pipeline")
-Publish = Callable[[str, dict[str, Any]], Awaitable[None]]
-LANGS = ("vi", "en")
 # Audio held while stt is away, replayed when the stream opens again: enough for the speech
 # between stt answering again and the stream opening (the reconnect waits at most 0.5 s while
 # the speaker talks). Not more: a restarted stt must decode the whole replay before it reaches
@@ -101,23 +111,24 @@ class Pipeline:
             await self.stop(*key)
         await self.http.aclose()
 
-    async def people(self, room: str) -> dict[str, dict[str, Any]]:
-        raw = await self.redis.hgetall(f"jb:room:{room}:people")
-        return {(k.decode() if isinstance(k, bytes) else k): json.loads(v) for k, v in raw.items()}
+    async def people(self, room: str) -> dict[str, Participant]:
+        raw = await self.redis.hgetall(room_key(room, "people"))
+        return {(k.decode() if isinstance(k, bytes) else k): Participant.parse(v)
+                for k, v in raw.items()}
 
     # ---- after a final result ---------------------------------------------------------------
-    async def on_final(self, room: str, speaker: dict[str, Any], caption: dict[str, Any],
+    async def on_final(self, room: str, speaker: Participant | None, caption: Caption,
                        early: asyncio.Future[tuple[str, str]] | None = None) -> None:
         """``early``: the translation of a stable partial with the final's very text, already
         asked for before the final came."""
-        source = caption["lang"]
+        source = caption.lang
         target = other(source)
         translated, error = await (early if early is not None
-                                   else self.translate(source, target, caption["text"]))
-        update = {**caption, "kind": "translation", "emitted_ms": now_ms(),
-                  "translations": {target: translated} if translated else {}}
-        if error:
-            update["translation_error"] = error
+                                   else self.translate(source, target, caption.text))
+        update = caption.model_copy(update={
+            "kind": "translation", "emitted_ms": now_ms(),
+            "translations": {target: translated} if translated else {},
+            "translation_error": error or None})
         await self.publish(room, update)
         await self._transcript(room, speaker, caption, translated or "", target)
         if translated:
@@ -136,11 +147,10 @@ class Pipeline:
             return "", f"unavailable ({resp.status_code})"
         return str(resp.json()["translations"][0]), ""
 
-    async def speak(self, room: str, caption: dict[str, Any], lang: str, text: str) -> None:
+    async def speak(self, room: str, caption: Caption, lang: str, text: str) -> None:
         people = await self.people(room)
         listeners = [pid for pid, p in people.items()
-                     if pid != caption["speaker"] and p.get("hear_translation")
-                     and p.get("captions") == lang]
+                     if pid != caption.speaker and p.hear_translation and p.captions == lang]
         tracks = self.speech_targets(room)
         targets = [tracks[pid] for pid in listeners if pid in tracks]
         if not targets:
@@ -152,21 +162,16 @@ class Pipeline:
             self.discovery.forget("tts")
             log.warning("speech unavailable", extra={"error": str(exc)})
             for pid in listeners:
-                await self.publish(room, {"type": "speech_status", "state": "unavailable",
-                                          "to": pid, "lang": lang, "segment": caption["segment"],
-                                          "message": "spoken translation is unavailable right "
-                                                     "now; captions go on"})
+                await self.publish(room, SpeechStatus(to=pid, lang=lang, segment=caption.segment))
             return
         audio48 = resample_to_48k(pcm, rate)
         for track in targets:
             track.play(audio48)
-        await self.publish(room, {"type": "speech", "segment": caption["segment"],
-                                  "speaker": caption["speaker"], "lang": lang, "to": None,
-                                  "listeners": listeners, "emitted_ms": now_ms(),
-                                  "audio_end_ms": caption.get("audio_end_ms"),
-                                  "duration_ms": len(pcm) * 1000 // (2 * rate),
-                                  "peak": int(np.abs(np.frombuffer(pcm, np.int16).astype(np.int32)).max(
-                                      initial=0))})
+        peak = int(np.abs(np.frombuffer(pcm, np.int16).astype(np.int32)).max(initial=0))
+        await self.publish(room, Speech(
+            segment=caption.segment, speaker=caption.speaker, lang=lang, listeners=listeners,
+            emitted_ms=now_ms(), audio_end_ms=caption.audio_end_ms,
+            duration_ms=len(pcm) * 1000 // (2 * rate), peak=peak))
 
     async def _synthesize(self, url: str, lang: str, text: str) -> tuple[bytes, int]:
         async with self.http.stream("POST", url + "/v1/synthesize",
@@ -177,14 +182,12 @@ class Pipeline:
             pcm = b"".join([chunk async for chunk in resp.aiter_bytes()])
         return pcm[: len(pcm) // 2 * 2], rate
 
-    async def _transcript(self, room: str, speaker: dict[str, Any], caption: dict[str, Any],
+    async def _transcript(self, room: str, speaker: Participant | None, caption: Caption,
                           translation: str, target: str) -> None:
-        from jbcalling.signaling.transcript import Segment, append
-
         with contextlib.suppress(aioredis.RedisError, OSError):
-            await append(self.redis, room, Segment(
-                speaker.get("name", ""), caption["speaker"], caption["start_ms"], caption["end_ms"],
-                caption["lang"], caption["text"], translation, target))
+            await append_segment(self.redis, room, Segment(
+                speaker.name if speaker else "", caption.speaker, caption.start_ms,
+                caption.end_ms, caption.lang, caption.text, translation, target))
 
 
 class SpeakerStream:
@@ -230,17 +233,17 @@ class SpeakerStream:
     async def _status(self, state: str) -> None:
         message = ("captions paused: speech recognition is unavailable; they resume when it is "
                    "back" if state == "unavailable" else "captions are back")
-        await self.p.publish(self.room, {"type": "captions_status", "state": state,
-                                         "speaker": self.pid, "message": message})
+        await self.p.publish(self.room, CaptionsStatus(state=state, speaker=self.pid,
+                                                       message=message))
 
     async def _run(self) -> None:
-        me: dict[str, Any] = {}
+        me: Participant | None = None
         while True:
             try:  # the speaker's settings; on a Redis hiccup the last ones known
-                me = (await self.p.people(self.room)).get(self.pid, {})
+                me = (await self.p.people(self.room)).get(self.pid)
             except (aioredis.RedisError, OSError) as exc:
                 log.warning("cannot read the room's people; retrying", extra={"error": str(exc)})
-            lang = me.get("speak", "en")
+            lang = me.speak if me else "en"
             try:
                 async with await self._open(lang) as ws:
                     self.epoch += 1
@@ -306,7 +309,7 @@ class SpeakerStream:
             await asyncio.wait_for(self.talk_started.wait(), self.delay)
         self.delay = min(self.delay * 2, RETRY_TALKING_S if talking else RETRY_QUIET_S)
 
-    async def _session(self, ws: Any, me: dict[str, Any], lang: str) -> None:
+    async def _session(self, ws: Any, me: Participant | None, lang: str) -> None:
         async def send() -> None:
             while True:
                 chunk, arrived_ms = await self.queue.get()
@@ -324,7 +327,7 @@ class SpeakerStream:
             with contextlib.suppress(asyncio.CancelledError):
                 await sender
 
-    async def _result(self, res: dict[str, Any], me: dict[str, Any], lang: str) -> None:
+    async def _result(self, res: dict[str, Any], me: Participant | None, lang: str) -> None:
         if res.get("type") == "ready":
             await self._up()
         if res.get("type") not in ("partial", "final") or not str(res.get("text", "")).strip():
@@ -333,12 +336,11 @@ class SpeakerStream:
             source = res.get("lang", lang)
             self.early = {res["text"]: asyncio.ensure_future(
                 self.p.translate(source, other(source), res["text"]))}
-        caption = {"type": "caption", "kind": res["type"], "speaker": self.pid,
-                   "speaker_name": me.get("name", ""), "segment": f"{self.epoch}:{res['segment']}",
-                   "lang": res.get("lang", lang), "text": res["text"],
-                   "start_ms": res["start_ms"], "end_ms": res["end_ms"],
-                   "audio_end_ms": self.started_wall_ms + int(res["end_ms"]),
-                   "emitted_ms": now_ms()}
+        caption = Caption(kind=res["type"], speaker=self.pid, speaker_name=me.name if me else "",
+                          segment=f"{self.epoch}:{res['segment']}", lang=res.get("lang", lang),
+                          text=res["text"], start_ms=res["start_ms"], end_ms=res["end_ms"],
+                          audio_end_ms=self.started_wall_ms + int(res["end_ms"]),
+                          emitted_ms=now_ms())
         await self.p.publish(self.room, caption)
         if res["type"] == "final":
             early = self.early.pop(res["text"], None)
@@ -347,15 +349,3 @@ class SpeakerStream:
             self.early = {}
             self.p.spawn(self.p.on_final(self.room, me, caption, early))
 
-
-def other(lang: str) -> str:
-    return next(x for x in LANGS if x != lang)
-
-
-def resample_to_48k(pcm: bytes, rate: int) -> bytes:
-    samples = np.frombuffer(pcm, dtype=np.int16).reshape(1, -1)
-    frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
-    frame.sample_rate = rate
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
-    out = resampler.resample(frame) + resampler.resample(None)
-    return b"".join(bytes(f.planes[0])[: f.samples * 2] for f in out)

@@ -26,18 +26,20 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamTrack
 
+from jbcalling.common.errors import ServiceError
+from jbcalling.common.protocol import MediaSlot, MediaSlots, Publish
 from jbcalling.gateway import passthrough
 from jbcalling.gateway.speech_track import SpeechTrack
 
 log = logging.getLogger("jbcalling.gateway.sfu")
-Publish = Callable[[str, dict[str, Any]], Awaitable[None]]  # (room, event)
 AudioTap = Callable[[str, str, av.AudioFrame], None]      # (room, participant, frame)
 
 
-class GatewayFull(Exception):
+class GatewayFull(ServiceError):
+    """No room for another room or peer here: 503, retry elsewhere or later."""
+
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+        super().__init__(503, code, message)
 
 
 @dataclass
@@ -93,10 +95,9 @@ class Room:
                     source_peer = self.peers[other]
                     if "video" in source_peer.receivers:  # the newcomer needs a keyframe
                         await passthrough.request_keyframe(source_peer.receivers["video"])
-            await self.sfu.publish(self.id, {
-                "type": "media_slots", "to": peer.id,
-                "slots": [{"participant": s.source, "audio_mid": s.audio_mid,
-                           "video_mid": s.video_mid} for s in peer.slots if s.source]})
+            await self.sfu.publish(self.id, MediaSlots(to=peer.id, slots=[
+                MediaSlot(participant=s.source, audio_mid=s.audio_mid, video_mid=s.video_mid)
+                for s in peer.slots if s.source]))
 
 
 class Sfu:

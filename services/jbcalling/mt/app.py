@@ -4,7 +4,7 @@ Request path: validate -> split each text into sentences -> look every sentence 
 cache -> micro-batch the misses into the direction's translator -> store them -> join the
 sentences back per text.
 
-Errors (all JSON ``{"error": code, "message": ...}``; the service stays up):
+Errors (all JSON ``{"error": {"code", "message", ...}}``; the service stays up):
 - 400 ``unsupported_language``: a language or direction this service can never serve (permanent);
 - 413 ``too_long``: a text over ``max_chars`` or more than ``max_texts`` texts, with the limit;
 - 422: a malformed body or an empty text;
@@ -22,11 +22,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry, Histogram
 from pydantic import BaseModel, Field
 
 from jbcalling.common import health
+from jbcalling.common.errors import ServiceError
+from jbcalling.common.protocol import LANGUAGES
 from jbcalling.mt.batcher import BatchMetrics, Busy, MicroBatcher
 from jbcalling.mt.cache import Cache, key
 from jbcalling.mt.engine import DecodeOptions, PairEngine
@@ -35,7 +36,6 @@ from jbcalling.speech.modelfiles import MissingModel
 from jbcalling.speech.text import sentences
 
 log = logging.getLogger("jbcalling.mt")
-LANGUAGES = ("en", "vi")
 
 
 class TranslateRequest(BaseModel):
@@ -48,12 +48,6 @@ class TranslateResponse(BaseModel):
     translations: list[str]
     model: str = Field(description="Version (weights hash) of the model that translated.")
     cached: int = Field(description="Sentences served from the cache.")
-
-
-def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    headers = {"Retry-After": "1"} if code == "busy" else None
-    return JSONResponse({"error": code, "message": message, **extra}, status_code=status,
-                        headers=headers)
 
 
 def load_engines(settings: MtSettings) -> tuple[dict[str, PairEngine], dict[str, str]]:
@@ -106,22 +100,22 @@ def create_app(settings: MtSettings) -> FastAPI:
     async def translate(body: TranslateRequest) -> Any:
         pair = f"{body.source}-{body.target}"
         if body.source not in LANGUAGES or body.target not in LANGUAGES or body.source == body.target:
-            return error(400, "unsupported_language", f"cannot translate {body.source!r} to "
-                         f"{body.target!r}", supported=[f"{a}-{b}" for a in LANGUAGES
-                                                        for b in LANGUAGES if a != b])
+            raise ServiceError(400, "unsupported_language", f"cannot translate {body.source!r} to "
+                               f"{body.target!r}", supported=[f"{a}-{b}" for a in LANGUAGES
+                                                              for b in LANGUAGES if a != b])
         if len(body.texts) > settings.max_texts:
-            return error(413, "too_long", f"{len(body.texts)} texts; at most {settings.max_texts}",
-                         limit_texts=settings.max_texts)
+            raise ServiceError(413, "too_long", f"{len(body.texts)} texts; at most {settings.max_texts}",
+                               limit_texts=settings.max_texts)
         for i, text in enumerate(body.texts):
             if len(text) > settings.max_chars:
-                return error(413, "too_long", f"text {i} has {len(text)} characters; at most "
-                             f"{settings.max_chars}", limit_chars=settings.max_chars)
+                raise ServiceError(413, "too_long", f"text {i} has {len(text)} characters; at most "
+                                   f"{settings.max_chars}", limit_chars=settings.max_chars)
             if not text.strip():
-                return error(422, "empty_text", f"text {i} is empty")
+                raise ServiceError(422, "empty_text", f"text {i} is empty")
         engine = engines.get(pair)
         if engine is None:
-            return error(503, "model_missing", problems.get(pair, f"{pair} is not configured"),
-                         pair=pair, available=sorted(engines))
+            raise ServiceError(503, "model_missing", problems.get(pair, f"{pair} is not configured"),
+                               pair=pair, available=sorted(engines))
         t0 = time.perf_counter()
         split = [sentences(t) for t in body.texts]
         unique = list(dict.fromkeys(s for parts in split for s in parts))
@@ -131,7 +125,7 @@ def create_app(settings: MtSettings) -> FastAPI:
         try:
             done = await batchers[pair].submit(todo) if todo else []
         except Busy as exc:
-            return error(503, "busy", str(exc))
+            raise ServiceError(503, "busy", str(exc), headers={"Retry-After": "1"}) from None
         fresh = dict(zip(todo, done, strict=True))
         await cache.put({key(engine.version, pair, s): fresh[s] for s in todo})
         out = [" ".join(fresh.get(s) or found[s] or "" for s in parts) for parts in split]

@@ -6,13 +6,15 @@ import logging
 import re
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
+from jbcalling.common.errors import ServiceError
+from jbcalling.common.protocol import Joined, Lang
 from jbcalling.signaling import tokens, transcript, turn
 from jbcalling.signaling.ratelimit import RateLimiter
-from jbcalling.signaling.rooms import RoomError, RoomStore
+from jbcalling.signaling.rooms import RoomStore
 from jbcalling.signaling.settings import SignalingSettings
 
 log = logging.getLogger("jbcalling.signaling.api")
@@ -21,8 +23,8 @@ ROOM_ID = r"[A-Za-z0-9_-]{22}"
 
 class JoinRequest(BaseModel):
     name: str = Field(min_length=1, max_length=60, description="Display name.")
-    speak: Literal["vi", "en"] = Field(description="The language this participant speaks.")
-    captions: Literal["vi", "en"] = Field(description="Captions (and speech) in this language.")
+    speak: Lang = Field(description="The language this participant speaks.")
+    captions: Lang = Field(description="Captions (and speech) in this language.")
     hear_translation: bool = Field(False, description="Play the translation as speech.")
     host_key: str | None = Field(None, max_length=64, description="The key from room creation.")
 
@@ -46,9 +48,8 @@ def router(settings: SignalingSettings, store: RoomStore, limiter: RateLimiter) 
     async def _limit(action: str, request: Request, per_min: int) -> None:
         ok, retry = await limiter.allow(action, _client(request), per_min)
         if not ok:
-            raise HTTPException(429, {"code": "rate_limited",
-                                      "message": f"too many {action} requests: retry in {retry} s"},
-                                headers={"Retry-After": str(retry)})
+            raise ServiceError(429, "rate_limited", f"too many {action} requests: retry in {retry} s",
+                               headers={"Retry-After": str(retry)})
 
     @api.post("/rooms", status_code=201)
     async def create_room(request: Request) -> dict[str, str]:
@@ -63,12 +64,9 @@ def router(settings: SignalingSettings, store: RoomStore, limiter: RateLimiter) 
     async def join(room_id: str, body: JoinRequest, request: Request) -> dict[str, object]:
         _check_room_id(room_id)
         await _limit("join", request, settings.rate_join_per_min)
-        try:
-            person = await store.join(room_id, body.name, body.speak, body.captions,
-                                      body.hear_translation, body.host_key)
-        except RoomError as exc:
-            raise HTTPException(exc.status, {"code": exc.code, "message": exc.message}) from None
-        await store.publish(room_id, {"type": "joined", "participant": person.public()})
+        person = await store.join(room_id, body.name, body.speak, body.captions,
+                                  body.hear_translation, body.host_key)
+        await store.publish(room_id, Joined(participant=person.public()))
         log.info("participant joined", extra={"personal": {"room": room_id, "name": person.name}})
         return {
             "participant_id": person.id, "role": person.role,
@@ -89,9 +87,8 @@ def router(settings: SignalingSettings, store: RoomStore, limiter: RateLimiter) 
         try:
             tokens.verify(secret, bearer, room_id)
         except tokens.TokenError as exc:
-            raise HTTPException(401, {"code": "unauthorized",
-                                      "message": f"a participant token is required ({exc.reason})"},
-                                ) from None
+            raise ServiceError(401, "unauthorized",
+                               f"a participant token is required ({exc.reason})") from None
         segments = await transcript.read(store.redis, room_id)
         name = f"transcript-{room_id[:8]}.{format}"
         disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
@@ -108,4 +105,4 @@ def router(settings: SignalingSettings, store: RoomStore, limiter: RateLimiter) 
 
 def _check_room_id(room_id: str) -> None:
     if not re.fullmatch(ROOM_ID, room_id):
-        raise HTTPException(404, {"code": "room_not_found", "message": "no such room"})
+        raise ServiceError(404, "room_not_found", "no such room")

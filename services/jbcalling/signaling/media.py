@@ -16,16 +16,19 @@ from typing import Any
 import httpx
 
 from jbcalling.common.discovery import Discovery, NoInstance, tls
-from jbcalling.signaling.rooms import RoomStore, room_key
+from jbcalling.common.errors import ServiceError
+from jbcalling.common.protocol import MediaReconnect, read_error, room_key
+from jbcalling.signaling.rooms import RoomStore
 from jbcalling.signaling.settings import SignalingSettings
 
 log = logging.getLogger("jbcalling.signaling.media")
 
 
-class MediaError(Exception):
+class MediaError(ServiceError):
+    """A negotiation that failed; it reaches the client as an ``error`` event."""
+
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+        super().__init__(502, code, message)
 
 
 class MediaRelay:
@@ -103,9 +106,7 @@ class MediaRelay:
     async def offer(self, room: str, pid: str) -> str:
         resp = await self._post(room, f"/v1/rooms/{room}/peers/{pid}/offer", None)
         if resp.status_code != 200:
-            detail = _detail(resp)
-            raise MediaError(detail.get("code", "gateway_error"),
-                             detail.get("message", f"gateway answered {resp.status_code}"))
+            raise _gateway_error(resp)
         body = resp.json()
         if body.get("boot"):  # the first offer of this gateway process in the room
             await self.store.redis.set(room_key(room, "gateway_boot"), str(body["boot"]),
@@ -115,9 +116,7 @@ class MediaRelay:
     async def answer(self, room: str, pid: str, sdp: str) -> None:
         resp = await self._post(room, f"/v1/rooms/{room}/peers/{pid}/answer", {"sdp": sdp})
         if resp.status_code != 204:
-            detail = _detail(resp)
-            raise MediaError(detail.get("code", "gateway_error"),
-                             detail.get("message", f"gateway answered {resp.status_code}"))
+            raise _gateway_error(resp)
 
     async def leave(self, room: str, pid: str) -> None:
         key = await self.store.redis.get(room_key(room, "gateway"))
@@ -139,18 +138,17 @@ return 0
 """
 
 
-def reconnect_event(reason: str) -> dict[str, Any]:
-    return {"type": "media_reconnect", "reason": reason, "retry_ms": 500,
-            "message": "the media server restarted or went away: reconnecting audio and video"}
+def reconnect_event(reason: str) -> MediaReconnect:
+    return MediaReconnect(reason=reason)
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _detail(resp: httpx.Response) -> dict[str, str]:
+def _gateway_error(resp: httpx.Response) -> MediaError:
     try:
-        detail = resp.json().get("detail")
+        body = resp.json()
     except ValueError:
-        return {}
-    return detail if isinstance(detail, dict) else {"message": str(detail)}
+        body = None
+    return MediaError(*read_error(body, "gateway_error", f"gateway answered {resp.status_code}"))

@@ -1,10 +1,5 @@
-"""Rooms and their participants, kept in Redis so that every signaling replica sees them.
-
-    jb:room:<id>             hash  created, host_key_hash, ended           (expires when idle)
-    jb:room:<id>:people      hash  participant id -> JSON Participant     (expires when idle)
-    jb:room:<id>:banned      set   participant ids the host removed
-    jb:room:<id>:events      pub/sub channel: participant events and captions for the room
-    jb:room:<id>:transcript  stream of final segments (see transcript.py)
+"""Rooms and their participants, kept in Redis so that every signaling replica sees them (the
+keys: jbcalling/common/protocol.py).
 
 A room closes by itself after ``room_idle_s`` without activity: every key carries that TTL and
 activity (a join, a WebSocket message, a heartbeat) renews it.
@@ -14,44 +9,26 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 import time
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
-Lang = Literal["vi", "en"]
+from jbcalling.common.errors import ServiceError
+from jbcalling.common.protocol import (
+    ROOM_PARTS_WITH_TTL,
+    Event,
+    Lang,
+    Participant,
+    events_channel,
+    room_key,
+)
+
 STALE_UNCONNECTED_S = 60  # a join whose WebSocket never came frees its seat after this
 
 
-def room_key(room: str, part: str = "") -> str:
-    return f"jb:room:{room}" + (f":{part}" if part else "")
-
-
-@dataclass
-class Participant:
-    id: str
-    name: str
-    speak: Lang
-    captions: Lang
-    hear_translation: bool
-    role: Literal["host", "guest"]
-    joined_at: float
-    connected: bool = False
-    muted: bool = False
-
-    def public(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "joined_at"}
-
-
-class RoomError(Exception):
+class RoomError(ServiceError):
     """A request about a room that cannot be served; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
 
 
 # Add a participant only while the room has a free seat: atomic across replicas.
@@ -97,7 +74,7 @@ class RoomStore:
         person = Participant(secrets.token_urlsafe(9), name, speak, captions, hear,
                              "host" if is_host else "guest", time.time())
         added = await self._add(keys=[room_key(room), room_key(room, "people")],
-                                args=[self.max, person.id, json.dumps(asdict(person)), self.idle_s])
+                                args=[self.max, person.id, person.to_json(), self.idle_s])
         if added == 0:
             raise RoomError(409, "room_full", f"this room is full ({self.max} participants)")
         if added < 0:
@@ -113,14 +90,14 @@ class RoomStore:
 
     async def participants(self, room: str) -> list[Participant]:
         raw = await self.redis.hgetall(room_key(room, "people"))
-        return [Participant(**json.loads(v)) for v in raw.values()]
+        return [Participant.parse(v) for v in raw.values()]
 
     async def get(self, room: str, pid: str) -> Participant | None:
         raw = await self.redis.hget(room_key(room, "people"), pid)
-        return Participant(**json.loads(raw)) if raw else None
+        return Participant.parse(raw) if raw else None
 
     async def save(self, room: str, person: Participant) -> None:
-        await self.redis.hset(room_key(room, "people"), person.id, json.dumps(asdict(person)))
+        await self.redis.hset(room_key(room, "people"), person.id, person.to_json())
 
     async def leave(self, room: str, pid: str) -> None:
         await self.redis.hdel(room_key(room, "people"), pid)
@@ -140,12 +117,12 @@ class RoomStore:
     async def touch(self, room: str) -> None:
         """Activity: push back the idle close of every key of the room."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for part in ("", "people", "banned", "transcript"):
+            for part in ROOM_PARTS_WITH_TTL:
                 pipe.expire(room_key(room, part), self.idle_s)
             await pipe.execute()
 
-    async def publish(self, room: str, event: dict[str, Any]) -> None:
-        await self.redis.publish(room_key(room, "events"), json.dumps(event))
+    async def publish(self, room: str, event: Event) -> None:
+        await self.redis.publish(events_channel(room), event.to_json())
 
 
 def _hash(value: str) -> str:

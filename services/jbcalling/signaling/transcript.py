@@ -1,41 +1,21 @@
 """A room's transcript: final segments in a Redis stream, read back as txt, vtt or json.
 
-The gateway appends one entry per final segment (speaker, times, original, translation); the
-signaling API reads them for the room's participants.
+The gateway appends one entry per final segment (speaker, times, original, translation;
+``protocol.append_segment``); the signaling API reads them for the room's participants.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 import redis.asyncio as aioredis
 
-from jbcalling.signaling.rooms import room_key
-
-MAX_SEGMENTS = 20000
-
-
-@dataclass
-class Segment:
-    speaker: str      # display name (personal data)
-    speaker_id: str
-    start_ms: int     # from the room's start
-    end_ms: int
-    lang: str
-    text: str
-    translation: str
-    translation_lang: str
-
-
-async def append(redis: aioredis.Redis, room: str, seg: Segment) -> None:
-    await redis.xadd(room_key(room, "transcript"), {"seg": json.dumps(asdict(seg))},
-                     maxlen=MAX_SEGMENTS, approximate=True)
+from jbcalling.common.protocol import Segment, room_key
 
 
 async def read(redis: aioredis.Redis, room: str) -> list[Segment]:
     entries = await redis.xrange(room_key(room, "transcript")) or []
-    return [Segment(**json.loads(fields[b"seg"])) for _, fields in entries if fields]
+    return [Segment.parse(fields[b"seg"]) for _, fields in entries if fields]
 
 
 def as_txt(segments: list[Segment]) -> str:

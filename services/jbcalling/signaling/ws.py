@@ -20,11 +20,29 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
+from jbcalling.common.protocol import (
+    EVENTS_PATTERN,
+    Ended,
+    Error,
+    Event,
+    Lang,
+    Left,
+    MediaReady,
+    Muted,
+    Pong,
+    Present,
+    Removed,
+    Sdp,
+    SettingsChanged,
+    Speaking,
+    Welcome,
+    room_of_channel,
+)
 from jbcalling.signaling import tokens
 from jbcalling.signaling.media import MediaError, MediaRelay
-from jbcalling.signaling.rooms import RoomStore, room_key
+from jbcalling.signaling.rooms import RoomStore
 from jbcalling.signaling.settings import SignalingSettings
 
 log = logging.getLogger("jbcalling.signaling.ws")
@@ -34,8 +52,8 @@ PER_TYPE = {"settings", "speaking", "ping", "media_offer", "sdp", "ice", *HOST_A
 
 
 class SettingsMsg(BaseModel):
-    speak: str | None = Field(None, pattern="^(vi|en)$")
-    captions: str | None = Field(None, pattern="^(vi|en)$")
+    speak: Lang | None = None
+    captions: Lang | None = None
     hear_translation: bool | None = None
     muted: bool | None = None  # the participant's own microphone switch, shown to the others
 
@@ -61,36 +79,39 @@ class Hub:
         while True:
             try:
                 async with self.redis.pubsub() as ps:
-                    await ps.psubscribe("jb:room:*:events")
+                    await ps.psubscribe(EVENTS_PATTERN)
                     async for msg in ps.listen():
                         if msg["type"] == "pmessage":
-                            room = msg["channel"].decode().split(":")[2]
-                            await self._dispatch(room, json.loads(msg["data"]))
+                            await self._dispatch(room_of_channel(msg["channel"]), msg["data"])
             except asyncio.CancelledError:
                 raise
             except Exception:  # Redis went away: keep the sockets, resubscribe
                 log.warning("event subscription lost; retrying", exc_info=True)
                 await asyncio.sleep(1)
 
-    async def _dispatch(self, room: str, event: dict[str, Any]) -> None:
+    async def _dispatch(self, room: str, data: str | bytes) -> None:
+        """Forward one published event as it is (routing reads only ``type``, ``to`` and
+        ``participant``; the publishers built it from protocol models)."""
+        event = json.loads(data)
+        text = data.decode() if isinstance(data, bytes) else data
         targets = self.sockets.get(room, {})
         for pid, ws in list(targets.items()):
             if event.get("to") not in (None, pid):  # addressed to one participant
                 continue
+            await _send_text(ws, text)
             if event["type"] == "removed" and event.get("participant") == pid:
-                await _send(ws, event)
                 await ws.close(4001, "removed by the host")
-                continue
-            if event["type"] == "ended":
-                await _send(ws, event)
+            elif event["type"] == "ended":
                 await ws.close(4002, "the host ended the room")
-                continue
-            await _send(ws, event)
 
 
-async def _send(ws: WebSocket, event: dict[str, Any]) -> None:
+async def _send(ws: WebSocket, event: Event) -> None:
+    await _send_text(ws, event.to_json())
+
+
+async def _send_text(ws: WebSocket, text: str) -> None:
     with contextlib.suppress(Exception):  # a closing socket is not an error of the room
-        await ws.send_text(json.dumps(event))
+        await ws.send_text(text)
 
 
 def origin_allowed(settings: SignalingSettings, origin: str | None, host: str | None) -> bool:
@@ -126,8 +147,8 @@ async def serve(ws: WebSocket, room: str, settings: SignalingSettings, store: Ro
     await store.save(room, me)
     hub.sockets[room][me.id] = ws
     people = [p.public() for p in await store.participants(room)]
-    await _send(ws, {"type": "welcome", "you": me.public(), "participants": people})
-    await store.publish(room, {"type": "present", "participant": me.public()})
+    await _send(ws, Welcome(you=me.public(), participants=people))
+    await store.publish(room, Present(participant=me.public()))
     try:
         await _loop(ws, room, me.id, claims.role, settings, store, media)
     finally:
@@ -153,7 +174,7 @@ async def _gone(ws: WebSocket, room: str, pid: str, hub: Hub, store: RoomStore,
         gone.connected = False
         gone.joined_at = time.time()
         await store.save(room, gone)
-        await store.publish(room, {"type": "left", "participant": pid})
+        await store.publish(room, Left(participant=pid))
 
 
 async def _loop(ws: WebSocket, room: str, pid: str, role: str, settings: SignalingSettings,
@@ -200,14 +221,14 @@ async def _media(ws: WebSocket, room: str, pid: str, kind: str, msg: dict[str, A
     trickle ICE, so candidates travel inside the SDP and separate "ice" messages are ignored)."""
     try:
         if kind == "media_offer":
-            await _send(ws, {"type": "sdp", "kind": "offer", "sdp": await media.offer(room, pid)})
+            await _send(ws, Sdp(sdp=await media.offer(room, pid)))
         elif kind == "sdp":
             sdp = msg.get("sdp")
             if not isinstance(sdp, str) or not sdp.startswith("v=0"):
                 await _send(ws, _error("bad_sdp", "sdp: send the answer's SDP text (v=0...)"))
                 return
             await media.answer(room, pid, sdp)
-            await _send(ws, {"type": "media_ready"})
+            await _send(ws, MediaReady())
     except MediaError as exc:
         await _send(ws, _error(exc.code, exc.message))
 
@@ -215,7 +236,7 @@ async def _media(ws: WebSocket, room: str, pid: str, kind: str, msg: dict[str, A
 async def _handle(ws: WebSocket, room: str, pid: str, kind: str, msg: dict[str, Any],
                   store: RoomStore) -> None:
     if kind == "ping":
-        await _send(ws, {"type": "pong"})
+        await _send(ws, Pong())
     elif kind == "settings":
         try:
             change = SettingsMsg.model_validate(msg.get("settings") or {})
@@ -228,10 +249,9 @@ async def _handle(ws: WebSocket, room: str, pid: str, kind: str, msg: dict[str, 
         for key, value in change.model_dump(exclude_none=True).items():
             setattr(me, key, value)
         await store.save(room, me)
-        await store.publish(room, {"type": "settings", "participant": me.public()})
+        await store.publish(room, SettingsChanged(participant=me.public()))
     elif kind == "speaking":
-        await store.publish(room, {"type": "speaking", "participant": pid,
-                                   "on": bool(msg.get("on"))})
+        await store.publish(room, Speaking(participant=pid, on=bool(msg.get("on"))))
     elif kind in ("mute", "remove"):
         target = await store.get(room, str(msg.get("target", "")))
         if target is None:
@@ -240,17 +260,17 @@ async def _handle(ws: WebSocket, room: str, pid: str, kind: str, msg: dict[str, 
         if kind == "mute":
             target.muted = True
             await store.save(room, target)
-            await store.publish(room, {"type": "muted", "participant": target.id, "by": pid})
+            await store.publish(room, Muted(participant=target.id, by=pid))
         else:
             await store.ban(room, target.id)
-            await store.publish(room, {"type": "removed", "participant": target.id, "by": pid})
+            await store.publish(room, Removed(participant=target.id, by=pid))
     elif kind == "end":
         await store.end(room)
-        await store.publish(room, {"type": "ended", "by": pid})
+        await store.publish(room, Ended(by=pid))
 
 
-def _error(code: str, message: str) -> dict[str, str]:
-    return {"type": "error", "code": code, "message": message}
+def _error(code: str, message: str) -> Error:
+    return Error(code=code, message=message)
 
 
-__all__ = ["Hub", "origin_allowed", "room_key", "serve"]
+__all__ = ["Hub", "origin_allowed", "serve"]

@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from jbcalling.common import health
+from jbcalling.common.protocol import LANGUAGES
 from jbcalling.speech.modelfiles import MissingModel
 from jbcalling.stt.backend import Backend, Backlog
 from jbcalling.stt.events import Result
@@ -32,7 +33,6 @@ from jbcalling.stt.loader import load_backends
 from jbcalling.stt.settings import SttSettings
 
 log = logging.getLogger("jbcalling.stt")
-LANGUAGES = ("en", "vi")
 MAX_QUEUED_RESULTS = 256
 
 

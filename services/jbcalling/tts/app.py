@@ -3,7 +3,7 @@
 The response streams raw PCM (s16le, mono; ``audio/L16``, the rate in ``X-Sample-Rate`` and the
 content type) or a WAV whose header declares an open-ended length, one sentence at a time.
 
-Errors (JSON ``{"error": code, "message": ...}``; the service stays up): 400
+Errors (JSON ``{"error": {"code", "message", ...}}``; the service stays up): 400
 ``unsupported_language``; 413 ``too_long`` (with the limit); 422 an empty text or a rate outside
 0.5-2.0; 503 ``model_missing`` (the jbctl command that fetches the voice) or ``busy``
 (retryable, with Retry-After).
@@ -21,17 +21,18 @@ from contextlib import asynccontextmanager
 from typing import Any, Literal
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, Field
 
 from jbcalling.common import health
+from jbcalling.common.errors import ServiceError
+from jbcalling.common.protocol import LANGUAGES
 from jbcalling.speech.modelfiles import MissingModel
 from jbcalling.tts.engine import Voice
 from jbcalling.tts.settings import TtsSettings
 
 log = logging.getLogger("jbcalling.tts")
-LANGUAGES = ("en", "vi")
 
 
 class SynthesizeRequest(BaseModel):
@@ -47,12 +48,6 @@ def wav_header(sample_rate: int) -> bytes:
     return (b"RIFF" + struct.pack("<I", unknown) + b"WAVEfmt "
             + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
             + b"data" + struct.pack("<I", unknown))
-
-
-def error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
-    headers = {"Retry-After": "1"} if code == "busy" else None
-    return JSONResponse({"error": code, "message": message, **extra}, status_code=status,
-                        headers=headers)
 
 
 def create_app(settings: TtsSettings) -> FastAPI:
@@ -117,19 +112,20 @@ def create_app(settings: TtsSettings) -> FastAPI:
     async def synthesize(body: SynthesizeRequest) -> Any:
         t0 = time.perf_counter()
         if body.lang not in LANGUAGES:
-            return error(400, "unsupported_language", f"no voice for {body.lang!r}",
-                         supported=list(LANGUAGES))
+            raise ServiceError(400, "unsupported_language", f"no voice for {body.lang!r}",
+                               supported=list(LANGUAGES))
         if len(body.text) > settings.max_chars:
-            return error(413, "too_long", f"text has {len(body.text)} characters; at most "
-                         f"{settings.max_chars}", limit_chars=settings.max_chars)
+            raise ServiceError(413, "too_long", f"text has {len(body.text)} characters; at most "
+                               f"{settings.max_chars}", limit_chars=settings.max_chars)
         if not body.text.strip():
-            return error(422, "empty_text", "text is empty")
+            raise ServiceError(422, "empty_text", "text is empty")
         voice = voices.get(body.lang)
         if voice is None:
-            return error(503, "model_missing", problems.get(body.lang, f"no voice for {body.lang}"),
-                         lang=body.lang, available=sorted(voices))
+            raise ServiceError(503, "model_missing", problems.get(body.lang, f"no voice for {body.lang}"),
+                               lang=body.lang, available=sorted(voices))
         if state["pending"] >= settings.max_pending:
-            return error(503, "busy", f"{state['pending']} requests in progress")
+            raise ServiceError(503, "busy", f"{state['pending']} requests in progress",
+                                     headers={"Retry-After": "1"})
         rate = voice.sample_rate
         media = "audio/wav" if body.format == "wav" else f"audio/L16; rate={rate}; channels=1"
         headers = {"X-Sample-Rate": str(rate), "X-Channels": "1", "X-Sample-Format": "s16le",

@@ -21,7 +21,7 @@ async function request(method, path, body, token) {
   if (!resp.ok) {
     let detail = {};
     try {
-      detail = (await resp.json()).detail || {};
+      detail = (await resp.json()).error || {}; // every service: {"error": {"code", "message"}}
     } catch {
       /* not JSON: the status says enough */
     }
