@@ -2,7 +2,7 @@
 output length, greedy, one thread), batched vs unbatched throughput, and the service's memory.
 
 Target (issue 3): p50 <= 150 ms for 15 tokens. Stand-in weights are random; the cost matches a
-real opus-mt model of the same dimensions (notes/models.md).
+real opus-mt model of the same dimensions (docs/models.md).
 
     .venv/bin/python benchmarks/speech_mt_bench.py [--runs 20]
 

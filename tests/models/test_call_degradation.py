@@ -1,4 +1,4 @@
-"""The call degrades, it does not break (DESIGN.md): with one speech service stopped, the others
+"""The call degrades, it does not break (docs/protocol.md): with one speech service stopped, the others
 and the media keep working, and the participants are told.
 
 Real parts: a jb-gateway process, the signaling app, the stt (VAD + Whisper tiny.en), mt

@@ -2,7 +2,7 @@
 
 The list is rendered as Ansible would (its `{{ var }}` from group_vars/all/main.yml), then
 checked against: the port table of docs/ansible.md, the rules jb_base's nftables template makes
-from it for each node role, and what DESIGN.md allows to be public.
+from it for each node role, and what the design contract allows to be public.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import hmac
 
 import pytest
 
+from jbcalling.common.protocol import Segment
 from jbcalling.signaling import tokens, transcript, turn
 from jbcalling.signaling.settings import SignalingSettings
 from jbcalling.signaling.ws import origin_allowed
@@ -45,7 +46,7 @@ def test_origin_rule() -> None:
 
 
 def test_transcript_formats_escape_and_time() -> None:
-    seg = transcript.Segment("A<b>", "p", 3_723_004, 3_724_000, "en", "x --> y", "", "vi")
+    seg = Segment("A<b>", "p", 3_723_004, 3_724_000, "en", "x --> y", "", "vi")
     vtt = transcript.as_vtt([seg])
     assert "01:02:03.004 --> 01:02:04.000" in vtt and "<v A&lt;b&gt;>x --&gt; y" in vtt
     assert transcript.as_txt([seg]).startswith("[01:02:03] A<b> (en): x --> y")

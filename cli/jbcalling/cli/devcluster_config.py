@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-# The roles of DESIGN.md; the one dev node carries them all so every job places on it.
+# The node roles (edge, ai, tts: docs/architecture.md); the one dev node carries them all, so
+# every job places on it.
 DEV_ROLES = "edge,ai,tts"
 HOST_VOLUMES = ("models", "redis-data")
 

@@ -25,7 +25,8 @@ def tls() -> ssl.SSLContext:
 
 
 class NoInstance(Exception):
-    """No healthy instance of a service: the caller degrades (DESIGN.md) rather than fails."""
+    """No healthy instance of a service: the caller degrades rather than fails (docs/protocol.md,
+    "Degradation events")."""
 
 
 class Discovery:

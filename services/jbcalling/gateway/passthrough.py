@@ -1,7 +1,7 @@
 """Forwarding encoded media through aiortc without re-encoding: the one place that hooks aiortc.
 
 aiortc 1.16 has no supported API for an SFU. It does two things this module relies on
-(measured in notes/media.md, checked by tests/integration/test_gateway_passthrough.py):
+(checked by tests/integration/test_gateway_forwarding.py: no encoder starts for forwarded video):
 
 - the receiver hands every reassembled encoded frame to ``get_decoder(codec).decode(frame)`` in a
   worker thread, looked up in ``aiortc.rtcrtpreceiver``'s namespace: :func:`install` replaces it

@@ -3,7 +3,7 @@
 Synchronous and thread-safe: the service calls :meth:`PairEngine.translate` from its executor
 threads, never from the event loop. One CTranslate2 worker per translator (``inter_threads``),
 each with one thread (``intra_threads=1``: on small machines 1 thread per batch is several times
-faster than 2, notes/models.md); the weights are loaded once and shared by the workers.
+faster than 2, docs/models.md); the weights are loaded once and shared by the workers.
 """
 
 from __future__ import annotations

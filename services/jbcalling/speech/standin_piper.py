@@ -1,6 +1,6 @@
 """A stand-in Piper voice: Piper's I/O signature and config, a trivial tone generator inside.
 
-No Vietnamese Piper voice can be had on the test machine (notes/models.md). This one lets the
+No Vietnamese Piper voice can be had on the test machine (docs/models.md). This one lets the
 real Piper code path run end to end for Vietnamese: ``piper.PiperVoice`` loads it, phonemizes
 the text with Piper's own espeak-ng bridge and voice ``vi``, maps the IPA phonemes through the
 standard Piper phoneme id map, and runs the ONNX model with ``input``, ``input_lengths`` and

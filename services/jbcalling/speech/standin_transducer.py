@@ -1,6 +1,6 @@
 """A stand-in streaming transducer for sherpa-onnx: a random-weight LSTM transducer.
 
-No sherpa-onnx ASR model can be had on the test machine (notes/models.md). This writes one in
+No sherpa-onnx ASR model can be had on the test machine (docs/models.md). This writes one in
 the icefall ``lstm_transducer_stateless2`` export layout that sherpa-onnx's
 ``OnlineRecognizer.from_transducer`` loads: ``encoder.onnx`` (inputs ``x`` (N, T, 80), ``h``
 (layers, N, d_model), ``c`` (layers, N, rnn_hidden_size); outputs ``encoder_out``, ``next_h``,
