@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -161,8 +162,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
 
 def _ids(room: str, pid: str) -> None:
-    import re
-
     if not re.fullmatch(ID, room) or not re.fullmatch(ID, pid):
         raise ServiceError(400, "bad_id",
                            "room and participant ids are 6-64 characters of [A-Za-z0-9_-]")

@@ -33,10 +33,6 @@ class SpeechTrack(MediaStreamTrack):
         """Queue speech; it starts at the next frame boundary."""
         self._pcm.extend(pcm48k_s16le)
 
-    @property
-    def speaking(self) -> bool:
-        return len(self._pcm) > 0
-
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError

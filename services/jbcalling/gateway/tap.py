@@ -19,7 +19,6 @@ class Taps:
         self.loop = loop
         self.consumer = consumer
         self.resamplers: dict[tuple[str, str], av.AudioResampler] = {}
-        self.samples: dict[tuple[str, str], int] = {}
 
     def feed(self, room: str, pid: str, frame: av.AudioFrame) -> None:
         """Called in a decoder thread with a 48 kHz frame."""
@@ -30,7 +29,6 @@ class Taps:
                                                                  rate=16000)
         pcm = b"".join(bytes(f.planes[0])[: f.samples * 2] for f in resampler.resample(frame))
         if pcm:
-            self.samples[key] = self.samples.get(key, 0) + len(pcm) // 2
             self.loop.call_soon_threadsafe(self.consumer, room, pid, pcm)
 
     def forget(self, room: str, pid: str) -> None:
