@@ -8,7 +8,9 @@ variable and what it expects (see :func:`load`).
 from __future__ import annotations
 
 import sys
-from typing import TypeVar
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings
@@ -26,7 +28,16 @@ class ServiceSettings(BaseSettings):
     version: str = Field(__version__, description="Release version reported by /health and /ready.")
 
 
+class SpeechSettings(ServiceSettings):
+    """Fields of the speech services (stt, mt, tts): where their models are."""
+
+    models_dir: Path = Field(Path("/opt/jbcalling/volumes/models"),
+                             description="The models folder (`jbctl models pull` fills it).")
+
+
+UVICORN_WS_MAX_SIZE = 16 * 1024 * 1024  # uvicorn's own default
 S = TypeVar("S", bound=BaseSettings)
+Svc = TypeVar("Svc", bound=ServiceSettings)
 
 
 def load(cls: type[S]) -> S:
@@ -45,3 +56,17 @@ def load(cls: type[S]) -> S:
         print("fix the variables above (see docs/configuration.md) and start again",
               file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def serve(service: str, cls: type[Svc], create_app: Callable[[Svc], Any],
+          ws_max_size: Callable[[Svc], int] | None = None) -> None:
+    """A service's console script: its settings from the environment, logs, uvicorn."""
+    import uvicorn
+
+    from jbcalling.common import logs
+
+    settings = load(cls)
+    logs.setup(service, settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_config=None, access_log=False,
+                ws_max_size=ws_max_size(settings) if ws_max_size else UVICORN_WS_MAX_SIZE)

@@ -1,19 +1,16 @@
 """The mt service's one settings object (``JB_MT_*``)."""
 
-from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from jbcalling.common.settings import ServiceSettings
+from jbcalling.common.settings import SpeechSettings
 
 
-class MtSettings(ServiceSettings):
+class MtSettings(SpeechSettings):
     model_config = SettingsConfigDict(env_prefix="JB_MT_")
 
     port: int = Field(8082, ge=0, le=65535, description="TCP port to listen on (0: any free port).")
-    models_dir: Path = Field(Path("/opt/jbcalling/volumes/models"),
-                             description="The models folder (`jbctl models pull` fills it).")
     pairs: dict[str, str] = Field({"en-vi": "opus-mt-en-vi", "vi-en": "opus-mt-vi-en"},
                                   description="Direction -> model folder (under models_dir), JSON.")
     translators: int = Field(1, ge=1, le=16, description="Translator workers per direction, each "

@@ -1,21 +1,18 @@
 """The stt service's one settings object (``JB_STT_*``)."""
 
-from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from jbcalling.common.settings import ServiceSettings
+from jbcalling.common.settings import SpeechSettings
 
 BACKENDS = ("streaming", "vad-whisper", "vad-sherpa")
 
 
-class SttSettings(ServiceSettings):
+class SttSettings(SpeechSettings):
     model_config = SettingsConfigDict(env_prefix="JB_STT_")
 
     port: int = Field(8081, ge=0, le=65535, description="TCP port to listen on (0: any free port).")
-    models_dir: Path = Field(Path("/opt/jbcalling/volumes/models"),
-                             description="The models folder (`jbctl models pull` fills it).")
     languages: dict[str, str] = Field(
         {"en": "streaming:sherpa-onnx-streaming-zipformer-en-2023-06-26",
          "vi": "vad-sherpa:sherpa-onnx-zipformer-vi-30M-int8-2026-02-09"},

@@ -1,19 +1,16 @@
 """The tts service's one settings object (``JB_TTS_*``)."""
 
-from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from jbcalling.common.settings import ServiceSettings
+from jbcalling.common.settings import SpeechSettings
 
 
-class TtsSettings(ServiceSettings):
+class TtsSettings(SpeechSettings):
     model_config = SettingsConfigDict(env_prefix="JB_TTS_")
 
     port: int = Field(8083, ge=0, le=65535, description="TCP port to listen on (0: any free port).")
-    models_dir: Path = Field(Path("/opt/jbcalling/volumes/models"),
-                             description="The models folder (`jbctl models pull` fills it).")
     voices: dict[str, str] = Field({"en": "en_US-joe-medium", "vi": "vi_VN-vais1000-medium"},
                                    description="Language -> Piper voice (a folder under models_dir "
                                    "holding <voice>.onnx and <voice>.onnx.json), JSON.")
