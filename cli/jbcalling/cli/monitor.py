@@ -124,7 +124,7 @@ class Monitor:
         if latest and latest["ID"] == dep["ID"]:
             return latest, index
         # A newer deployment replaced ours: read ours directly.
-        return self.ctx.nomad._get(f"deployment/{dep['ID']}")[0], index
+        return self.ctx.nomad.deployment(dep["ID"]), index
 
     def _follow_revert(self, failed_version: int) -> Outcome:
         self.ctx.out.event("revert", service=self.service,
@@ -175,7 +175,7 @@ class Monitor:
     # ---- diagnosis -------------------------------------------------------------------------
     def _diagnose(self, dep: dict[str, Any]) -> list[str]:
         lines = [f"check: {o}" for o in self.checks_seen.values()]
-        allocs = self.ctx.nomad._get(f"deployment/allocations/{dep['ID']}")[0]
+        allocs = self.ctx.nomad.deployment_allocations(dep["ID"])
         for a in allocs:
             if (a.get("DeploymentStatus") or {}).get("Healthy") is not False:
                 continue

@@ -124,6 +124,26 @@ class NomadApi:
         params = {"index": index, "wait": f"{int(wait_s)}s"} if index else {}
         return self._get(f"job/{job_id}/deployment", params, timeout=wait_s + self.timeout)
 
+    def deployment(self, dep_id: str) -> dict[str, Any]:
+        return dict(self._get(f"deployment/{dep_id}")[0])
+
+    def deployment_allocations(self, dep_id: str) -> list[dict[str, Any]]:
+        return list(self._get(f"deployment/allocations/{dep_id}")[0])
+
+    def variable(self, path: str) -> dict[str, Any] | None:
+        """Nomad Variable ``path`` (``Items``, ``ModifyIndex``, ...), or None when it is absent."""
+        try:
+            return dict(self._raw("get", f"var/{path}", f"read Nomad Variable {path}"))
+        except NomadError as exc:
+            if exc.status != 404:
+                raise
+            return None
+
+    def put_variable(self, path: str, items: dict[str, str], cas: int) -> None:
+        """Write Nomad Variable ``path`` if it is still at ``cas`` (0: if it does not exist)."""
+        self._raw("put", f"var/{path}", f"write Nomad Variable {path}", params={"cas": cas},
+                  json={"Namespace": "default", "Path": path, "Items": items})
+
     def evaluation(self, eval_id: str) -> dict[str, Any]:
         return self._call("read evaluation", self.client.evaluation.get_evaluation, eval_id)
 

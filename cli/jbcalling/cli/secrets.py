@@ -19,7 +19,7 @@ from __future__ import annotations
 import secrets as pysecrets
 from typing import Any
 
-from jbcalling.cli.nomad_api import NomadApi, NomadError
+from jbcalling.cli.nomad_api import NomadApi
 
 SHARED_PATH = "nomad/jobs"
 
@@ -47,12 +47,7 @@ def ensure(api: NomadApi, path: str, keys: list[str]) -> list[str]:
     """Create the missing ``keys`` of Nomad Variable ``path``; returns the keys created."""
     if not keys:
         return []
-    try:
-        current = api._raw("get", f"var/{path}", f"read Nomad Variable {path}")
-    except NomadError as exc:
-        if exc.status != 404:
-            raise
-        current = None
+    current = api.variable(path)
     items = dict((current or {}).get("Items") or {})
     missing = [k for k in keys if not items.get(k)]
     if not missing:
@@ -60,8 +55,7 @@ def ensure(api: NomadApi, path: str, keys: list[str]) -> list[str]:
     items.update({k: pysecrets.token_urlsafe(36) for k in missing})
     # check-and-set: two deploys at once cannot overwrite each other's new keys
     cas = (current or {}).get("ModifyIndex", 0)
-    api._raw("put", f"var/{path}", f"write Nomad Variable {path}", params={"cas": cas},
-             json={"Namespace": "default", "Path": path, "Items": items})
+    api.put_variable(path, items, cas)
     return missing
 
 
