@@ -743,15 +743,22 @@ def test_raising_the_versions_restarts_the_servers_one_at_a_time(nodes: Nodes, c
     for name, sup in nodes.agents.items():
         assert sup.starts == starts[name] + 1, (name, starts[name], sup.starts)
     for host in HOSTS:
-        members = api.consul(host, "/v1/agent/self").json()["Config"]["Version"]
-        assert members == CURRENT["consul"], (host, members)
+        version = api.consul(host, "/v1/agent/self").json()["Config"]["Version"]
+        assert version == CURRENT["consul"], (host, version)
         assert api.nomad(host, "/v1/agent/self").json()["config"]["Version"]["Version"] == CURRENT["nomad"]
-    # one at a time: a leader answered every second of the upgrade
+    # one at a time: a leader answered every second of the upgrade. Consul's leader hands its
+    # leadership over before it restarts; Nomad 1.6 cannot, so its leader's own restart costs one
+    # election: the only seconds allowed without a Nomad leader, a single short run of them.
     assert len(seen) >= 10
     gaps = [round(seen[i][0] - seen[i - 1][0], 1) for i in range(1, len(seen))]
     assert max(gaps) < 3, gaps
-    missing = [(round(t - seen[0][0]), c, n) for t, c, n in seen if not c or not n]
-    assert not missing, missing
+    no_consul = [round(t - seen[0][0]) for t, c, _n in seen if not c]
+    assert not no_consul, f"seconds without a Consul leader: {no_consul}"
+    no_nomad = [i for i, (_t, _c, n) in enumerate(seen) if not n]
+    runs = [i for i in no_nomad if i - 1 not in no_nomad]
+    assert len(runs) <= 1 and len(no_nomad) <= 5, f"seconds without a Nomad leader: {no_nomad}"
+    nodes.timings["upgrade_s_without_nomad_leader"] = len(no_nomad)
+    nodes.timings["upgrade_s"] = round(seen[-1][0] - seen[0][0], 1)
     nodes.timings["upgrade_seconds_watched"] = len(seen)
     # the jobs kept running through the upgrade
     status = jbctl(nodes, "--json", "status", timeout=120)
