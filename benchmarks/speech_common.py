@@ -26,15 +26,16 @@ CACHE = Path(os.environ.get("JB_CACHE", Path.home() / ".cache" / "jbcalling")) /
 def models_dir() -> Path:
     """The dev models plus OPUS-MT-sized and realistic-size stand-ins, built once."""
     from jbcalling.speech import layout, standin_marian, standin_transducer
+    from jbcalling.speech.modelfiles import is_standin
 
     CACHE.mkdir(parents=True, exist_ok=True)
     layout.install_dev_models(CACHE)
     for pair, seed in (("en-vi", 1), ("vi-en", 2)):
         folder = CACHE / f"opus-mt-{pair}-standin-base"
-        if not (folder / "STANDIN").is_file():
+        if not is_standin(folder):
             standin_marian.build(folder, "base", seed=seed)
     folder = CACHE / "sherpa-lstm-transducer-standin-base"
-    if not (folder / "STANDIN").is_file():
+    if not is_standin(folder):
         standin_transducer.build(folder, "base")
     return CACHE
 

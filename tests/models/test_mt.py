@@ -94,8 +94,8 @@ def test_missing_direction_is_a_503_for_that_pair(models_dir: Path, tmp_path: Pa
                        json={"source": "vi", "target": "en", "texts": ["Xin chào."]}, timeout=30)
         assert r.status_code == 503
         assert r.json()["error"]["code"] == "model_missing"
-        assert "jbctl models pull opus-mt-vi-en" in r.json()["message"]
-        assert "model.bin" in r.json()["message"]
+        assert "jbctl models pull opus-mt-vi-en" in r.json()["error"]["message"]
+        assert "model.bin" in r.json()["error"]["message"]
         ok = httpx.post(srv.url + "/v1/translate",
                         json={"source": "en", "target": "vi", "texts": ["Hello."]}, timeout=30)
         assert ok.status_code == 200
@@ -119,9 +119,9 @@ def test_bad_input_is_a_clear_error_and_the_service_stays_up(models_dir: Path, s
         r = post(source="en", target="en", texts=["Hello"])
         assert r.status_code == 400
         r = post(source="en", target="vi", texts=["x" * 100_000])
-        assert r.status_code == 413 and r.json()["limit_chars"] == 2000
+        assert r.status_code == 413 and r.json()["error"]["limit_chars"] == 2000
         r = post(source="en", target="vi", texts=["hi"] * 1000)
-        assert r.status_code == 413 and r.json()["limit_texts"] == 64
+        assert r.status_code == 413 and r.json()["error"]["limit_texts"] == 64
         assert post(source="en", target="vi", texts=["   "]).status_code == 422
         assert post(source="en", target="vi", texts=[]).status_code == 422
         bad = httpx.post(url, content=b"{not json", timeout=10,

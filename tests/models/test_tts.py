@@ -86,7 +86,7 @@ def test_bad_input_is_a_clear_error_and_the_service_stays_up(tts_app, serve, cle
         assert post(lang="en", text="").status_code == 422
         assert post(lang="en", text=" \n ").json()["error"]["code"] == "empty_text"
         r = post(lang="en", text="a" * 100_000)
-        assert r.status_code == 413 and r.json()["limit_chars"] == 1000
+        assert r.status_code == 413 and r.json()["error"]["limit_chars"] == 1000
         assert post(lang="en", text="Hi.", rate=5).status_code == 422
         assert post(lang="en", text="Hi.", format="mp3").status_code == 422
         assert httpx.get(srv.url + "/health", timeout=10).status_code == 200
@@ -98,7 +98,7 @@ def test_missing_voice_names_files_and_command(tmp_path: Path, serve, clean_envi
     with serve(app) as srv:
         r = httpx.post(srv.url + "/v1/synthesize", json={"lang": "en", "text": "Hi."}, timeout=10)
         assert r.status_code == 503
-        msg = r.json()["message"]
+        msg = r.json()["error"]["message"]
         assert "en_US-joe-medium.onnx" in msg and "jbctl models pull en_US-joe-medium" in msg
         ready = httpx.get(srv.url + "/ready", timeout=10)
         assert ready.status_code == 503 and "jbctl models pull" in ready.json()["checks"]["en"]

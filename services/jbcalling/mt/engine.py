@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from jbcalling.speech.modelfiles import require
+from jbcalling.speech.modelfiles import is_standin, require
 
 FILES = ["model.bin", "config.json", "source.spm", "target.spm"]
 
@@ -47,7 +47,7 @@ class PairEngine:
         self.options = options
         self.workers = translators
         self.version = model_version(folder)
-        self.standin = (folder / "STANDIN").is_file()
+        self.standin = is_standin(folder)
         self.translator = ctranslate2.Translator(str(folder), device="cpu",
                                                  inter_threads=translators, intra_threads=1)
         self.source = spm.SentencePieceProcessor(model_file=str(folder / "source.spm"))

@@ -13,6 +13,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from jbcalling.speech.modelfiles import is_standin
+
 # Names the dev cluster's var file and the tests refer to.
 DEV_MT = {"en-vi": "opus-mt-en-vi-standin", "vi-en": "opus-mt-vi-en-standin"}
 DEV_VOICES = {"en": "en_US-joe-medium", "vi": "vi_VN-standin-medium"}
@@ -80,7 +82,7 @@ def install_dev_models(root: Path, rebuild: bool = False,
         if only is not None and name not in only:
             continue
         folder = root / name
-        if rebuild or not (folder / "STANDIN").is_file():
+        if rebuild or not is_standin(folder):
             build(folder)
         done[name] = "stand-in"
     return done

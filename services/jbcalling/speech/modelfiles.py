@@ -1,4 +1,5 @@
-"""Where a service finds its model files, and the message when they are not there."""
+"""Where a service finds its model files, the message when they are not there, and whether they
+are a stand-in (random weights in the real format: dev cluster and tests, never production)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,17 @@ class MissingModel(Exception):
         self.missing = missing
         super().__init__(f"model {model}: missing {', '.join(missing)} in {folder}; "
                          f"fetch it with `jbctl models pull {model}`")
+
+
+STANDIN_MARKER = "STANDIN"  # a file in a model folder built by jbcalling.speech.standin_*
+
+
+def is_standin(folder: Path) -> bool:
+    return (folder / STANDIN_MARKER).is_file()
+
+
+def mark_standin(folder: Path, what: str) -> None:
+    (folder / STANDIN_MARKER).write_text(what + "\n")
 
 
 def require(model: str, folder: Path, names: list[str]) -> Path:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jbcalling.speech.modelfiles import mark_standin
+
 CORPUS_EN = [
     "Hello, how are you today?", "The meeting starts at nine in the morning.",
     "Can you hear me clearly?", "I will share my screen now.", "Thank you very much for coming.",
@@ -133,5 +135,5 @@ def build(dest: Path, size: str = "tiny", seed: int = 0) -> Path:
         OpusMTConverter(str(raw)).convert(str(dest), quantization="int8", force=True)
         for name in ("source.spm", "target.spm"):
             shutil.copy(raw / name, dest / name)
-    (dest / "STANDIN").write_text(f"random-weight OPUS-MT stand-in, size {size}, seed {seed}\n")
+    mark_standin(dest, f"random-weight OPUS-MT stand-in, size {size}, seed {seed}")
     return dest

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jbcalling.speech.modelfiles import mark_standin
+
 SAMPLE_RATE = 22050
 HOP = 256
 
@@ -70,5 +72,5 @@ def build(dest: Path, name: str, espeak_voice: str = "vi") -> Path:
         "dataset": "standin",
     }
     (dest / f"{name}.onnx.json").write_text(json.dumps(config, ensure_ascii=False, indent=1))
-    (dest / "STANDIN").write_text("tone-generator stand-in with a real Piper interface\n")
+    mark_standin(dest, "tone-generator stand-in with a real Piper interface")
     return dest

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from jbcalling.speech.modelfiles import mark_standin
+
 FEAT = 80
 SUBSAMPLE = 4
 
@@ -163,7 +165,7 @@ def build(dest: Path, size: str = "tiny", seed: int = 0) -> Path:
     pieces += [f"▁{a}{b}" if i % 3 == 0 else f"{a}{b}"
                for i, (a, b) in enumerate((a, b) for a in letters for b in letters)]
     (dest / "tokens.txt").write_text("".join(f"{p} {i}\n" for i, p in enumerate(pieces[:d.vocab])))
-    (dest / "STANDIN").write_text(f"random-weight LSTM transducer stand-in, size {size}\n")
+    mark_standin(dest, f"random-weight LSTM transducer stand-in, size {size}")
     return dest
 
 
@@ -204,5 +206,5 @@ def build_offline(dest: Path, size: str = "tiny", seed: int = 0) -> Path:
     build(dest, size, seed)
     graph, meta = _offline_encoder(SIZES[size], np.random.default_rng(seed + 100))
     _save(dest / "encoder.onnx", graph, meta)
-    (dest / "STANDIN").write_text(f"random-weight offline transducer stand-in, size {size}\n")
+    mark_standin(dest, f"random-weight offline transducer stand-in, size {size}")
     return dest

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from jbcalling.speech.modelfiles import MissingModel
+from jbcalling.speech.modelfiles import MissingModel, is_standin
 from jbcalling.stt.backend import Backend
 from jbcalling.stt.settings import SttSettings
 
@@ -26,7 +26,7 @@ def load_backends(settings: SttSettings) -> tuple[dict[str, Backend], dict[str, 
     for lang, spec in settings.languages.items():
         kind, _, model = spec.partition(":")
         folder = settings.models_dir / model
-        standin = (folder / "STANDIN").is_file()
+        standin = is_standin(folder)
         try:
             if kind == "streaming":
                 backends[lang] = StreamingBackend(lang, model, folder, settings, vad)

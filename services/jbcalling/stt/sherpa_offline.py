@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from jbcalling.speech.modelfiles import require
 from jbcalling.stt.settings import SttSettings
-
-FILES = ["encoder.onnx", "decoder.onnx", "joiner.onnx", "tokens.txt"]
+from jbcalling.stt.transducer import recognizer_options
 
 
 class SherpaOffline:
@@ -19,16 +16,8 @@ class SherpaOffline:
     def __init__(self, model: str, folder: Path, settings: SttSettings) -> None:
         import sherpa_onnx
 
-        require(model, folder, FILES)
-        extra: dict[str, Any] = {}
-        if settings.hotwords_file:
-            extra = {"hotwords_file": settings.hotwords_file,
-                     "hotwords_score": settings.hotwords_score}
         self.recognizer = sherpa_onnx.OfflineRecognizer.from_transducer(
-            encoder=str(folder / "encoder.onnx"), decoder=str(folder / "decoder.onnx"),
-            joiner=str(folder / "joiner.onnx"), tokens=str(folder / "tokens.txt"),
-            num_threads=settings.threads, sample_rate=16000, feature_dim=80,
-            decoding_method=settings.decoding_method, **extra)
+            **recognizer_options(model, folder, settings))
 
     def decode(self, segments: list[np.ndarray]) -> list[str]:
         streams = []

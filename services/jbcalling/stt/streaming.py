@@ -16,12 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from jbcalling.speech.modelfiles import require
+from jbcalling.speech.modelfiles import is_standin
 from jbcalling.stt.backend import SAMPLE_RATE, Backend, Stream
 from jbcalling.stt.settings import SttSettings
+from jbcalling.stt.transducer import recognizer_options
 from jbcalling.stt.vad import VadFactory
-
-FILES = ["encoder.onnx", "decoder.onnx", "joiner.onnx", "tokens.txt"]
 
 
 @dataclass(eq=False)
@@ -39,22 +38,14 @@ class StreamingBackend(Backend):
                  vad: VadFactory) -> None:
         import sherpa_onnx
 
-        require(model, folder, FILES)
-        extra: dict[str, Any] = {}
-        if settings.hotwords_file:
-            extra = {"hotwords_file": settings.hotwords_file,
-                     "hotwords_score": settings.hotwords_score}
         self.recognizer = sherpa_onnx.OnlineRecognizer.from_transducer(
-            tokens=str(folder / "tokens.txt"), encoder=str(folder / "encoder.onnx"),
-            decoder=str(folder / "decoder.onnx"), joiner=str(folder / "joiner.onnx"),
-            num_threads=settings.threads, sample_rate=SAMPLE_RATE, feature_dim=80,
-            decoding_method=settings.decoding_method, enable_endpoint_detection=True,
+            **recognizer_options(model, folder, settings), enable_endpoint_detection=True,
             rule1_min_trailing_silence=2.4,
             rule2_min_trailing_silence=settings.endpoint_trailing_silence_s,
-            rule3_min_utterance_length=settings.max_utterance_s, **extra)
+            rule3_min_utterance_length=settings.max_utterance_s)
         self.vad_factory = vad
         super().__init__(lang, model, settings.max_backlog_s)
-        self.standin = (folder / "STANDIN").is_file()
+        self.standin = is_standin(folder)
 
     def start_stream(self) -> _State:
         return _State(self.recognizer.create_stream(), self.vad_factory.create())

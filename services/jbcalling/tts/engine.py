@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jbcalling.speech.modelfiles import require
+from jbcalling.speech.modelfiles import is_standin, require
 
 _PHONEMIZE = threading.Lock()
 MIN_CHUNK = 6  # phonemes: shorter pieces sound clipped
@@ -40,7 +40,7 @@ class Voice:
                                                providers=["CPUExecutionProvider"])
         self.lang = lang
         self.model = model
-        self.standin = (folder / "STANDIN").is_file()
+        self.standin = is_standin(folder)
         self.voice = PiperVoice(session=session, config=config)
         self.sample_rate = int(config.sample_rate)
 
