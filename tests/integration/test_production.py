@@ -665,8 +665,8 @@ def test_losing_the_ai_node_pauses_captions_and_they_come_back(nodes: Nodes, clu
     frames = listener.frames
     listener.wait("video while the ai node is away", lambda: listener.frames > frames + 20, 30)
     # a quorum remains: a write through the two survivors
-    put = cluster.consul(EDGE, "/v1/kv/jbt/quorum", method="PUT", content=b"ok", timeout=20)
-    assert put.status_code == 200
+    wait_for("a Consul write through the two survivors", lambda: cluster.consul(
+        EDGE, "/v1/kv/jbt/quorum", method="PUT", content=b"ok").status_code == 200, 60, nodes)
     back = time.monotonic()
     nodes.power_on(AI)
     resumed = listener.wait("captions_status available", lambda: [
