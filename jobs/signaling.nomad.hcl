@@ -187,11 +187,14 @@ job "signaling" {
       # The proxies whose X-Forwarded-For signaling believes: the ingress runs on the cluster's
       # nodes, and signaling's dynamic port is open to those nodes only (Ansible's firewall).
       # Single quotes: Nomad's env-file parser keeps the JSON list as it is.
+      # noop, not restart: when a server node fails, Consul's autopilot reaps it from the
+      # catalog, and it comes back when the node does; restarting every replica then would close
+      # every participant's socket (seen in tests/integration/test_production.py). A changed list
+      # takes effect at the replica's next start.
       template {
         destination = "local/proxies.env"
         env         = true
-        change_mode = "restart"
-        splay       = "1m"
+        change_mode = "noop"
         data        = <<-EOT
           %{if length(var.signaling_trusted_proxies) > 0}JB_SIGNALING_FORWARDED_ALLOW_IPS='${jsonencode(var.signaling_trusted_proxies)}'
           %{else}JB_SIGNALING_FORWARDED_ALLOW_IPS='["127.0.0.1"{{ range nodes }},"{{ .Address }}"{{ end }}]'
