@@ -1,6 +1,7 @@
 """The room events: every one the gateway and signaling emit is a protocol model (read from the
 source, so a dict built inline anywhere fails here), every one the web client handles is in the
-exported JSON schema, and docs/events.schema.json is that schema as the models export it."""
+exported JSON schema, every message it sends is a protocol client message, and
+docs/events.schema.json is that schema as the models export it."""
 
 from __future__ import annotations
 
@@ -74,6 +75,21 @@ def test_the_web_client_handles_only_events_of_the_schema() -> None:
     assert handled <= in_schema, f"the page handles events the protocol lacks: {handled - in_schema}"
     # and every event the services emit has a place in the page
     assert in_schema - handled <= {"pong"}, in_schema - handled
+
+
+def test_the_web_client_sends_only_messages_of_the_protocol() -> None:
+    from jbcalling.signaling import ws
+
+    sent = {m for path in WEB.glob("*.js")
+            for m in re.findall(r'send\(\{ type: "(\w+)"', path.read_text())}
+    assert sent, "no `send({ type: ...})` found in the page: the scan is broken"
+    schema = protocol.event_schema()["client_messages"]
+    assert sent <= set(schema["discriminator"]["mapping"]), sent
+    # signaling accepts exactly these, the host's actions only from the host
+    accepted, host_only = ws.PER_TYPE, ws.HOST_ACTIONS
+    assert accepted == protocol.client_message_types()
+    assert host_only == {"mute", "remove", "end"}
+    assert json.loads(protocol.SdpAnswer(sdp="v=0").to_json()) == {"type": "sdp", "sdp": "v=0"}
 
 
 def test_events_round_trip_and_keep_their_wire_form() -> None:

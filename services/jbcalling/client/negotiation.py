@@ -16,7 +16,7 @@ from aiortc import RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack, VideoStreamTrack
 
 from jbcalling.client.peer import SyntheticPeer
-from jbcalling.common.protocol import RETRYABLE_MEDIA_ERRORS
+from jbcalling.common.protocol import RETRYABLE_MEDIA_ERRORS, MediaOffer, SdpAnswer
 
 log = logging.getLogger("jbcalling.client")
 
@@ -44,7 +44,7 @@ async def negotiate_over_signaling(peer: SyntheticPeer, ws: Any) -> list[dict[st
                 raise MediaRefused(msg)
             seen.append(msg)
 
-    await ws.send(json.dumps({"type": "media_offer"}))
+    await ws.send(MediaOffer().to_json())
     offer = await until("sdp")
 
     @peer.pc.on("track")
@@ -57,7 +57,7 @@ async def negotiate_over_signaling(peer: SyntheticPeer, ws: Any) -> list[dict[st
     if peer.camera:
         peer.pc.addTrack(VideoStreamTrack())
     await peer.pc.setLocalDescription(await peer.pc.createAnswer())
-    await ws.send(json.dumps({"type": "sdp", "sdp": peer.pc.localDescription.sdp}))
+    await ws.send(SdpAnswer(sdp=peer.pc.localDescription.sdp).to_json())
     await until("media_ready")
     peer.negotiations += 1
     return seen

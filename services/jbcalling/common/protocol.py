@@ -358,6 +358,88 @@ AnyEvent = Annotated[
 _ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 
 
+# ---- what a participant sends signaling on its WebSocket ---------------------------------------
+
+class ClientMessage(BaseModel):
+    """A participant's message; ``to_json`` is its wire form (the Python client sends these)."""
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"))
+
+
+class SettingsChange(BaseModel):
+    """The settings a participant changes (each optional)."""
+
+    speak: Lang | None = None
+    captions: Lang | None = None
+    hear_translation: bool | None = None
+    muted: bool | None = None  # the participant's own microphone switch, shown to the others
+
+
+class ChangeSettings(ClientMessage):
+    type: Literal["settings"] = "settings"
+    settings: SettingsChange
+
+
+class SpeakingNow(ClientMessage):
+    type: Literal["speaking"] = "speaking"
+    on: bool
+
+
+class Ping(ClientMessage):
+    """Keeps the socket and the room alive; answered with ``pong``."""
+
+    type: Literal["ping"] = "ping"
+
+
+class MediaOffer(ClientMessage):
+    """Ask for the gateway's offer (again after ``media_reconnect``)."""
+
+    type: Literal["media_offer"] = "media_offer"
+
+
+class SdpAnswer(ClientMessage):
+    """The complete answer, candidates inside."""
+
+    type: Literal["sdp"] = "sdp"
+    sdp: str
+
+
+class Ice(ClientMessage):
+    """Accepted and ignored: candidates travel inside the SDP (no trickle ICE)."""
+
+    type: Literal["ice"] = "ice"
+
+
+class Mute(ClientMessage):
+    """Host only."""
+
+    type: Literal["mute"] = "mute"
+    target: str
+
+
+class Remove(ClientMessage):
+    """Host only."""
+
+    type: Literal["remove"] = "remove"
+    target: str
+
+
+class End(ClientMessage):
+    """Host only: end the room for everyone."""
+
+    type: Literal["end"] = "end"
+
+
+CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (
+    ChangeSettings, SpeakingNow, Ping, MediaOffer, SdpAnswer, Ice, Mute, Remove, End)
+HOST_ONLY = frozenset({"mute", "remove", "end"})
+
+
+def client_message_types() -> set[str]:
+    return {cls.model_fields["type"].default for cls in CLIENT_MESSAGES}
+
+
 def parse(raw: str | bytes | dict[str, Any]) -> AnyEvent:
     """Any room event from its wire form; pydantic's ValidationError when it is none."""
     if isinstance(raw, dict):
@@ -370,8 +452,15 @@ def event_types() -> set[str]:
 
 
 def event_schema() -> dict[str, Any]:
-    """The JSON schema of every room event (one ``oneOf`` branch per type)."""
-    return _ADAPTER.json_schema()
+    """The JSON schema of every room event (one ``oneOf`` branch per type), and under
+    ``client_messages`` the messages a participant sends."""
+    schema = _ADAPTER.json_schema()
+    clients: TypeAdapter[Any] = TypeAdapter(Annotated[
+        ChangeSettings | SpeakingNow | Ping | MediaOffer | SdpAnswer | Ice | Mute | Remove | End,
+        Field(discriminator="type")])
+    schema["client_messages"] = clients.json_schema(ref_template="#/$defs/{model}")
+    schema["$defs"] |= schema["client_messages"].pop("$defs")
+    return schema
 
 
 if __name__ == "__main__":

@@ -20,14 +20,14 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import WebSocket, WebSocketDisconnect
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from jbcalling.common.protocol import (
     EVENTS_PATTERN,
+    HOST_ONLY,
     Ended,
     Error,
     Event,
-    Lang,
     Left,
     MediaReady,
     Muted,
@@ -35,9 +35,11 @@ from jbcalling.common.protocol import (
     Present,
     Removed,
     Sdp,
+    SettingsChange,
     SettingsChanged,
     Speaking,
     Welcome,
+    client_message_types,
     room_of_channel,
 )
 from jbcalling.signaling import tokens
@@ -47,15 +49,8 @@ from jbcalling.signaling.settings import SignalingSettings
 
 log = logging.getLogger("jbcalling.signaling.ws")
 HEARTBEAT_S = 20
-HOST_ACTIONS = {"mute", "remove", "end"}
-PER_TYPE = {"settings", "speaking", "ping", "media_offer", "sdp", "ice", *HOST_ACTIONS}
-
-
-class SettingsMsg(BaseModel):
-    speak: Lang | None = None
-    captions: Lang | None = None
-    hear_translation: bool | None = None
-    muted: bool | None = None  # the participant's own microphone switch, shown to the others
+HOST_ACTIONS = HOST_ONLY
+PER_TYPE = client_message_types()  # the messages of protocol.CLIENT_MESSAGES
 
 
 class Hub:
@@ -239,7 +234,7 @@ async def _handle(ws: WebSocket, room: str, pid: str, kind: str, msg: dict[str, 
         await _send(ws, Pong())
     elif kind == "settings":
         try:
-            change = SettingsMsg.model_validate(msg.get("settings") or {})
+            change = SettingsChange.model_validate(msg.get("settings") or {})
         except ValidationError:
             await _send(ws, _error("bad_message", "settings: speak/captions are vi or en"))
             return
