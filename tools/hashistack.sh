@@ -36,7 +36,8 @@ resolve() { # name version override cgo tags [module dir]
     echo "$override"; return
   fi
   local onpath=""
-  [[ "$module" == "$here/$name" ]] && onpath="$(command -v "$name" || true)"
+  # the real file: $bindir/<name> is itself a link that this script writes below
+  [[ "$module" == "$here/$name" ]] && onpath="$(readlink -f "$(command -v "$name" || true)" || true)"
   if [[ -n "$onpath" ]] && has_version "$onpath" "$version"; then echo "$onpath"; return; fi
   local cached="$bindir/$name-$version"
   if [[ -x "$cached" ]] && has_version "$cached" "$version"; then echo "$cached"; return; fi
