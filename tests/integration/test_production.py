@@ -514,11 +514,7 @@ class Listener:
     async def _main(self) -> None:
         from websockets.asyncio.client import connect
 
-        from jbcalling.gateway.synthetic import (
-            SyntheticPeer,
-            ice_servers_of,
-            negotiate_over_signaling,
-        )
+        from jbcalling.client import SyntheticPeer, ice_servers_of, negotiate_over_signaling
         try:
             async with httpx.AsyncClient(verify=self.ctx, timeout=20) as http:
                 page = await http.get(f"{self.base}/r/{self.room}")
