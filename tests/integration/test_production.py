@@ -648,14 +648,19 @@ def test_a_call_over_https_with_video_and_translated_captions(nodes: Nodes, call
     nodes.timings["call_first_translation_s"] = round(time.monotonic() - started, 1)
 
 
+def _status(listener: Listener, since: float, state: str) -> list[float]:
+    """When the room was told that captions are ``state`` (captions_status), since ``since``."""
+    return [t for t, e in list(listener.events) if t >= since
+            and e.get("type") == "captions_status" and e.get("state") == state]
+
+
 def test_losing_the_ai_node_pauses_captions_and_they_come_back(nodes: Nodes, cluster: Api,
                                                                call: Call) -> None:
     listener = call.listener
     killed = time.monotonic()
     nodes.power_off(AI)
-    paused = listener.wait("captions_status unavailable", lambda: [
-        t for t, e in listener.events if t >= killed and e.get("type") == "captions_status"
-        and e.get("state") == "unavailable"], 90)
+    paused = listener.wait("captions_status unavailable", lambda: _status(listener, killed,
+                                                                          "unavailable"), 90)
     nodes.timings["ai_lost_captions_paused_s"] = round(paused[0] - killed, 1)
     # the call goes on: media keeps flowing while the ai node is away
     frames = listener.frames
@@ -665,9 +670,8 @@ def test_losing_the_ai_node_pauses_captions_and_they_come_back(nodes: Nodes, clu
         EDGE, "/v1/kv/jbt/quorum", method="PUT", content=b"ok").status_code == 200, 60, nodes)
     back = time.monotonic()
     nodes.power_on(AI)
-    resumed = listener.wait("captions_status available", lambda: [
-        t for t, e in listener.events if t >= back and e.get("type") == "captions_status"
-        and e.get("state") == "available"], 240)
+    resumed = listener.wait("captions_status available", lambda: _status(listener, back,
+                                                                          "available"), 240)
     nodes.timings["ai_back_captions_resumed_s"] = round(resumed[0] - back, 1)
     _final_with_translation(listener, resumed[0])
     nodes.timings["ai_back_translated_caption_s"] = round(time.monotonic() - back, 1)
@@ -689,9 +693,13 @@ def test_a_new_release_then_rollback_brings_the_old_code_back(nodes: Nodes, clus
                                                               deployed: dict[str, Any]) -> None:
     old = re.search(r'(?m)^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text())[1]
     new = f"{old}.post1"
+    # what the wheel and its wheelhouse are built from: the package sources and the lock
     src = nodes.tmp / "release-src"
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "artifacts", "*.egg-info", "build", ".secrets", ".build", "__pycache__"))
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for part in ("services", "cli", "requirements"):
+        shutil.copytree(ROOT / part, src / part, ignore=skip)
+    for part in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / part, src / part)
     pyproject = src / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace(f'version = "{old}"', f'version = "{new}"', 1))
     started = time.monotonic()
