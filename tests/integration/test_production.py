@@ -774,9 +774,12 @@ def test_raising_the_versions_restarts_the_servers_one_at_a_time(nodes: Nodes, c
     nodes.timings["upgrade_s_without_nomad_leader"] = len(no_nomad)
     nodes.timings["upgrade_s"] = round(seen[-1][0] - seen[0][0], 1)
     nodes.timings["upgrade_seconds_watched"] = len(seen)
-    # the jobs kept running through the upgrade
-    status = jbctl(nodes, "--json", "status", timeout=120)
-    assert status.returncode == 0, status.stderr
+    # the jobs kept running through the upgrade (a restarted Consul agent checks its services
+    # again from critical: they pass within a few check intervals)
+    def all_healthy() -> bool:
+        return jbctl(nodes, "--json", "status", timeout=120).returncode == 0
+
+    wait_for("every service passing after the upgrade", all_healthy, 90, nodes, every=3)
 
 
 # ---- 9-10: a renewed certificate; losing the leader's node for good ---------------------------

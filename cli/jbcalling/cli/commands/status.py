@@ -71,7 +71,8 @@ def collect(c: Ctx) -> dict[str, Any]:
 def status(ctx: typer.Context) -> None:
     """Show every service: version, running/desired/healthy, nodes, checks, release drift.
 
-    Exit 1 when a deployed service has an instance that is not passing in Consul.
+    Exit 1 when a deployed service has an instance that is not passing in Consul, or fewer
+    passing instances than it wants (e.g. its only node is down and nothing runs).
     """
     c: Ctx = ctx.obj
     doc = collect(c)
@@ -90,6 +91,6 @@ def status(ctx: typer.Context) -> None:
                 ["service", "version", "status", "run/want/ok", "nodes", "checks", "release"], rows)
     for url in doc["public_urls"]:
         c.out.say(f"participants open: {url}/")
-    if any(s["deployed"] and s["status"] != "dead" and s["healthy"] < s["running"]
+    if any(s["deployed"] and s["status"] != "dead" and s["healthy"] < max(s["running"], s["desired"])
            for s in doc["services"]):
         raise typer.Exit(EXIT_FAILED)
