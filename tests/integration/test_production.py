@@ -507,14 +507,23 @@ class Listener:
     error: BaseException | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     ready: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
 
     def start(self) -> None:
-        threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True).start()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        """Leave the call and wait until the peer connection's sockets are closed."""
+        self.stop.set()
+        if self.thread:
+            self.thread.join(30)
 
     async def _main(self) -> None:
         from websockets.asyncio.client import connect
 
         from jbcalling.client import SyntheticPeer, ice_servers_of, negotiate_over_signaling
+        peer: SyntheticPeer | None = None
         try:
             async with httpx.AsyncClient(verify=self.ctx, timeout=20) as http:
                 page = await http.get(f"{self.base}/r/{self.room}")
@@ -535,10 +544,14 @@ class Listener:
                     except TimeoutError:
                         continue
                     self.events.append((time.monotonic(), json.loads(raw)))
-                await peer.close()
         except BaseException as exc:  # reported by the test that waits on this listener
             self.error = exc
             self.ready.set()
+        finally:
+            # also when signaling closed the socket (a later test replaces its replicas): the
+            # peer connection's UDP sockets must not outlive the test
+            if peer is not None:
+                await peer.close()
 
     def captions(self, since: float, kind: str) -> list[dict[str, Any]]:
         return [e for t, e in list(self.events)
@@ -603,7 +616,7 @@ def call(nodes: Nodes, deployed: dict[str, Any]) -> Iterator[Call]:
             yield Call(page, speaker, listener)
         finally:
             if listener:
-                listener.stop.set()
+                listener.close()
             browser.close()
 
 
