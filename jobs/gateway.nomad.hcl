@@ -29,9 +29,9 @@ variable "gateway_ice_addresses" {
 }
 
 variable "gateway_udp_ports" {
-  description = "UDP range the firewall opens for media (Ansible). aiortc 1.16 binds ephemeral ports and cannot be held to it; TURN covers strict firewalls."
+  description = "UDP range of the gateway's media, recorded in the job's meta: Ansible opens it to the public on the edge node and makes it the node's ephemeral port range (aiortc binds ephemeral ports); ansible/group_vars/all/main.yml jb_gateway_udp_port_min/max."
   type        = string
-  default     = "32768-60999"
+  default     = "40000-44999"
 }
 
 variable "gateway_require_api_token" {

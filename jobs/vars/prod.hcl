@@ -71,6 +71,6 @@ turn_urls  = ["turn:call.example.org:3478?transport=udp", "turn:call.example.org
 gateway_count        = 1
 gateway_port         = 0
 gateway_announced_ip = "" # the edge node's public IP when it is behind 1:1 NAT
-gateway_udp_ports    = "32768-60999"
+gateway_udp_ports    = "40000-44999" # = Ansible's jb_gateway_udp_port_min/max
 gateway_cpu          = 1500
 gateway_memory       = 2048

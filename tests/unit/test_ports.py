@@ -149,3 +149,11 @@ def test_without_admin_networks_only_ssh_stays_open_to_all() -> None:
     assert "admin_v4" not in text
     # the APIs stay open to the cluster
     assert {("consul-https", "cluster"), ("nomad-http", "cluster")} <= rules
+
+
+def test_the_gateway_job_records_the_media_range_ansible_opens() -> None:
+    gv = _group_vars()
+    opened = f"{gv['jb_gateway_udp_port_min']}-{gv['jb_gateway_udp_port_max']}"
+    prod = (ROOT / "jobs" / "vars" / "prod.hcl").read_text()
+    found = re.search(r'^gateway_udp_ports\s*=\s*"([^"]+)"', prod, re.M)
+    assert found and found[1] == opened, (found and found[1], opened)
