@@ -17,7 +17,9 @@ prod_nodes.py says what differs from a VM and why). In order, on one cluster:
    is back;
 7. a new release deployed, then `jbctl rollback`: /health reports the previous code again;
 8. the Consul and Nomad version variables raised: the play restarts the servers one at a time and
-   a leader answers every second throughout.
+   a leader answers every second throughout;
+9. a renewed certificate reaches the ingress; 10. the Nomad leader's node is lost for good: the
+   survivors keep a quorum, a spread job's allocation moves, jbctl names what was pinned there.
 The timings go to timings.json in the test's folder and to stdout.
 """
 
