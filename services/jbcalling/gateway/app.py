@@ -16,7 +16,7 @@ from fastapi import FastAPI, Header, Request, Response
 from prometheus_client import CollectorRegistry, Gauge
 from pydantic import BaseModel, Field, ValidationError
 
-from jbcalling.common import health
+from jbcalling.common import health, limits
 from jbcalling.common.discovery import Discovery
 from jbcalling.common.errors import ServiceError
 from jbcalling.common.protocol import Event, events_channel
@@ -28,10 +28,13 @@ from jbcalling.gateway.tap import Taps
 
 log = logging.getLogger("jbcalling.gateway")
 ID = r"^[A-Za-z0-9_-]{6,64}$"
+SDP_MAX_CHARS = 200_000
+# the answer's SDP is ASCII: its JSON body is its length plus escapes of its line ends
+MAX_BODY_BYTES = 256 * 1024
 
 
 class Answer(BaseModel):
-    sdp: str = Field(min_length=10, max_length=200_000)
+    sdp: str = Field(min_length=10, max_length=SDP_MAX_CHARS)
 
 
 class Offer(BaseModel):
@@ -158,6 +161,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     health.install(app, service="gateway", version=settings.version, probe=probe,
                    registry=registry)
+    limits.install(app, MAX_BODY_BYTES)
     return app
 
 

@@ -7,6 +7,7 @@ sentences back per text.
 Errors (all JSON ``{"error": {"code", "message", ...}}``; the service stays up):
 - 400 ``unsupported_language``: a language or direction this service can never serve (permanent);
 - 413 ``too_long``: a text over ``max_chars`` or more than ``max_texts`` texts, with the limit;
+  413 ``too_large``: a body larger than any valid request (common/limits.py), unread;
 - 422: a malformed body or an empty text;
 - 503 ``model_missing``: the direction's model is not loaded (with the jbctl command that fetches
   it); 503 ``busy``: the queue is full (retryable, with Retry-After).
@@ -25,7 +26,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Histogram
 from pydantic import BaseModel, Field
 
-from jbcalling.common import health
+from jbcalling.common import health, limits
 from jbcalling.common.errors import ServiceError
 from jbcalling.common.protocol import LANGUAGES
 from jbcalling.mt.batcher import BatchMetrics, Busy, MicroBatcher
@@ -39,8 +40,12 @@ log = logging.getLogger("jbcalling.mt")
 
 
 class TranslateRequest(BaseModel):
-    source: str = Field(description="Language of the texts: vi or en.")
-    target: str = Field(description="Language to translate into: vi or en.")
+    # The enum is documented, not validated: another language gets 400 unsupported_language
+    # with the supported directions, which a 422 would not say.
+    source: str = Field(description="Language of the texts: vi or en.",
+                        json_schema_extra={"enum": list(LANGUAGES)})
+    target: str = Field(description="Language to translate into: vi or en.",
+                        json_schema_extra={"enum": list(LANGUAGES)})
     texts: list[str] = Field(min_length=1, description="Texts to translate, in order.")
 
 
@@ -145,4 +150,6 @@ def create_app(settings: MtSettings) -> FastAPI:
         return health.Readiness(bool(engines), checks, load)
 
     health.install(app, service="mt", version=settings.version, probe=probe, registry=registry)
+    # the largest body a valid request can need; larger ones are refused before they are read
+    limits.install(app, limits.json_limit(settings.max_chars * settings.max_texts))
     return app

@@ -24,7 +24,7 @@ from fastapi import FastAPI, WebSocket
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from jbcalling.common import health
+from jbcalling.common import health, limits
 from jbcalling.common.protocol import LANGUAGES
 from jbcalling.speech.modelfiles import MissingModel
 from jbcalling.stt.backend import Backend, Backlog
@@ -34,6 +34,7 @@ from jbcalling.stt.settings import SttSettings
 
 log = logging.getLogger("jbcalling.stt")
 MAX_QUEUED_RESULTS = 256
+HTTP_MAX_BODY_BYTES = 1024
 
 
 class Close(Exception):
@@ -190,6 +191,8 @@ def create_app(settings: SttSettings) -> FastAPI:
         return health.Readiness(bool(backends), checks, load)
 
     health.install(app, service="stt", version=settings.version, probe=probe, registry=registry)
+    # stt's HTTP routes take no body (audio comes over the WebSocket, frames limited above)
+    limits.install(app, HTTP_MAX_BODY_BYTES)
     return app
 
 

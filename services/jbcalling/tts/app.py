@@ -4,7 +4,8 @@ The response streams raw PCM (s16le, mono; ``audio/L16``, the rate in ``X-Sample
 content type) or a WAV whose header declares an open-ended length, one sentence at a time.
 
 Errors (JSON ``{"error": {"code", "message", ...}}``; the service stays up): 400
-``unsupported_language``; 413 ``too_long`` (with the limit); 422 an empty text or a rate outside
+``unsupported_language``; 413 ``too_long`` (with the limit) or ``too_large`` (a body larger
+than any valid request, refused unread: common/limits.py); 422 an empty text or a rate outside
 0.5-2.0; 503 ``model_missing`` (the jbctl command that fetches the voice) or ``busy``
 (retryable, with Retry-After).
 """
@@ -25,7 +26,7 @@ from fastapi.responses import StreamingResponse
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, Field
 
-from jbcalling.common import health
+from jbcalling.common import health, limits
 from jbcalling.common.errors import ServiceError
 from jbcalling.common.protocol import LANGUAGES
 from jbcalling.speech.modelfiles import MissingModel
@@ -36,7 +37,9 @@ log = logging.getLogger("jbcalling.tts")
 
 
 class SynthesizeRequest(BaseModel):
-    lang: str = Field(description="Language of the text: vi or en.")
+    # The enum is documented, not validated: another language gets 400 unsupported_language.
+    lang: str = Field(description="Language of the text: vi or en.",
+                      json_schema_extra={"enum": list(LANGUAGES)})
     text: str = Field(description="Text to speak.")
     rate: float = Field(1.0, ge=0.5, le=2.0, description="Speaking rate; 1.0 is the voice's own.")
     format: Literal["pcm", "wav"] = Field("pcm", description="pcm: raw s16le; wav: a WAV stream.")
@@ -141,4 +144,6 @@ def create_app(settings: TtsSettings) -> FastAPI:
         return health.Readiness(bool(voices), checks, load)
 
     health.install(app, service="tts", version=settings.version, probe=probe, registry=registry)
+    # the largest body a valid request can need; larger ones are refused before they are read
+    limits.install(app, limits.json_limit(settings.max_chars))
     return app
