@@ -189,8 +189,8 @@ class Monitor:
 
     def log_tail(self, alloc_id: str, task: str, stream: str = "stderr", n: int = 5) -> list[str]:
         try:
-            resp = self.ctx.nomad.logs(alloc_id, task, stream, follow=False, tail_bytes=4096)
-            text = resp.content.decode(errors="replace")
+            text = b"".join(self.ctx.nomad.logs(alloc_id, task, stream, follow=False,
+                                                tail_bytes=4096)).decode(errors="replace")
         except Exception:  # the allocation may already be garbage-collected
             return []
         return [ln for ln in text.splitlines() if ln.strip()][-n:]

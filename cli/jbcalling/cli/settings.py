@@ -54,6 +54,10 @@ class CliSettings(BaseSettings):
     nomad_token: str = Field("", validation_alias=AliasChoices("NOMAD_TOKEN", "nomad_token"))
     nomad_cacert: str = Field("", validation_alias=AliasChoices("NOMAD_CACERT", "nomad_cacert"))
     nomad_region: str = Field("", validation_alias=AliasChoices("NOMAD_REGION", "nomad_region"))
+    nomad_client_cert: str = Field("", validation_alias=AliasChoices("NOMAD_CLIENT_CERT",
+                                                                     "nomad_client_cert"))
+    nomad_client_key: str = Field("", validation_alias=AliasChoices("NOMAD_CLIENT_KEY",
+                                                                    "nomad_client_key"))
     consul_http_addr: str = Field("http://127.0.0.1:8500",
                                   validation_alias=AliasChoices("CONSUL_HTTP_ADDR", "consul_http_addr"))
     consul_http_token: str = Field("", validation_alias=AliasChoices("CONSUL_HTTP_TOKEN",

@@ -42,9 +42,9 @@ def logs(
     chosen = allocs[0]
     c.out.say(f"{service}: allocation {chosen['ID'][:8]} ({chosen['ClientStatus']}) "
               f"on {chosen.get('NodeName', '?')}")
-    resp = c.nomad.logs(chosen["ID"], service, "stderr" if stderr else "stdout", follow, tail)
     try:
-        for chunk in resp.iter_content(chunk_size=None):
+        for chunk in c.nomad.logs(chosen["ID"], service, "stderr" if stderr else "stdout",
+                                  follow, tail):
             sys.stdout.buffer.write(chunk)
             sys.stdout.flush()
     except KeyboardInterrupt:
