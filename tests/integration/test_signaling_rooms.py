@@ -248,8 +248,8 @@ def test_captions_fan_out_across_replicas_and_transcript(settings: SignalingSett
         vtt = httpx.get(f"{r2.url}/api/rooms/{room}/transcript?format=vtt", headers=auth).text
         assert vtt.startswith("WEBVTT") and "00:00:01.000 --> 00:00:01.800" in vtt
         assert "<v An>cảm ơn" in vtt
-        doc = httpx.get(f"{r1.url}/api/rooms/{room}/transcript",
-                        params={"format": "json", "token": a["token"]}).json()
+        doc = httpx.get(f"{r1.url}/api/rooms/{room}/transcript", params={"format": "json"},
+                        headers={"Authorization": f"Bearer {a['token']}"}).json()
         assert [s["translation"] for s in doc["segments"]] == ["hello", "thank you"]
         denied = httpx.get(f"{r1.url}/api/rooms/{room}/transcript")
         assert denied.status_code == 401

@@ -121,7 +121,7 @@ class Call:
     async def transcript(self) -> str:
         async with httpx.AsyncClient(timeout=10) as http:
             return (await http.get(f"{self.signaling}/api/rooms/{self.room}/transcript",
-                                   params={"token": self.token_b})).text
+                                   headers={"Authorization": f"Bearer {self.token_b}"})).text
 
     async def __aexit__(self, *_: object) -> None:
         for task in self.listeners:

@@ -124,7 +124,8 @@ async def _call(signaling: str, gateway: str, utterance: bytes) -> tuple[Any, ..
         loud = binh.loud[binh.speech_mid]
         async with httpx.AsyncClient(timeout=10) as http:
             transcript = (await http.get(f"{signaling}/api/rooms/{room}/transcript",
-                                         params={"token": people["Cara"]["token"]})).text
+                                         headers={"Authorization":
+                                                  f"Bearer {people['Cara']['token']}"})).text
         for p in peers.values():
             await p.close()
     return events["Binh"], events["Cara"], {"loud_speech_frames": loud, "loud": dict(binh.loud),

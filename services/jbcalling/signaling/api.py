@@ -1,4 +1,10 @@
-"""The rooms REST API: create, join, transcript."""
+"""The rooms REST API: create, join, token renewal, transcript.
+
+The participant token travels in the ``Authorization: Bearer`` header on HTTP (never in a URL,
+which ends up in logs and browser history; only the WebSocket, which cannot send headers from a
+browser, takes it in its query). Renewal and transcript reads check, besides the token, that its
+participant still holds a seat and is not banned: a removed participant's token is worth nothing.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from jbcalling.common.errors import ServiceError
 from jbcalling.common.protocol import Joined, Lang
 from jbcalling.signaling import tokens, transcript, turn
 from jbcalling.signaling.ratelimit import RateLimiter
-from jbcalling.signaling.rooms import RoomStore
+from jbcalling.signaling.rooms import RoomStore, Standing
 from jbcalling.signaling.settings import SignalingSettings
 
 log = logging.getLogger("jbcalling.signaling.api")
@@ -78,20 +84,53 @@ def router(settings: SignalingSettings, store: RoomStore, limiter: RateLimiter) 
             "ws_url": f"/ws/rooms/{room_id}",
         }
 
-    @api.get("/rooms/{room_id}/transcript", response_model=None)
-    async def get_transcript(room_id: str, format: Literal["txt", "vtt", "json"] = "txt",
-                             authorization: Annotated[str, Header()] = "",
-                             token: str = "") -> Response:
-        _check_room_id(room_id)
-        bearer = authorization.removeprefix("Bearer ").strip() or token
+    async def _member(room_id: str, request: Request, authorization: str) -> tokens.Claims:
+        """The claims of the bearer token of a participant who still holds a seat."""
+        if "token" in request.query_params:
+            raise ServiceError(400, "token_in_url", "send the token in the Authorization header "
+                               "(Bearer), never in the URL")
+        bearer = authorization.removeprefix("Bearer ").strip()
         try:
-            tokens.verify(secret, bearer, room_id)
+            claims = tokens.verify(secret, bearer, room_id)
         except tokens.TokenError as exc:
-            raise ServiceError(401, "unauthorized",
-                               f"a participant token is required ({exc.reason})") from None
+            raise ServiceError(401, "unauthorized", "a participant token is required in the "
+                               f"Authorization header ({exc.reason})") from None
+        standing = await store.standing(room_id, claims.participant)
+        if standing is Standing.REMOVED:
+            raise ServiceError(403, "removed", "the host removed you from this room")
+        if standing is not Standing.MEMBER:
+            raise ServiceError(403, "not_in_room", "you no longer have a place in this room: "
+                               "join it again")
+        return claims
+
+    @api.post("/rooms/{room_id}/token")
+    async def renew_token(room_id: str, request: Request,
+                          authorization: Annotated[str, Header()] = "") -> dict[str, object]:
+        """A fresh token for a participant still in the room, in exchange for their current,
+        not yet expired one (the page asks ahead of expiry: docs/protocol.md)."""
+        _check_room_id(room_id)
+        await _limit("renew", request, settings.rate_renew_per_min)
+        claims = await _member(room_id, request, authorization)
+        return {
+            "token": tokens.issue(secret, room_id, claims.participant, claims.role,
+                                  settings.token_ttl_s),
+            "expires_in": settings.token_ttl_s,
+            "ice_servers": turn.ice_servers(settings.stun_urls, settings.turn_urls,
+                                            settings.turn_secret.get_secret_value(),
+                                            claims.participant, settings.turn_ttl_s),
+        }
+
+    @api.get("/rooms/{room_id}/transcript", response_model=None)
+    async def get_transcript(room_id: str, request: Request,
+                             format: Literal["txt", "vtt", "json"] = "txt",
+                             authorization: Annotated[str, Header()] = "") -> Response:
+        _check_room_id(room_id)
+        await _member(room_id, request, authorization)
         segments = await transcript.read(store.redis, room_id)
         name = f"transcript-{room_id[:8]}.{format}"
-        disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+        # nosniff: a browser must never run a transcript (participants' words) as HTML or script
+        disposition = {"Content-Disposition": f'attachment; filename="{name}"',
+                       "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
         if format == "json":
             return JSONResponse({"room_id": room_id, "segments": transcript.as_json(segments)},
                                 headers=disposition)

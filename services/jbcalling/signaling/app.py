@@ -30,7 +30,7 @@ def create_app(settings: SignalingSettings) -> FastAPI:
     events_redis = aioredis.Redis.from_url(settings.redis_url,
                                            socket_connect_timeout=settings.redis_timeout_s)
     store = RoomStore(redis, settings.room_idle_s, settings.max_participants)
-    hub = ws.Hub(events_redis)
+    hub = ws.Hub(events_redis, store)
     media = MediaRelay(settings, store)
     watch = GatewayWatch(media, lambda: list(hub.sockets), settings.gateway_watch_s,
                          settings.gateway_fail_after)
@@ -53,11 +53,12 @@ def create_app(settings: SignalingSettings) -> FastAPI:
     # of the trusted proxies; from anyone else those headers are ignored.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     app.state.redis = redis
-    app.include_router(api.router(settings, store, RateLimiter(redis)))
+    limiter = RateLimiter(redis)
+    app.include_router(api.router(settings, store, limiter))
 
     @app.websocket("/ws/rooms/{room_id}")
     async def room_socket(websocket: WebSocket, room_id: str) -> None:
-        await ws.serve(websocket, room_id, settings, store, hub, media)
+        await ws.serve(websocket, room_id, settings, store, hub, media, limiter)
 
     async def probe() -> health.Readiness:
         try:

@@ -7,6 +7,7 @@ activity (a join, a WebSocket message, a heartbeat) renews it.
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import hmac
 import secrets
@@ -25,6 +26,16 @@ from jbcalling.common.protocol import (
 )
 
 STALE_UNCONNECTED_S = 60  # a join whose WebSocket never came frees its seat after this
+SOCKETS = "sockets"  # hash: participant -> the id of their one live socket
+
+
+class Standing(enum.Enum):
+    """A participant's place in a room, as ``RoomStore.standing`` reads it."""
+
+    MEMBER = "member"
+    REMOVED = "removed"  # banned by the host
+    GONE = "not_in_room"  # no seat: left long ago, or the room ended or closed
+    REPLACED = "replaced"  # a newer socket of theirs is the live one
 
 
 class RoomError(ServiceError):
@@ -117,9 +128,39 @@ class RoomStore:
     async def touch(self, room: str) -> None:
         """Activity: push back the idle close of every key of the room."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for part in ROOM_PARTS_WITH_TTL:
+            for part in (*ROOM_PARTS_WITH_TTL, SOCKETS):
                 pipe.expire(room_key(room, part), self.idle_s)
             await pipe.execute()
+
+    async def claim_socket(self, room: str, pid: str, socket_id: str) -> None:
+        """Make ``socket_id`` the participant's one live socket (across replicas): any other
+        socket of theirs is closed as replaced (ws.py)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(room_key(room, SOCKETS), pid, socket_id)
+            pipe.expire(room_key(room, SOCKETS), self.idle_s)
+            await pipe.execute()
+
+    async def live_socket(self, room: str, pid: str) -> str | None:
+        raw = await self.redis.hget(room_key(room, SOCKETS), pid)
+        return raw.decode() if isinstance(raw, bytes) else raw
+
+    async def standing(self, room: str, pid: str, socket_id: str | None = None) -> Standing:
+        """Whether ``pid`` may still act in the room (and, given ``socket_id``, through that
+        socket): read again before every media and host action and every transcript read,
+        since a removal's event may have missed a socket (pub/sub delivers at most once)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.sismember(room_key(room, "banned"), pid)
+            pipe.hexists(room_key(room, "people"), pid)
+            pipe.hget(room_key(room, SOCKETS), pid)
+            banned, present, live = await pipe.execute()
+        if banned:
+            return Standing.REMOVED
+        if not present:
+            return Standing.GONE
+        live = live.decode() if isinstance(live, bytes) else live
+        if socket_id is not None and live and live != socket_id:
+            return Standing.REPLACED
+        return Standing.MEMBER
 
     async def publish(self, room: str, event: Event) -> None:
         await self.redis.publish(events_channel(room), event.to_json())

@@ -5,6 +5,15 @@ from pydantic_settings import SettingsConfigDict
 
 from jbcalling.common.settings import ServiceSettings
 
+# Per socket and message type: (burst, refill per second). What a page sends, at most: one
+# media_offer + sdp per negotiation, retried with backoff from 0.5 s (docs/protocol.md);
+# `speaking` at each change (on after 150 ms of voice, off after 900 ms of quiet: web/audio.js);
+# a ping every 15 s. "other": unknown types and malformed messages.
+WS_RATE_DEFAULTS: dict[str, tuple[float, float]] = {
+    "media_offer": (4, 0.2), "sdp": (4, 0.2), "ice": (20, 2.0), "speaking": (6, 2.0),
+    "settings": (10, 1.0), "ping": (4, 0.5), "mute": (10, 1.0), "remove": (10, 1.0),
+    "end": (2, 0.1), "other": (5, 0.5)}
+
 
 class SignalingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="JB_SIGNALING_")
@@ -24,6 +33,20 @@ class SignalingSettings(ServiceSettings):
     ws_max_message_bytes: int = Field(64 * 1024, ge=1024, description="Largest WebSocket message.")
     rate_create_per_min: int = Field(10, ge=1, description="Room creations per client per minute.")
     rate_join_per_min: int = Field(30, ge=1, description="Joins per client per minute.")
+    rate_renew_per_min: int = Field(30, ge=1, description="Token renewals per client per minute.")
+    rate_room_media_per_min: int = Field(60, ge=1, description="media_offer and sdp messages "
+                                         "of all of a room's sockets together, per minute.")
+    rate_room_events_per_min: int = Field(600, ge=1, description="Messages that reach the whole "
+                                          "room (speaking, settings, mute, remove, end) of all "
+                                          "of a room's sockets together, per minute.")
+    ws_rate_limits: dict[str, tuple[float, float]] = Field(
+        default_factory=lambda: dict(WS_RATE_DEFAULTS),
+        description="Per socket and message type: [burst, refill per second] (JSON object; "
+                    "types left out keep their default). An excess message is refused with "
+                    "error `rate_limited`.")
+    ws_rate_strikes: int = Field(20, ge=1, description="Refused messages a socket may send in a "
+                                 "burst (one more allowed per second) before it is closed "
+                                 "with code 4008.")
     stun_urls: list[str] = Field(default_factory=list, description="STUN URLs handed to clients.")
     turn_urls: list[str] = Field(default_factory=list, description="TURN URLs handed to clients.")
     turn_secret: SecretStr = Field(SecretStr(""), description="TURN REST API shared secret "
@@ -44,6 +67,17 @@ class SignalingSettings(ServiceSettings):
                                            "allowed). Rate limits count per client address.")
     gateway_token: SecretStr = Field(SecretStr(""), description="Token the gateway expects "
                                      "(X-JB-Gateway-Token), from Nomad Variables.")
+
+    @field_validator("ws_rate_limits")
+    @classmethod
+    def _every_type(cls, value: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        unknown = set(value) - set(WS_RATE_DEFAULTS)
+        if unknown:
+            raise ValueError(f"unknown message types {sorted(unknown)}; known: "
+                             f"{sorted(WS_RATE_DEFAULTS)}")
+        if any(burst < 1 or per_s <= 0 for burst, per_s in value.values()):
+            raise ValueError("each limit is [burst >= 1, refill per second > 0]")
+        return {**WS_RATE_DEFAULTS, **value}
 
     @field_validator("jwt_secret")
     @classmethod

@@ -4,8 +4,16 @@ Each replica keeps its own sockets and subscribes once to every room's event cha
 (``jb:room:*:events``); an event published by any replica, or by the gateway (captions), reaches
 every socket of that room on every replica.
 
-Close codes: 4000 bad or expired token, 4001 removed by the host, 4002 room ended,
-4003 Origin not allowed, 4004 room full or unknown, 1009 message too big.
+Close codes (docs/protocol.md, "Sessions and limits"): 4000 bad or expired token, 4001 removed
+by the host, 4002 room ended, 4003 Origin not allowed, 4004 not in the room (no seat, room full
+or unknown), 4005 replaced by a newer socket of the same participant, 4006 the token expired
+while connected, 4008 too many messages (sustained rate-limit excess), 1009 message too big,
+1011 server error (reconnect).
+
+A participant has one live socket: the newest (its id in Redis, ``RoomStore.claim_socket``);
+every replica closes an older one when the newcomer's ``present`` event arrives. Membership,
+ban and that the socket is the live one are read again from Redis before every media and host
+action, since a ``removed`` event can miss a socket (pub/sub delivers at most once).
 """
 
 from __future__ import annotations
@@ -14,8 +22,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -44,21 +54,33 @@ from jbcalling.common.protocol import (
 )
 from jbcalling.signaling import tokens
 from jbcalling.signaling.media import MediaError, MediaRelay
-from jbcalling.signaling.rooms import RoomStore
+from jbcalling.signaling.ratelimit import RateLimiter, SocketLimits
+from jbcalling.signaling.rooms import RoomStore, Standing
 from jbcalling.signaling.settings import SignalingSettings
 
 log = logging.getLogger("jbcalling.signaling.ws")
 HEARTBEAT_S = 20
 HOST_ACTIONS = HOST_ONLY
 PER_TYPE = client_message_types()  # the messages of protocol.CLIENT_MESSAGES
+MEDIA = frozenset({"media_offer", "sdp", "ice"})
+# Checked again against Redis before they run (see the module docstring).
+NEEDS_STANDING = frozenset({"media_offer", "sdp"}) | HOST_ACTIONS
+# Counted per room (all replicas): what reaches the gateway, and what reaches everyone.
+ROOM_MEDIA = frozenset({"media_offer", "sdp"})
+ROOM_EVENTS = frozenset({"speaking", "settings"}) | HOST_ACTIONS
+CLOSE_FOR = {Standing.REMOVED: (4001, "removed by the host"),
+             Standing.GONE: (4004, "not in this room (removed, ended or expired): join again"),
+             Standing.REPLACED: (4005, "replaced by a newer connection of this participant")}
 
 
 class Hub:
     """The sockets of this replica, by room, fed by one Redis pattern subscription."""
 
-    def __init__(self, redis: aioredis.Redis) -> None:
+    def __init__(self, redis: aioredis.Redis, store: RoomStore | None = None) -> None:
         self.redis = redis
+        self.store = store
         self.sockets: dict[str, dict[str, WebSocket]] = defaultdict(dict)
+        self.socket_ids: dict[WebSocket, str] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -90,6 +112,8 @@ class Hub:
         event = json.loads(data)
         text = data.decode() if isinstance(data, bytes) else data
         targets = self.sockets.get(room, {})
+        if event["type"] == "present":
+            await self._close_replaced(room, str(event["participant"]["id"]))
         for pid, ws in list(targets.items()):
             if event.get("to") not in (None, pid):  # addressed to one participant
                 continue
@@ -99,6 +123,23 @@ class Hub:
             elif event["type"] == "ended":
                 await ws.close(4002, "the host ended the room")
 
+    async def _close_replaced(self, room: str, pid: str) -> None:
+        """A socket of ``pid`` connected (on some replica): close ours if it is not the live one."""
+        ws = self.sockets.get(room, {}).get(pid)
+        if ws is None or self.store is None:
+            return
+        live = await self.store.live_socket(room, pid)
+        if live and live != self.socket_ids.get(ws) and self.sockets[room].get(pid) is ws:
+            await _close(ws, *CLOSE_FOR[Standing.REPLACED])
+            await _gone(ws, room, pid, self, self.store, None)
+
+    def add(self, room: str, pid: str, ws: WebSocket, socket_id: str) -> WebSocket | None:
+        """Make ``ws`` the participant's socket here; the one it replaces, if any."""
+        old = self.sockets[room].get(pid)
+        self.sockets[room][pid] = ws
+        self.socket_ids[ws] = socket_id
+        return old if old is not ws else None
+
 
 async def _send(ws: WebSocket, event: Event) -> None:
     await _send_text(ws, event.to_json())
@@ -107,6 +148,11 @@ async def _send(ws: WebSocket, event: Event) -> None:
 async def _send_text(ws: WebSocket, text: str) -> None:
     with contextlib.suppress(Exception):  # a closing socket is not an error of the room
         await ws.send_text(text)
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    with contextlib.suppress(Exception):  # already closed
+        await ws.close(code, reason)
 
 
 def origin_allowed(settings: SignalingSettings, origin: str | None, host: str | None) -> bool:
@@ -121,7 +167,7 @@ def origin_allowed(settings: SignalingSettings, origin: str | None, host: str | 
 
 
 async def serve(ws: WebSocket, room: str, settings: SignalingSettings, store: RoomStore,
-                hub: Hub, media: MediaRelay) -> None:
+                hub: Hub, media: MediaRelay, limiter: RateLimiter) -> None:
     # Accept first, then refuse with a close code and reason: a refusal during the handshake
     # reaches a browser as a bare 1006 with no reason to show.
     await ws.accept()
@@ -140,25 +186,39 @@ async def serve(ws: WebSocket, room: str, settings: SignalingSettings, store: Ro
         return
     me.connected = True
     await store.save(room, me)
-    hub.sockets[room][me.id] = ws
+    socket_id = secrets.token_urlsafe(12)
+    await store.claim_socket(room, me.id, socket_id)
+    replaced = hub.add(room, me.id, ws, socket_id)
+    if replaced is not None:  # the same participant's older socket on this replica
+        hub.socket_ids.pop(replaced, None)
+        await _close(replaced, *CLOSE_FOR[Standing.REPLACED])
     people = [p.public() for p in await store.participants(room)]
     await _send(ws, Welcome(you=me.public(), participants=people))
     await store.publish(room, Present(participant=me.public()))
+    session = _Session(ws, room, me.id, claims.role, socket_id, claims.expires, settings, store,
+                       media, limiter)
     try:
-        await _loop(ws, room, me.id, claims.role, settings, store, media)
+        await _loop(session)
+    except Exception:  # a bug must not drop the socket without a close code
+        log.exception("participant socket failed", extra={"personal": {"room": room}})
+        await _close(ws, 1011, "server error: reconnect")
     finally:
         await _gone(ws, room, me.id, hub, store, media)
 
 
 async def _gone(ws: WebSocket, room: str, pid: str, hub: Hub, store: RoomStore,
-                media: MediaRelay) -> None:
+                media: MediaRelay | None) -> None:
     # A reloaded page's new socket (same token) may already be in: the old socket's close must
     # not take its place in the hub, its media or its presence. No await before the pop.
     if hub.sockets.get(room, {}).get(pid) is not ws:
+        hub.socket_ids.pop(ws, None)
         return
     hub.sockets[room].pop(pid, None)
+    hub.socket_ids.pop(ws, None)
     if not hub.sockets[room]:
         hub.sockets.pop(room, None)
+    if media is None:  # replaced by a socket on another replica, which now owns the media
+        return
     await media.leave(room, pid)
     if pid in hub.sockets.get(room, {}):
         return  # came back meanwhile
@@ -172,42 +232,120 @@ async def _gone(ws: WebSocket, room: str, pid: str, hub: Hub, store: RoomStore,
         await store.publish(room, Left(participant=pid))
 
 
-async def _loop(ws: WebSocket, room: str, pid: str, role: str, settings: SignalingSettings,
-                store: RoomStore, media: MediaRelay) -> None:
+@dataclass
+class _Session:
+    """One participant socket and what its loop checks every message against."""
+
+    ws: WebSocket
+    room: str
+    pid: str
+    role: str
+    socket_id: str
+    expires: int  # the token's exp: the socket closes then (4006)
+    settings: SignalingSettings
+    store: RoomStore
+    media: MediaRelay
+    limiter: RateLimiter
+    limits: SocketLimits = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limits = SocketLimits(self.settings.ws_rate_limits, self.settings.ws_rate_strikes)
+
+
+async def _loop(s: _Session) -> None:
+    ws, room, settings = s.ws, s.room, s.settings
     while True:
+        left = s.expires - time.time()
+        if left <= 0:
+            await _send(ws, _error("token_expired", "your token expired: the page renews it "
+                                   "before (POST /api/rooms/{id}/token); join the room again"))
+            await _close(ws, 4006, "token expired: join the room again")
+            return
         try:
-            raw = await asyncio.wait_for(ws.receive(), timeout=HEARTBEAT_S)
+            raw = await asyncio.wait_for(ws.receive(), timeout=min(HEARTBEAT_S, left))
         except TimeoutError:
-            await store.touch(room)  # a connected participant keeps the room open
+            await s.store.touch(room)  # a connected participant keeps the room open
             continue
         except (WebSocketDisconnect, RuntimeError):
             return
         if raw["type"] == "websocket.disconnect":
             return
         text = raw.get("text")
-        if text is None:
-            await _send(ws, _error("bad_message", "send JSON text messages, not binary"))
-            continue
-        if len(text.encode()) > settings.ws_max_message_bytes:
-            await ws.close(1009, f"message over {settings.ws_max_message_bytes} bytes")
+        if text is not None and len(text.encode()) > settings.ws_max_message_bytes:
+            await _close(ws, 1009, f"message over {settings.ws_max_message_bytes} bytes")
             return
-        await store.touch(room)
-        try:
-            msg = json.loads(text)
-            kind = msg["type"]
-        except (ValueError, KeyError, TypeError):
-            await _send(ws, _error("bad_message", "a message is a JSON object with a 'type'"))
+        msg = _parse(text)
+        kind = msg["type"] if msg is not None and msg["type"] in PER_TYPE else "other"
+        if not s.limits.allow(kind):
+            if not await _refuse(s, kind):
+                return
             continue
-        if kind not in PER_TYPE:
-            await _send(ws, _error("unknown_type", f"unknown message type {str(kind)[:40]!r}"))
+        if msg is None:
+            why = "a message is a JSON object with a string 'type'" if text is not None \
+                else "send JSON text messages, not binary"
+            await _send(ws, _error("bad_message", why))
             continue
-        if kind in HOST_ACTIONS and role != "host":
+        if kind == "other":
+            await _send(ws, _error("unknown_type",
+                                   f"unknown message type {str(msg['type'])[:40]!r}"))
+            continue
+        if kind in HOST_ACTIONS and s.role != "host":
             await _send(ws, _error("forbidden", f"only the host may {kind}"))
             continue
-        if kind in ("media_offer", "sdp", "ice"):
-            await _media(ws, room, pid, kind, msg, media)
+        if kind in NEEDS_STANDING:
+            standing = await s.store.standing(room, s.pid, s.socket_id)
+            if standing is not Standing.MEMBER:
+                code, reason = CLOSE_FOR[standing]
+                await _send(ws, _error(standing.value, reason))
+                await _close(ws, code, reason)
+                return
+        if not await _room_allows(s, kind):
+            if not await _refuse(s, kind):
+                return
+            continue
+        await s.store.touch(room)
+        if kind in MEDIA:
+            await _media(ws, room, s.pid, kind, msg, s.media)
         else:
-            await _handle(ws, room, pid, kind, msg, store)
+            await _handle(ws, room, s.pid, kind, msg, s.store)
+
+
+def _parse(text: str | None) -> dict[str, Any] | None:
+    """The message if it is a JSON object whose ``type`` is a string, else None."""
+    if text is None:
+        return None
+    try:
+        msg = json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than json handles
+        return None
+    if not isinstance(msg, dict) or not isinstance(msg.get("type"), str):
+        return None
+    return msg
+
+
+async def _room_allows(s: _Session, kind: str) -> bool:
+    """The room's budget, shared by all its sockets on every replica."""
+    if kind in ROOM_MEDIA:
+        action, per_min = "room-media", s.settings.rate_room_media_per_min
+    elif kind in ROOM_EVENTS:
+        action, per_min = "room-events", s.settings.rate_room_events_per_min
+    else:
+        return True
+    ok, _ = await s.limiter.allow(action, s.room, per_min)
+    return ok
+
+
+async def _refuse(s: _Session, kind: str) -> bool:
+    """Refuse one message over a limit; False (and the socket closed) when the excess is
+    sustained: the socket has used up its strikes."""
+    if not s.limits.strike():
+        log.warning("socket closed for flooding", extra={"kind": kind,
+                                                         "personal": {"room": s.room}})
+        await _close(s.ws, 4008, "too many messages: slow down")
+        return False
+    await _send(s.ws, _error("rate_limited", f"too many {kind} messages: this one was dropped; "
+                             "slow down"))
+    return True
 
 
 async def _media(ws: WebSocket, room: str, pid: str, kind: str, msg: dict[str, Any],
