@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-CATEGORIES = {"unit", "integration", "models", "browser"}
+CATEGORIES = {"unit", "integration", "models", "browser", "fuzz"}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -21,7 +21,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     missing = [i.nodeid for i in items if not CATEGORIES & {m.name for m in i.iter_markers()}]
     if missing:
         raise pytest.UsageError("tests without a category marker (unit, integration, models, "
-                                "browser): " + ", ".join(missing))
+                                "browser, fuzz): " + ", ".join(missing))
 
 
 @pytest.fixture

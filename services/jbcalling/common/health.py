@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -60,7 +60,8 @@ answer every error as ``{"error": {"code", "message"}}`` (jbcalling/common/error
         return {"status": "alive", "service": service, "version": __version__,
                 "release": version, "uptime_s": round(time.time() - started, 1)}
 
-    @router.get("/ready")
+    # Both answers in the schema: a client (and the fuzz suite) must find 503 documented.
+    @router.get("/ready", responses={503: {"description": "Not ready: see checks."}})
     async def ready() -> JSONResponse:
         result = await probe()
         body = {"ready": result.ready, "service": service, "version": __version__,
@@ -68,7 +69,8 @@ answer every error as ``{"error": {"code", "message"}}`` (jbcalling/common/error
                 "checks": result.checks, "load": result.load}
         return JSONResponse(body, status_code=200 if result.ready else 503)
 
-    @router.get("/metrics")
+    @router.get("/metrics", response_class=PlainTextResponse,
+                responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}})
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

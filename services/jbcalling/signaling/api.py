@@ -120,7 +120,8 @@ def router(settings: SignalingSettings, store: RoomStore, limiter: RateLimiter) 
                                             claims.participant, settings.turn_ttl_s),
         }
 
-    @api.get("/rooms/{room_id}/transcript", response_model=None)
+    @api.get("/rooms/{room_id}/transcript", response_model=None, responses={200: {"content": {
+        "text/plain": {}, "text/vtt": {}, "application/json": {}}}})
     async def get_transcript(room_id: str, request: Request,
                              format: Literal["txt", "vtt", "json"] = "txt",
                              authorization: Annotated[str, Header()] = "") -> Response:

@@ -1,0 +1,81 @@
+"""The stack every fuzz module attacks: real stt (VAD + Whisper tiny.en), mt (stand-in OPUS-MT),
+tts (joe and the stand-in voice) and signaling served in-process by uvicorn, a jb-gateway
+process, real Redis. Built once per session; the last module places a real call through it."""
+
+from __future__ import annotations
+
+import subprocess
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from hypothesis import HealthCheck, settings
+
+from conftest import ServedApp
+from gateway_process import start_gateway, stop_gateway
+from jbcalling.mt.app import create_app as create_mt
+from jbcalling.mt.settings import MtSettings
+from jbcalling.signaling.app import create_app as create_signaling
+from jbcalling.signaling.settings import SignalingSettings
+from jbcalling.speech.layout import DEV_MT, DEV_VOICES, DEV_WHISPER_EN
+from jbcalling.stt.app import create_app as create_stt
+from jbcalling.stt.settings import SttSettings
+from jbcalling.tts.app import create_app as create_tts
+from jbcalling.tts.settings import TtsSettings
+
+JWT_SECRET = "fuzz-" + "k" * 40
+
+
+def seeded(max_examples: int) -> settings:
+    """Hypothesis settings of a fuzz test: reproducible in CI (derandomized: the seed comes from
+    the test's name; no example database), bounded by ``max_examples``, and no deadline per
+    example (2 shared cores: one slow example is not a finding; the tests' own timeouts catch
+    a hang)."""
+    return settings(max_examples=max_examples, derandomize=True, database=None, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow,
+                                           HealthCheck.function_scoped_fixture])
+
+
+@dataclass
+class Stack:
+    stt: str
+    mt: str
+    tts: str
+    gateway: str
+    signaling: str
+    gateway_proc: subprocess.Popen[bytes]
+    gateway_log: Path
+
+    @property
+    def services(self) -> dict[str, str]:
+        return {"stt": self.stt, "mt": self.mt, "tts": self.tts, "gateway": self.gateway,
+                "signaling": self.signaling}
+
+    def assert_healthy(self) -> None:
+        """Every service answers /health; the gateway process is still the one started."""
+        assert self.gateway_proc.poll() is None, \
+            "the gateway process died: " + self.gateway_log.read_text()[-2000:]
+        for name, url in self.services.items():
+            resp = httpx.get(url + "/health", timeout=10)
+            assert resp.status_code == 200 and resp.json()["status"] == "alive", (name, resp.text)
+
+
+def start(exits: ExitStack, models: Path, redis_url: str, tmp: Path) -> Stack:
+    stt = exits.enter_context(ServedApp(create_stt(SttSettings(
+        models_dir=models, languages={"en": f"vad-whisper:{DEV_WHISPER_EN}"}))))
+    mt = exits.enter_context(ServedApp(create_mt(MtSettings(
+        models_dir=models, pairs=DEV_MT, beam_size=1, max_decoding_length=12,
+        redis_url=redis_url))))
+    tts = exits.enter_context(ServedApp(create_tts(TtsSettings(models_dir=models,
+                                                               voices=DEV_VOICES))))
+    log = tmp / "gateway.log"
+    proc, gateway = start_gateway(redis_url, log, urls={"stt": stt.url, "mt": mt.url,
+                                                        "tts": tts.url})
+    exits.callback(stop_gateway, proc)
+    # The fuzzers join many times from one address: the per-client join limit would answer
+    # most of them 429 (that limit has its own tests).
+    signaling = exits.enter_context(ServedApp(create_signaling(SignalingSettings(
+        redis_url=redis_url, jwt_secret=JWT_SECRET, gateway_url=gateway,
+        rate_join_per_min=100_000, rate_create_per_min=100_000))))
+    return Stack(stt.url, mt.url, tts.url, gateway, signaling.url, proc, log)
