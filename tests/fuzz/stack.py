@@ -17,7 +17,7 @@ from gateway_process import start_gateway, stop_gateway
 from jbcalling.mt.app import create_app as create_mt
 from jbcalling.mt.settings import MtSettings
 from jbcalling.signaling.app import create_app as create_signaling
-from jbcalling.signaling.settings import SignalingSettings
+from jbcalling.signaling.settings import WS_RATE_DEFAULTS, SignalingSettings
 from jbcalling.speech.layout import DEV_MT, DEV_VOICES, DEV_WHISPER_EN
 from jbcalling.stt.app import create_app as create_stt
 from jbcalling.stt.settings import SttSettings
@@ -73,9 +73,12 @@ def start(exits: ExitStack, models: Path, redis_url: str, tmp: Path) -> Stack:
     proc, gateway = start_gateway(redis_url, log, urls={"stt": stt.url, "mt": mt.url,
                                                         "tts": tts.url})
     exits.callback(stop_gateway, proc)
-    # The fuzzers join many times from one address: the per-client join limit would answer
-    # most of them 429 (that limit has its own tests).
+    # The fuzzers join and send many times a second from one address: with the production
+    # limits most frames would be answered `rate_limited` unread (the limits have their own
+    # tests); here every frame reaches the parser and the handlers.
     signaling = exits.enter_context(ServedApp(create_signaling(SignalingSettings(
         redis_url=redis_url, jwt_secret=JWT_SECRET, gateway_url=gateway,
-        rate_join_per_min=100_000, rate_create_per_min=100_000))))
+        rate_join_per_min=100_000, rate_create_per_min=100_000,
+        rate_room_media_per_min=100_000, rate_room_events_per_min=100_000,
+        ws_rate_limits={kind: (10_000.0, 10_000.0) for kind in WS_RATE_DEFAULTS}))))
     return Stack(stt.url, mt.url, tts.url, gateway, signaling.url, proc, log)
