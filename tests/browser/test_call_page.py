@@ -298,12 +298,17 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
         binh_page.wait_for_function("() => document.querySelectorAll('#grid .tile').length === 3")
         video_flows(binh_page, [an])
 
-        # The host mutes Binh: his page says so and his microphone button shows it.
+        # The host mutes Binh: his page says who did and keeps his microphone button off (only
+        # a host lifts a host mute); the host's page shows who muted him.
         an_page.get_by_role("button", name="Mute Binh").click()
         binh_page.wait_for_function(
-            "() => document.querySelector('#banner-media').textContent.includes('host muted')")
+            "() => document.querySelector('#banner-media').textContent.includes('An (host) muted')")
         assert binh_page.locator("#btn-mic").get_attribute("aria-pressed") == "true"
+        assert binh_page.locator("#btn-mic").is_disabled()
         an_page.wait_for_selector(f".tile[data-pid='{binh}'] .badge.muted:visible")
+        assert an_page.locator(f".tile[data-pid='{binh}'] .badge.muted").text_content() == \
+            "muted by An"
+        assert an_page.get_by_role("button", name="Unmute Binh").is_visible()
 
         # Cara switches the interface to Vietnamese during the call.
         cara_page.get_by_label("Interface language").select_option("vi")

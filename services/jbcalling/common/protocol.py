@@ -75,6 +75,7 @@ class ParticipantView(BaseModel):
     role: Literal["host", "guest"]
     connected: bool = False
     muted: bool = False
+    muted_by: str = ""  # who muted: the participant's own id, a host's id, "" when not muted
 
 
 @dataclass
@@ -90,6 +91,13 @@ class Participant:
     joined_at: float
     connected: bool = False
     muted: bool = False
+    # The participant's own id (their switch), a host's id (a host mute: the gateway drops their
+    # audio and only a host lifts it), "" when not muted.
+    muted_by: str = ""
+
+    @property
+    def host_muted(self) -> bool:
+        return self.muted and self.muted_by not in ("", self.id)
 
     def public(self) -> ParticipantView:
         return ParticipantView(**{k: v for k, v in asdict(self).items() if k != "joined_at"})
@@ -218,11 +226,14 @@ class Speaking(Event):
 
 
 class Muted(Event):
-    """The host muted ``participant``."""
+    """A host muted ``participant`` (``muted`` false: a host lifted that mute). While a host
+    mute lasts the gateway neither forwards their audio nor recognises it, and only a host can
+    lift it."""
 
     type: Literal["muted"] = "muted"
     participant: str
     by: str
+    muted: bool = True
 
 
 class Removed(Event):
@@ -412,10 +423,11 @@ class Ice(ClientMessage):
 
 
 class Mute(ClientMessage):
-    """Host only."""
+    """Host only. ``muted`` false lifts a host mute (a participant's own mute is theirs)."""
 
     type: Literal["mute"] = "mute"
     target: str
+    muted: bool = True
 
 
 class Remove(ClientMessage):

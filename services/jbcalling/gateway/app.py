@@ -37,6 +37,11 @@ class Answer(BaseModel):
     sdp: str = Field(min_length=10, max_length=SDP_MAX_CHARS)
 
 
+class MuteState(BaseModel):
+    muted: bool = Field(description="true: the participant's audio is neither forwarded nor "
+                        "recognised until a later false.")
+
+
 class Offer(BaseModel):
     type: str = "offer"
     sdp: str = Field(description="The gateway's offer, candidates inside (no trickle ICE).")
@@ -62,7 +67,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     def consume(room: str, pid: str, pcm: bytes) -> None:
         pipeline = state.get("pipeline")
-        if pipeline is not None:
+        # checked again here, on the loop: audio decoded just before a mute must not reach stt
+        if pipeline is not None and not sfu.is_muted(room, pid):
             pipeline.audio(room, pid, pcm)
 
     sfu = Sfu(settings.max_rooms, settings.max_peers, publish,
@@ -99,10 +105,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             raise ServiceError(401, "unauthorized", "bad gateway token")
 
     @app.post("/v1/rooms/{room}/peers/{pid}/offer")
-    async def offer(room: str, pid: str, x_jb_gateway_token: str = Header("")) -> Offer:
+    async def offer(room: str, pid: str, muted: bool = False,
+                    x_jb_gateway_token: str = Header("")) -> Offer:
         _auth(x_jb_gateway_token)
         _ids(room, pid)
-        sdp = await sfu.offer(room, pid)  # GatewayFull answers 503 itself
+        sdp = await sfu.offer(room, pid, muted)  # GatewayFull answers 503 itself
         return Offer(sdp=ice.announce(sdp, settings.announced_ip), boot=boot)
 
     @app.get("/v1/instance")
@@ -130,6 +137,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                                f"the answer is not valid SDP: {str(exc)[:200]}") from None
         return Response(status_code=204)
 
+    @app.put("/v1/rooms/{room}/peers/{pid}/mute", status_code=204)
+    async def mute(room: str, pid: str, body: MuteState,
+                   x_jb_gateway_token: str = Header("")) -> Response:
+        """Signaling's word on a participant's microphone (a host mute or their own switch)."""
+        _auth(x_jb_gateway_token)
+        _ids(room, pid)
+        if sfu.mute(room, pid, body.muted) and body.muted:
+            # what they said before the mute is not finished into captions after it
+            state["taps"].forget(room, pid)
+            await state["pipeline"].stop(room, pid)
+        return Response(status_code=204)
+
     @app.delete("/v1/rooms/{room}/peers/{pid}", status_code=204)
     async def leave(room: str, pid: str, x_jb_gateway_token: str = Header("")) -> Response:
         _auth(x_jb_gateway_token)
@@ -149,6 +168,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 "video_encoders_started": counters.encoders_started["video"],
                 "audio_encoders_started": counters.encoders_started["audio"],
                 "forwarded_video_frames": passthrough.counters["forwarded_frames"],
+                "muted_audio_frames_dropped": sfu.muted_frames_dropped,
                 "speech_samples_played": sum(p.speech.samples_played for r in sfu.rooms.values()
                                              for p in r.peers.values())}
         for name, gauge in gauges.items():

@@ -5,6 +5,10 @@ participant's microphone and camera), ``max_peers - 1`` pairs of send slots (aud
 other participants fill as they arrive, and one audio track of translated speech. No
 renegotiation is needed when someone joins or leaves; ``slots`` events tell the client which
 participant each slot (by mid) carries.
+
+A muted participant (``Room.muted``, set by signaling: docs/security.md, "Host mute") still
+sends their microphone here, but it goes nowhere: no slot receives it and the speech tap drops
+it, so stt never hears it.
 """
 
 from __future__ import annotations
@@ -70,8 +74,13 @@ class Room:
         self.id = room_id
         self.sfu = sfu
         self.peers: dict[str, Peer] = {}
+        # participants whose audio goes nowhere; kept across their reconnects, gone with the room
+        self.muted: set[str] = set()
 
     def sinks(self, source: str, kind: str) -> list[passthrough.RelayTrack]:
+        if kind == "audio" and source in self.muted:
+            self.sfu.muted_frames_dropped += 1
+            return []
         out = []
         for peer in self.peers.values():
             slot = peer.slot_of(source)
@@ -107,6 +116,7 @@ class Sfu:
         self.publish = publish
         self.tap = tap
         self.rooms: dict[str, Room] = {}
+        self.muted_frames_dropped = 0  # audio frames of muted participants that went nowhere
         self._background: set[asyncio.Future[None]] = set()
         # called after a peer left, whatever the reason (its connection failed, it left, a
         # reconnect replaced it): the app stops that speaker's tap and stt stream
@@ -121,8 +131,9 @@ class Sfu:
     def peer_count(self) -> int:
         return sum(len(r.peers) for r in self.rooms.values())
 
-    async def offer(self, room_id: str, pid: str) -> str:
-        """A new peer connection for ``pid`` in ``room_id``; returns the gateway's SDP offer."""
+    async def offer(self, room_id: str, pid: str, muted: bool = False) -> str:
+        """A new peer connection for ``pid`` in ``room_id``; returns the gateway's SDP offer.
+        ``muted``: the participant's audio goes nowhere until :meth:`mute` lifts it."""
         room = self.rooms.get(room_id)
         if room is None:
             if len(self.rooms) >= self.max_rooms:
@@ -133,6 +144,10 @@ class Sfu:
             room = self.rooms.setdefault(room_id, Room(room_id, self))
         if len(room.peers) >= self.max_peers:
             raise GatewayFull("room_full", f"this room has {self.max_peers} media peers")
+        if muted:
+            room.muted.add(pid)
+        else:
+            room.muted.discard(pid)
         # One transport for all media: with "balanced", aiortc gives video its own ICE/DTLS
         # transport, which costs a second connectivity check per peer.
         # No STUN/TURN for the gateway itself: it sits on the address it announces (clients use
@@ -186,7 +201,10 @@ class Sfu:
         receiver = next(t.receiver for t in peer.pc.getTransceivers() if t.receiver.track is track)
         peer.receivers[track.kind] = receiver
         if track.kind == "audio":
-            passthrough.bind_tap(receiver, lambda frame: self.tap(room.id, peer.id, frame))
+            def tap(frame: av.AudioFrame) -> None:
+                if peer.id not in room.muted:  # (a decoder thread: a set lookup, no lock needed)
+                    self.tap(room.id, peer.id, frame)
+            passthrough.bind_tap(receiver, tap)
         task = asyncio.ensure_future(passthrough.pump(
             track, lambda: room.sinks(peer.id, track.kind), lambda: None))
         peer.tasks.append(task)
@@ -219,6 +237,22 @@ class Sfu:
             await room.assign_slots()
         else:
             self.rooms.pop(room_id, None)
+
+    def mute(self, room_id: str, pid: str, muted: bool) -> bool:
+        """Stop or restart ``pid``'s audio going anywhere; False if the room has no media here
+        (the participant's next offer carries the state)."""
+        room = self.rooms.get(room_id)
+        if room is None:
+            return False
+        if muted:
+            room.muted.add(pid)
+        else:
+            room.muted.discard(pid)
+        return True
+
+    def is_muted(self, room_id: str, pid: str) -> bool:
+        room = self.rooms.get(room_id)
+        return room is not None and pid in room.muted
 
     def speech_targets(self, room_id: str) -> dict[str, SpeechTrack]:
         room = self.rooms.get(room_id)

@@ -6,6 +6,10 @@ new gateway agree), so every signaling replica sends the room's peers to the sam
 gateway process that answered the first offer is remembered too (``jb:room:<id>:gateway_boot``,
 its boot id): ``gateway_watch.py`` compares it with the live one and, when the gateway is gone
 or restarted, forgets both keys and tells the room's clients to rejoin (``media_reconnect``).
+
+A participant's mute reaches the gateway twice over: with every offer (``?muted=``, read from
+their stored record, so a reconnect or a restarted gateway keeps it) and at once when it
+changes (``PUT .../mute``).
 """
 
 from __future__ import annotations
@@ -90,12 +94,13 @@ class MediaRelay:
             resp.raise_for_status()
             return str(resp.json()["boot"])
 
-    async def _post(self, room: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
+    async def _post(self, room: str, path: str, body: dict[str, Any] | None,
+                    params: dict[str, str] | None = None) -> httpx.Response:
         for attempt in (0, 1):
             url = await self._gateway(room, fresh=attempt == 1)
             try:
                 async with httpx.AsyncClient(timeout=15, headers=self.headers, verify=tls()) as http:
-                    return await http.post(url + path, json=body)
+                    return await http.post(url + path, json=body, params=params)
             except httpx.HTTPError as exc:
                 log.warning("gateway did not answer; choosing another", extra={"error": str(exc)})
                 self.discovery.forget("gateway")
@@ -104,7 +109,10 @@ class MediaRelay:
         raise MediaError("gateway_unreachable", "the media gateway does not answer; retry")
 
     async def offer(self, room: str, pid: str) -> str:
-        resp = await self._post(room, f"/v1/rooms/{room}/peers/{pid}/offer", None)
+        person = await self.store.get(room, pid)
+        muted = "true" if person is not None and person.muted else "false"
+        resp = await self._post(room, f"/v1/rooms/{room}/peers/{pid}/offer", None,
+                                {"muted": muted})
         if resp.status_code != 200:
             raise _gateway_error(resp)
         body = resp.json()
@@ -117,6 +125,23 @@ class MediaRelay:
         resp = await self._post(room, f"/v1/rooms/{room}/peers/{pid}/answer", {"sdp": sdp})
         if resp.status_code != 204:
             raise _gateway_error(resp)
+
+    async def mute(self, room: str, pid: str, muted: bool) -> None:
+        """Tell the room's gateway, if it has one, that ``pid``'s audio must go nowhere (or may
+        again). A gateway that does not answer gets the state with the participant's next offer
+        (a gateway that went away makes the room's clients negotiate again)."""
+        url = await self.store.redis.get(room_key(room, "gateway"))
+        if not url:
+            return
+        try:
+            async with httpx.AsyncClient(timeout=5, headers=self.headers, verify=tls()) as http:
+                resp = await http.put(f"{_text(url)}/v1/rooms/{room}/peers/{pid}/mute",
+                                      json={"muted": muted})
+        except httpx.HTTPError as exc:
+            log.warning("gateway did not take a mute", extra={"error": str(exc)})
+            return
+        if resp.status_code != 204:
+            log.warning("gateway refused a mute", extra={"status": resp.status_code})
 
     async def leave(self, room: str, pid: str) -> None:
         key = await self.store.redis.get(room_key(room, "gateway"))

@@ -52,7 +52,7 @@ from jbcalling.common.protocol import (
     client_message_types,
     room_of_channel,
 )
-from jbcalling.signaling import tokens
+from jbcalling.signaling import mute, tokens
 from jbcalling.signaling.media import MediaError, MediaRelay
 from jbcalling.signaling.ratelimit import RateLimiter, SocketLimits
 from jbcalling.signaling.rooms import RoomStore, Standing
@@ -307,7 +307,7 @@ async def _loop(s: _Session) -> None:
         if kind in MEDIA:
             await _media(ws, room, s.pid, kind, msg, s.media)
         else:
-            await _handle(ws, room, s.pid, kind, msg, s.store)
+            await _handle(ws, room, s.pid, kind, msg, s.store, s.media)
 
 
 def _parse(text: str | None) -> dict[str, Any] | None:
@@ -367,7 +367,7 @@ async def _media(ws: WebSocket, room: str, pid: str, kind: str, msg: dict[str, A
 
 
 async def _handle(ws: WebSocket, room: str, pid: str, kind: str, msg: dict[str, Any],
-                  store: RoomStore) -> None:
+                  store: RoomStore, media: MediaRelay) -> None:
     if kind == "ping":
         await _send(ws, Pong())
     elif kind == "settings":
@@ -376,13 +376,11 @@ async def _handle(ws: WebSocket, room: str, pid: str, kind: str, msg: dict[str, 
         except ValidationError:
             await _send(ws, _error("bad_message", "settings: speak/captions are vi or en"))
             return
-        me = await store.get(room, pid)
-        if me is None:
-            return
-        for key, value in change.model_dump(exclude_none=True).items():
-            setattr(me, key, value)
-        await store.save(room, me)
-        await store.publish(room, SettingsChanged(participant=me.public()))
+        me, refused = await mute.apply_settings(store, media, room, pid, change)
+        if refused is not None:
+            await _send(ws, refused)
+        if me is not None:
+            await store.publish(room, SettingsChanged(participant=me.public()))
     elif kind == "speaking":
         await store.publish(room, Speaking(participant=pid, on=bool(msg.get("on"))))
     elif kind in ("mute", "remove"):
@@ -391,9 +389,16 @@ async def _handle(ws: WebSocket, room: str, pid: str, kind: str, msg: dict[str, 
             await _send(ws, _error("no_such_participant", "that participant is not in the room"))
             return
         if kind == "mute":
-            target.muted = True
-            await store.save(room, target)
-            await store.publish(room, Muted(participant=target.id, by=pid))
+            muted = msg.get("muted", True)
+            if not isinstance(muted, bool):
+                await _send(ws, _error("bad_message", "mute: muted is true or false"))
+                return
+            person, refused = await mute.host_mute(store, media, room, pid, target.id, muted)
+            if refused is not None:
+                await _send(ws, refused)
+            elif person is not None:
+                await store.publish(room, Muted(participant=person.id, by=pid, muted=muted))
+                await store.publish(room, SettingsChanged(participant=person.public()))
         else:
             await store.ban(room, target.id)
             await store.publish(room, Removed(participant=target.id, by=pid))

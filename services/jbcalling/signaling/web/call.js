@@ -25,7 +25,7 @@ export class Call {
     this.people = new Map();
     this.grid = new Grid($("#grid"), {
       me: this.me, host: this.host, camera: () => this.camera,
-      onMute: (pid) => this.signal.send({ type: "mute", target: pid }),
+      onMute: (pid, muted) => this.signal.send({ type: "mute", target: pid, muted }),
       onRemove: async (pid, name) => {
         if (await confirmDialog(t("confirm_remove", { name }))) {
           this.signal.send({ type: "remove", target: pid });
@@ -87,6 +87,12 @@ export class Call {
         this.people = new Map(m.participants.filter((p) => p.connected || p.id === this.me)
           .map((p) => [p.id, p]));
         this.people.set(this.me, m.you);
+        if (this.hostMutedBy()) { // a reload keeps a host mute: the microphone stays off
+          for (const track of this.stream.getAudioTracks()) track.enabled = false;
+          this.mutedSelf = true;
+          this.showHostMute();
+          this.relabel();
+        }
         this.syncSettings(m.you);
         this.render();
         this.negotiate();
@@ -109,7 +115,7 @@ export class Call {
         this.setSpeaking(m.participant, m.on);
         break;
       case "muted":
-        this.onMuted(m.participant);
+        this.onMuted(m);
         break;
       case "removed":
         if (m.participant === this.me) this.exit("removed");
@@ -149,7 +155,8 @@ export class Call {
         setTimeout(() => !this.ended && this.negotiate(), Math.min(m.retry_ms || 0, 10000));
         break;
       case "error":
-        if (RETRYABLE.includes(m.code) && this.mediaRetries < 8) this.retryMedia();
+        if (m.code === "muted_by_host") this.showHostMute();
+        else if (RETRYABLE.includes(m.code) && this.mediaRetries < 8) this.retryMedia();
         else if (FATAL.includes(m.code) || RETRYABLE.includes(m.code)) {
           this.banner("media", `${t("media_failed")} ${m.message}`);
         }
@@ -254,14 +261,39 @@ export class Call {
     this.grid.setActive(pid);
   }
 
-  onMuted(pid) {
-    const person = this.people.get(pid);
-    if (person) person.muted = true;
-    if (pid === this.me) {
-      this.setMic(false);
-      this.banner("media", t("muted_by_host"));
+  /** A host muted someone, or lifted a host mute (``m.muted`` false). A host mute is enforced
+   * by the server (docs/security.md, "Host mute"): only a host can lift it. */
+  onMuted(m) {
+    const person = this.people.get(m.participant);
+    const muted = m.muted !== false;
+    if (person) {
+      person.muted = muted;
+      person.muted_by = muted ? m.by : "";
+    }
+    if (m.participant === this.me) {
+      if (muted) {
+        this.setMic(false);
+        this.showHostMute();
+      } else {
+        this.banner("media", t("host_unmuted", { name: this.nameOf(m.by) }));
+        this.relabel();
+      }
     }
     this.render();
+  }
+
+  /** Who muted me, when it was a host (not me); "" otherwise. */
+  hostMutedBy() {
+    const me = this.people.get(this.me);
+    return me && me.muted && me.muted_by && me.muted_by !== this.me ? me.muted_by : "";
+  }
+
+  nameOf(pid) {
+    return this.people.get(pid)?.name || t("host");
+  }
+
+  showHostMute() {
+    this.banner("media", t("muted_by_host", { name: this.nameOf(this.hostMutedBy()) }));
   }
 
   // ---- controls ------------------------------------------------------------------------------
@@ -299,7 +331,7 @@ export class Call {
     const mic = $("#btn-mic");
     mic.textContent = this.mutedSelf ? t("mic_on") : t("mic_off");
     mic.setAttribute("aria-pressed", String(this.mutedSelf));
-    mic.disabled = !this.stream.getAudioTracks().length;
+    mic.disabled = !this.stream.getAudioTracks().length || Boolean(this.hostMutedBy());
     const cam = $("#btn-cam");
     const camOn = Boolean(this.camera && this.camera.enabled);
     cam.textContent = this.camera ? (camOn ? t("cam_off") : t("cam_on")) : t("cam_unavailable");
@@ -313,6 +345,10 @@ export class Call {
   }
 
   setMic(on) {
+    if (on && this.hostMutedBy()) {
+      this.showHostMute();
+      return;
+    }
     for (const track of this.stream.getAudioTracks()) track.enabled = on;
     this.mutedSelf = !on;
     if (on && this.people.get(this.me)) this.people.get(this.me).muted = false;

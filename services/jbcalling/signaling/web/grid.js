@@ -30,9 +30,14 @@ export class Grid {
       const tile = this.tiles.get(person.id) || this.add(person);
       tile.name.textContent = person.id === this.me ? `${person.name} (${t("you")})` : person.name;
       tile.role.hidden = person.role !== "host";
-      const muted = person.id === this.me ? mutedSelf : person.muted;
+      const muted = person.id === this.me ? mutedSelf || person.muted : person.muted;
       tile.muted.hidden = !muted;
       tile.el.classList.toggle("is-muted", Boolean(muted));
+      // a host mute says who: the server enforces it (only a host lifts it)
+      tile.hostMuted = muted && person.muted_by && person.muted_by !== person.id ? person.muted_by : "";
+      tile.muted.textContent = tile.hostMuted
+        ? t("muted_by", { name: this.names.get(tile.hostMuted) || t("host") }) : t("muted");
+      tile.muted.classList.toggle("by-host", Boolean(tile.hostMuted));
       tile.relabel?.();
     }
     this.el.dataset.count = String(Math.min(this.tiles.size, 6));
@@ -82,12 +87,14 @@ export class Grid {
   hostActions(pid, tile) {
     const box = document.createElement("div");
     box.className = "host-actions";
-    const mute = button("small", () => this.onMute(pid));
+    // a host mute is lifted by a host; a participant's own mute is theirs alone
+    const mute = button("small", () => this.onMute(pid, !tile.hostMuted));
     const remove = button("small danger", () => this.onRemove(pid, this.names.get(pid)));
     tile.relabel = () => {
       const name = this.names.get(pid) || "";
-      mute.textContent = t("mute_person");
-      mute.setAttribute("aria-label", `${t("mute_person")} ${name}`);
+      const label = tile.hostMuted ? t("unmute_person") : t("mute_person");
+      mute.textContent = label;
+      mute.setAttribute("aria-label", `${label} ${name}`);
       remove.textContent = t("remove_person");
       remove.setAttribute("aria-label", `${t("remove_person")} ${name}`);
     };
