@@ -14,9 +14,10 @@ start=$SECONDS
 # for the Ansible test; chromium (+ its driver) for the web client's browser tests; nginx for
 # the ingress job; nftables (the firewall the production test loads in its nodes) and
 # libnss3-tools (certutil: Chromium trusts the production test's CA); python3-venv (Debian's
-# Python makes the test nodes' release venvs, as on the VMs).
+# Python makes the test nodes' release venvs, as on the VMs); coturn (the TURN relay test runs
+# Debian's turnserver with the jb_turn role's configuration; its own service stays off).
 apt_pkgs=(redis-server espeak-ng iproute2 openssl chromium chromium-driver nginx nftables libnss3-tools
-          python3-venv)
+          python3-venv coturn)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -75,7 +75,8 @@ def _nft(roles: str, admin: list[str]) -> str:
     return env.from_string(TEMPLATE.read_text()).render(
         ansible_managed="managed", inventory_hostname="n1", jb_base_roles=roles.split(","),
         jb_base_ports=ports(), jb_base_admin_cidrs=admin,
-        jb_base_cluster_addresses=["10.0.0.1", "10.0.0.2", "10.0.0.3"])
+        jb_base_cluster_addresses=["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+        jb_base_nftables_include="/nonexistent/nftables.d/*.nft")
 
 
 RULE = re.compile(r'^\s+(?:ip saddr @(cluster|admin)_v4 )?(tcp|udp) dport (\S+) accept comment "([^"]+)"$',
