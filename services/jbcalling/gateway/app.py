@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis.asyncio as aioredis
+from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from fastapi import FastAPI, Header, Request, Response
 from prometheus_client import CollectorRegistry, Gauge
 from pydantic import BaseModel, Field, ValidationError
@@ -127,11 +128,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             body = Answer.model_validate_json(await request.body())
         except (ValidationError, ValueError):
             raise ServiceError(422, "bad_body", 'send JSON {"sdp": "<the SDP answer>"}') from None
+        if "a=fingerprint:" not in body.sdp:  # aiortc accepts it, then its DTLS task dies
+            await sfu.leave(room, pid)
+            raise ServiceError(400, "bad_sdp", "the answer has no DTLS fingerprint")
         try:
             await sfu.answer(room, pid, body.sdp)
         except KeyError:
             raise ServiceError(404, "no_offer", "ask for an offer first") from None
-        except (ValueError, AssertionError, AttributeError, IndexError) as exc:
+        # What aiortc raises on an answer it cannot apply (found by tests/fuzz); RuntimeError:
+        # a StopIteration inside its parser.
+        except (ValueError, AssertionError, AttributeError, IndexError, TypeError, RuntimeError,
+                OperationError, InvalidAccessError, InvalidStateError) as exc:
             await sfu.leave(room, pid)
             raise ServiceError(400, "bad_sdp",
                                f"the answer is not valid SDP: {str(exc)[:200]}") from None
