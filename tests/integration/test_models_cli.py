@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -115,11 +116,12 @@ url = "{srv.url}/voice.onnx"
 sha256 = "{'0' * 64}"
 """)
         dest = tmp_path / "models-dir"
-        first = jbctl("pull", "mt-standin", "--manifest", str(manifest), "--dest", str(dest),
-                      tmp=tmp_path)
+        first = jbctl("pull", "mt-standin", "--pin-new", "--manifest", str(manifest), "--dest",
+                      str(dest), tmp=tmp_path)
         assert first.returncode == 1, first.stderr
         assert (dest / ".downloads" / "mt-standin" / "opus.zip.part").exists()
-        res = jbctl("pull", "--manifest", str(manifest), "--dest", str(dest), tmp=tmp_path)
+        res = jbctl("pull", "--pin-new", "--manifest", str(manifest), "--dest", str(dest),
+                    tmp=tmp_path)
     events = [json.loads(line) for line in res.stdout.splitlines()]
     assert res.returncode == 1  # bad-voice's checksum
     summary = events[-1]
@@ -173,3 +175,78 @@ def test_dev_fills_a_folder_the_services_can_use(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     done = json.loads(res.stdout)["models"]
     assert done["en_US-joe-medium"] == "real (PyPI)" and done["opus-mt-en-vi-standin"] == "stand-in"
+
+
+def _prod(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JB_", "NOMAD_", "CONSUL_"))}
+    env["JB_STATE_DIR"] = str(tmp / "state")
+    return subprocess.run([JBCTL, "--json", "--env", "prod", "models", *args], env=env, cwd=tmp,
+                          capture_output=True, text=True, timeout=120, check=False)
+
+
+def _failure(res: subprocess.CompletedProcess[str]) -> str:
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    return str(next(json.loads(line) for line in res.stdout.splitlines()
+                    if json.loads(line).get("event") == "failed")["error"])
+
+
+def test_prod_trusts_no_first_download(tmp_path: Path, serve) -> None:
+    """A hub (or whoever sits between it and the controller) serving other bytes than were pinned,
+    from the operator's side (jbctl --env prod, as jb_app runs it): nothing unpinned is even
+    downloaded without --pin-new; what
+    --pin-new pinned, later pulls hold to; a manifest pin holds; an archive cannot write outside
+    the model's folder."""
+    good, evil = b"weights v1" * 100, b"weights, tampered" * 100
+    zbuf = io.BytesIO()
+    with zipfile.ZipFile(zbuf, "w") as z:
+        z.writestr("release/ok.bin", b"fine")
+        z.writestr("release/../../escaped.txt", b"outside")
+    files = {"voice.onnx": good, "pinned.onnx": evil, "evil.zip": zbuf.getvalue()}
+    seen: list[tuple[str, str]] = []
+    with serve(file_server(files, set(), seen)) as srv:
+        manifest = tmp_path / "models" / "manifest.toml"
+        manifest.parent.mkdir()
+        entry = ('[[models]]\nname = "{name}"\nservice = "tts"\nengine = "piper"\n'
+                 'languages = ["vi"]\nlicense = "test"\nexpect = {expect}\n'
+                 '[[models.files]]\nurl = "{url}"\nsha256 = "{sha}"\n{extra}\n')
+        manifest.write_text(
+            entry.format(name="voice", expect='["voice.onnx"]', url=f"{srv.url}/voice.onnx",
+                         sha="", extra="")
+            + entry.format(name="pinned", expect='["pinned.onnx"]', sha=hashlib.sha256(
+                good).hexdigest(), url=f"{srv.url}/pinned.onnx", extra="")
+            + entry.format(name="evil", expect='["ok.bin"]', url=f"{srv.url}/evil.zip", sha="",
+                           extra='archive = "zip"'))
+        dest = tmp_path / "models-dir"
+        args = ("--manifest", str(manifest), "--dest", str(dest))
+
+        error = _failure(_prod("pull", "voice", *args, tmp=tmp_path))
+        assert "voice.onnx" in error and "--pin-new" in error, error
+        error = _failure(jbctl("pull", "voice", *args, tmp=tmp_path))  # nor without --env prod
+        assert "voice.onnx" in error and "--pin-new" in error, error
+        assert seen == [] and not (dest / "voice").exists()  # not even downloaded
+
+        pinned = _prod("pull", "voice", "--pin-new", *args, tmp=tmp_path)
+        assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+        lock = json.loads((manifest.parent / "manifest.lock.json").read_text())
+        assert lock["voice"]["downloads"]["voice.onnx"]["sha256"] == hashlib.sha256(good).hexdigest()
+        assert (dest / "voice" / "voice.onnx").read_bytes() == good
+
+        # the hub now serves other bytes; a fresh controller (no download cache) pulls again
+        files["voice.onnx"] = evil
+        shutil.rmtree(dest)
+        error = _failure(_prod("pull", "voice", *args, tmp=tmp_path))
+        assert "voice.onnx" in error and "manifest.lock.json" in error
+        assert hashlib.sha256(evil).hexdigest() in error and hashlib.sha256(good).hexdigest() in error
+        assert not (dest / "voice").exists()
+        # --pin-new does not overrule an existing pin
+        error = _failure(_prod("pull", "voice", "--pin-new", *args, tmp=tmp_path))
+        assert hashlib.sha256(good).hexdigest() in error
+
+        error = _failure(_prod("pull", "pinned", *args, tmp=tmp_path))
+        assert "pinned.onnx" in error and "the manifest" in error
+        assert hashlib.sha256(evil).hexdigest() in error and hashlib.sha256(good).hexdigest() in error
+        assert not (dest / "pinned").exists()
+
+        error = _failure(_prod("pull", "evil", "--pin-new", *args, tmp=tmp_path))
+        assert "outside" in error, error
+        assert not list(tmp_path.rglob("escaped.txt"))

@@ -68,30 +68,41 @@ def list_(ctx: typer.Context, manifest: ManifestOpt = None, dest: DestOpt = None
     Example: jbctl models list --json
     """
     c: Ctx = ctx.obj
-    _, models = _manifest(c, manifest)
+    path, models = _manifest(c, manifest)
     folder = _dest(c, dest)
+    lock = store.Lock(path.with_name("manifest.lock.json"))
     rows: list[dict[str, Any]] = []
     for m in models:
         installed = all((folder / m.name / n).is_file() for n in m.expect)
         rows.append({"name": m.name, "service": m.service, "languages": m.languages,
                      "engine": m.engine, "license": m.license, "installed": installed,
                      "checksums": "pinned" if all(f.sha256 for f in m.files)
-                     else "pinned on first download"})
+                     else "pinned in the lock" if all(store.pin_of(f, lock.model(m.name), lock)[0]
+                                                      for f in m.files)
+                     else "not pinned: pull needs --pin-new"})
     c.out.data({"models_dir": str(folder), "models": rows})
     c.out.table(f"Models ({folder})", ["name", "service", "languages", "installed", "license"],
                 [[r["name"], r["service"], ",".join(r["languages"]), "yes" if r["installed"]
                   else "no", r["license"][:60]] for r in rows])
 
 
+PinNewOpt = Annotated[bool, typer.Option(
+    "--pin-new", help="Download files that no sha256 pins (manifest or manifest.lock.json) and "
+                      "pin what they are now in manifest.lock.json. Without it such a model is "
+                      "refused before anything is downloaded.")]
+
+
 @app.command("pull")
 def pull(ctx: typer.Context, names: NamesArg = None, manifest: ManifestOpt = None,
-         dest: DestOpt = None) -> None:
+         dest: DestOpt = None, pin_new: PinNewOpt = False) -> None:
     """Download, check (sha256), unpack and convert models into the models folder.
 
-    An interrupted download resumes. A file without a checksum in the manifest is pinned in
-    manifest.lock.json on first download and reported. Exit 1 if any model failed.
+    Every file must match its sha256: the manifest's, else the one manifest.lock.json recorded.
+    A file pinned nowhere is refused (nothing is downloaded) unless --pin-new, which pins it in
+    manifest.lock.json; commit that file. An interrupted download resumes. Exit 1 if any model
+    failed.
 
-    Example: jbctl models pull opus-mt-vi-en --dest /srv/jbcalling/models
+    Example: jbctl --env prod models pull opus-mt-vi-en --dest /srv/jbcalling/models
     """
     c: Ctx = ctx.obj
     path, models = _manifest(c, manifest)
@@ -103,7 +114,7 @@ def pull(ctx: typer.Context, names: NamesArg = None, manifest: ManifestOpt = Non
         c.out.event("pulling", model=m.name, message=f"{m.name}: pulling")
         try:
             with _progress(c) as progress:
-                res = store.pull(m, folder, lock, progress)
+                res = store.pull(m, folder, lock, progress, trust_first=pin_new)
         except (store.ModelError, OSError, ValueError, httpx.HTTPError) as exc:
             failed.append(m.name)
             c.out.event("failed", model=m.name, error=str(exc), message=f"{m.name}: {exc}")
@@ -111,8 +122,8 @@ def pull(ctx: typer.Context, names: NamesArg = None, manifest: ManifestOpt = Non
         results.append(res)
         if res["pinned"]:
             c.out.event("pinned", model=m.name, files=res["pinned"], lock=str(lock.path),
-                        message=f"{m.name}: no checksum in the manifest; pinned on first "
-                                f"download in {lock.path.name}: {', '.join(res['pinned'])}")
+                        message=f"{m.name}: pinned nowhere before; pinned what was downloaded "
+                                f"in {lock.path} (commit it): {', '.join(res['pinned'])}")
         c.out.event("pulled", model=m.name, folder=res["folder"], message=f"{m.name}: ok")
     c.out.data({"models_dir": str(folder), "pulled": results, "failed": failed})
     if failed:

@@ -8,9 +8,14 @@ and ``extract`` (archive member regex -> file name in the model's folder; empty:
 top folder stripped). ``convert = "opus-mt-int8"`` runs CTranslate2's OPUS-MT converter on the
 unpacked release. ``expect`` lists the files the service needs in ``<models_dir>/<name>/``.
 
-manifest.lock.json (beside the manifest) pins what the first download saw: the sha256 and size of
+manifest.lock.json (beside the manifest) pins what a first download saw: the sha256 and size of
 every downloaded file whose manifest entry has no checksum, and the sha256 of every installed file,
 so that ``verify`` can check a models folder that Ansible copied to a node.
+
+Trust: a file is installed only when its sha256 matches a pin, the manifest's or else the lock's.
+A file pinned in neither is not even downloaded unless the caller trusts a first download
+(``trust_first``: the operator's ``--pin-new``), which then pins it in the lock; later pulls must
+match that pin. Archives never write outside the model's folder.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import tomllib
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx
@@ -119,16 +124,26 @@ def download(url: str, dest: Path, progress: Progress, timeout: float = 30) -> P
     return dest
 
 
+def _inside(target: str) -> str:
+    """``target`` if it names a file inside the model's folder (no absolute path, no ``..``)."""
+    parts = PurePosixPath(target.replace("\\", "/")).parts
+    if not parts or parts[0] == "/" or ".." in parts:
+        raise ModelError(f"archive member {target!r} would be written outside the model's folder: "
+                         "refusing the archive")
+    return target
+
+
 def _members(names: list[str], extract: dict[str, str]) -> dict[str, str]:
     """Archive member -> file name in the model folder."""
     if not extract:
-        return {n: n.split("/", 1)[1] if "/" in n else n for n in names if not n.endswith("/")}
+        return {n: _inside(n.split("/", 1)[1] if "/" in n else n) for n in names
+                if not n.endswith("/")}
     chosen: dict[str, str] = {}
     for pattern, target in extract.items():
         matches = sorted(n for n in names if re.fullmatch(pattern, n))
         if not matches:
             raise ModelError(f"no archive member matches {pattern!r}")
-        chosen[matches[0]] = target
+        chosen[matches[0]] = _inside(target)
     return chosen
 
 
@@ -165,9 +180,29 @@ def convert_opus_mt(release: Path, out: Path) -> None:
         shutil.copy(release / name, out / name)
 
 
-def pull(model: Model, models_dir: Path, lock: Lock, progress: Progress) -> dict[str, Any]:
-    """Download, check, unpack (and convert) one model into ``models_dir/<name>``."""
+def pin_of(f: ModelFile, entry: dict[str, Any], lock: Lock) -> tuple[str, str]:
+    """(the sha256 ``f`` must have, where that pin is): the manifest's, else the lock's, else
+    ("", "")."""
+    if f.sha256:
+        return f.sha256.lower(), "the manifest"
+    locked = str(entry["downloads"].get(f.filename, {}).get("sha256", ""))
+    return (locked, lock.path.name) if locked else ("", "")
+
+
+def pull(model: Model, models_dir: Path, lock: Lock, progress: Progress,
+         trust_first: bool = False) -> dict[str, Any]:
+    """Download, check, unpack (and convert) one model into ``models_dir/<name>``.
+
+    ``trust_first``: download a file pinned nowhere and pin it in the lock; without it such a
+    model is refused before anything is downloaded.
+    """
     entry = lock.model(model.name)
+    unpinned = [f.filename for f in model.files if not pin_of(f, entry, lock)[0]]
+    if unpinned and not trust_first:
+        raise ModelError(
+            f"{model.name}: no sha256 pinned for {', '.join(unpinned)} (neither in the manifest "
+            f"nor in {lock.path.name}): refusing to trust a first download. Check the source, "
+            "then pull with --pin-new to pin what it serves now (and commit the lock file)")
     cache = models_dir / ".downloads" / model.name
     folder = models_dir / model.name
     pinned = []
@@ -179,15 +214,17 @@ def pull(model: Model, models_dir: Path, lock: Lock, progress: Progress) -> dict
             if not path.exists():
                 download(f.url, path, progress)
             digest = sha256_of(path)
-            want = f.sha256 or entry["downloads"].get(f.filename, {}).get("sha256", "")
+            want, where = pin_of(f, entry, lock)
             if want and digest != want:
                 path.rename(path.with_name(path.name + ".bad"))
-                raise ModelError(f"{model.name}: {f.filename} has sha256 {digest}, expected {want} "
-                                 "(moved aside as .bad; pull again)")
+                raise ModelError(f"{model.name}: {f.filename} has sha256 {digest}, but {where} "
+                                 f"pins {want}: refused (moved aside as {path.name}.bad). The file "
+                                 "changed at its source or on the way: find out which before "
+                                 "changing the pin")
             if f.size and path.stat().st_size != f.size:
                 raise ModelError(f"{model.name}: {f.filename} is {path.stat().st_size} bytes, "
                                  f"expected {f.size}")
-            if not f.sha256 and not want:
+            if not want:
                 pinned.append(f.filename)
             entry["downloads"][f.filename] = {"sha256": digest, "size": path.stat().st_size,
                                               "url": f.url}
