@@ -20,6 +20,13 @@ event (``state: unavailable``) to the listeners who asked to hear the translatio
 
 Every caption carries wall-clock timestamps (ms) for latency measurement: ``audio_end_ms``
 (the end of the utterance in the speaker's stream, as wall time) and ``emitted_ms``.
+
+stt's session limits (stt/app.py): a stream takes at most ``max_session_s`` of audio. Before
+that, between two utterances (or at the latest ``HANDOVER_LAST_S`` before it), the speaker's
+stream hands over: the next chunk goes to a new stt stream, the old one gets ``{"type": "end"}``
+and its last results are still published while it drains. Every chunk goes to exactly one
+stream, so a long talk loses no caption. After an ``idle`` close the stream reopens when audio
+comes again.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -71,6 +79,31 @@ TALKING_RECENT_S = 5.0  # the speaker counts as talking this long after their la
 OPEN_TIMEOUT_S = 5.0  # opening a stream to a healthy instance
 UNLISTED_TIMEOUT_S = 2.0  # ... to the instance the stream used, not (yet) healthy in Consul
 REFRESH_S = 0.5  # every speaker's stream fails at once when stt stops: one Consul query for all
+HANDOVER_FROM = 0.9  # of stt's max_session_s: hand over at the next pause between utterances,
+HANDOVER_LAST_S = 2.0  # and at the latest this long before stt would cut the stream
+BYTES_PER_S = 32000  # 16 kHz s16le
+
+
+@dataclass
+class Leg:
+    """One stt stream of a speaker: its segments are ``<epoch>:<n>``, its times count from the
+    wall time of its first sample."""
+
+    epoch: int
+    max_bytes: int = 0  # stt's max_session_s in bytes (0: no limit announced)
+    sent: int = 0
+    started_wall_ms: int = 0
+    talking: bool = False  # a partial came and its final not yet
+    closed: str = ""  # the reason stt gave when it closed the stream at a limit
+    # a stable partial's text -> its translation, asked before the final came
+    early: dict[str, asyncio.Future[tuple[str, str]]] = field(default_factory=dict)
+
+    def hand_over(self) -> bool:
+        if not self.max_bytes:
+            return False
+        if self.sent >= self.max_bytes - min(HANDOVER_LAST_S * BYTES_PER_S, self.max_bytes / 20):
+            return True
+        return self.sent >= self.max_bytes * HANDOVER_FROM and not self.talking
 
 
 def now_ms() -> int:
@@ -201,8 +234,7 @@ class SpeakerStream:
         self.task: asyncio.Task[None] | None = None
         self.epoch = 0
         self.url = ""  # the stt instance the stream is sticky to
-        self.started_wall_ms = 0  # wall time of the first sample sent on this stt stream
-        self.early: dict[str, asyncio.Future[tuple[str, str]]] = {}  # stable partial -> mt
+        self.audio_came = asyncio.Event()  # set by push: an idle-closed stream reopens on it
         self.down = False  # participants were told captions are paused
         self.delay = RETRY_FIRST_S  # reconnect backoff
         self.last_report = 0.0
@@ -214,6 +246,7 @@ class SpeakerStream:
 
     def push(self, pcm: bytes) -> None:
         self.queue.put_nowait((pcm, now_ms()))
+        self.audio_came.set()
         self.queued += len(pcm)
         if self.down and np.abs(np.frombuffer(pcm, np.int16).astype(np.int32)).max(
                 initial=0) > TALKING_PEAK:
@@ -245,11 +278,17 @@ class SpeakerStream:
                 log.warning("cannot read the room's people; retrying", extra={"error": str(exc)})
             lang = me.speak if me else "en"
             try:
-                async with await self._open(lang) as ws:
-                    self.epoch += 1
-                    self.started_wall_ms = 0
-                    await self._session(ws, me, lang)
-                await asyncio.sleep(0.1)  # stt closed the stream normally: open another
+                ws = await self._open(lang)
+                self.epoch += 1
+                leg = Leg(self.epoch)
+                if await self._session(ws, me, lang, leg):
+                    continue  # handed over: the next stream opens at once
+                if leg.closed == "idle":  # no audio came for a while: wait for some
+                    self.audio_came.clear()
+                    if self.queue.empty():
+                        await self.audio_came.wait()
+                else:
+                    await asyncio.sleep(0.1)  # stt closed the stream normally: open another
             except (NoInstance, OSError, WebSocketException, TimeoutError) as exc:
                 self.p.discovery.forget("stt", REFRESH_S)
                 await self._down(str(exc))
@@ -309,43 +348,81 @@ class SpeakerStream:
             await asyncio.wait_for(self.talk_started.wait(), self.delay)
         self.delay = min(self.delay * 2, RETRY_TALKING_S if talking else RETRY_QUIET_S)
 
-    async def _session(self, ws: Any, me: Participant | None, lang: str) -> None:
+    async def _session(self, ws: Any, me: Participant | None, lang: str, leg: Leg) -> bool:
+        """Send the speaker's audio on ``ws`` and publish its results; True when the stream
+        handed over (its last results come in the background), False when stt closed it."""
         async def send() -> None:
-            while True:
+            while not leg.hand_over():  # checked before taking a chunk: none is lost
                 chunk, arrived_ms = await self.queue.get()
                 self.queued -= len(chunk)
-                if not self.started_wall_ms:  # 32 bytes a millisecond
-                    self.started_wall_ms = arrived_ms - len(chunk) // 32
+                if not leg.started_wall_ms:  # 32 bytes a millisecond
+                    leg.started_wall_ms = arrived_ms - len(chunk) // 32
+                leg.sent += len(chunk)
                 await ws.send(chunk)
 
-        sender = asyncio.ensure_future(send())
-        try:
+        async def receive() -> None:
             async for raw in ws:
-                await self._result(json.loads(raw), me, lang)
+                await self._result(json.loads(raw), me, lang, leg)
+
+        sender = asyncio.ensure_future(send())
+        receiver = asyncio.ensure_future(receive())
+        try:
+            await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if sender.done() and sender.exception() is None and not receiver.done():
+                await ws.send(json.dumps({"type": "end"}))  # stt flushes, then closes
+                self.p.spawn(self._drain(ws, receiver))
+                return True
+            # The stream ends: stt closed it, and sending may have failed on the closed socket
+            # first; how stt closed it (the receiver: normally or not) is what counts.
+            if not receiver.done():
+                await asyncio.wait({receiver}, timeout=OPEN_TIMEOUT_S)
+            await (receiver if receiver.done() else sender)
+            return False
+        except BaseException:
+            receiver.cancel()
+            await ws.close()
+            raise
         finally:
             sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, WebSocketException, OSError):
                 await sender
 
-    async def _result(self, res: dict[str, Any], me: Participant | None, lang: str) -> None:
+    async def _drain(self, ws: Any, receiver: asyncio.Future[None]) -> None:
+        """The last results of a stream that handed over, until stt closes it."""
+        try:
+            await asyncio.wait_for(receiver, OPEN_TIMEOUT_S + 30)
+        except (WebSocketException, OSError, TimeoutError) as exc:
+            log.warning("a handed-over stt stream ended badly", extra={"error": str(exc)})
+        finally:
+            await ws.close()
+
+    async def _result(self, res: dict[str, Any], me: Participant | None, lang: str,
+                      leg: Leg) -> None:
         if res.get("type") == "ready":
             await self._up()
+            leg.max_bytes = int(float(res.get("max_session_s") or 0) * BYTES_PER_S)
+        if res.get("type") == "closed":
+            leg.closed = str(res.get("reason", ""))
+        if res.get("type") == "partial":
+            leg.talking = True
+        elif res.get("type") == "final":
+            leg.talking = False
         if res.get("type") not in ("partial", "final") or not str(res.get("text", "")).strip():
             return
         if res.get("stable") and res["type"] == "partial":  # likely the final: translate now
             source = res.get("lang", lang)
-            self.early = {res["text"]: asyncio.ensure_future(
+            leg.early = {res["text"]: asyncio.ensure_future(
                 self.p.translate(source, other(source), res["text"]))}
         caption = Caption(kind=res["type"], speaker=self.pid, speaker_name=me.name if me else "",
-                          segment=f"{self.epoch}:{res['segment']}", lang=res.get("lang", lang),
+                          segment=f"{leg.epoch}:{res['segment']}", lang=res.get("lang", lang),
                           text=res["text"], start_ms=res["start_ms"], end_ms=res["end_ms"],
-                          audio_end_ms=self.started_wall_ms + int(res["end_ms"]),
+                          audio_end_ms=leg.started_wall_ms + int(res["end_ms"]),
                           emitted_ms=now_ms())
         await self.p.publish(self.room, caption)
         if res["type"] == "final":
-            early = self.early.pop(res["text"], None)
-            for unused in self.early.values():
+            early = leg.early.pop(res["text"], None)
+            for unused in leg.early.values():
                 unused.cancel()
-            self.early = {}
+            leg.early = {}
             self.p.spawn(self.p.on_final(self.room, me, caption, early))
 

@@ -8,6 +8,12 @@ the open utterance becomes a final and the server closes with 1000. The server s
 problem. Close codes: 1003 bad data (sample rate, odd-length frame, text frame), 1008 an
 unsupported language, 1009 a frame too large, 1011 model missing or recognizer failure,
 1013 full or fell behind (retry later). The service stays up whatever a client sends.
+
+Session limits (``ready`` states them): a stream takes at most ``max_session_s`` of audio and
+is closed after ``idle_timeout_s`` without an audio frame. Either way the open utterance becomes
+a final, then ``{"type": "closed", "reason": "max_length"|"idle", "message"}`` and a close with
+1000 and the reason: a client opens a new stream (the gateway hands over before the limit,
+between utterances, and after ``idle`` waits for audio: gateway/pipeline.py).
 """
 
 from __future__ import annotations
@@ -37,6 +43,14 @@ MAX_QUEUED_RESULTS = 256
 HTTP_MAX_BODY_BYTES = 1024
 
 
+class SessionOver(Exception):
+    """A stream reached a session limit: it ends normally, with its last final."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason, self.message = reason, message
+
+
 class Close(Exception):
     def __init__(self, code: str, close_code: int, message: str) -> None:
         super().__init__(message)
@@ -49,6 +63,10 @@ def create_app(settings: SttSettings) -> FastAPI:
     results = Counter("jb_stt_results", "Results sent", ["lang", "type"], registry=registry)
     refused = Counter("jb_stt_refused", "Streams refused or closed on an error", ["code"],
                       registry=registry)
+    limited = Counter("jb_stt_sessions_limited", "Streams closed at a session limit", ["reason"],
+                      registry=registry)
+    received = Counter("jb_stt_audio_received_seconds", "Audio received", ["lang"],
+                       registry=registry)
     active = Gauge("jb_stt_active_streams", "Open streams", ["lang"], registry=registry)
     rtf = Gauge("jb_stt_real_time_factor", "Worker time / audio time since start", ["lang"],
                 registry=registry)
@@ -111,9 +129,20 @@ def create_app(settings: SttSettings) -> FastAPI:
         handle = backend.open(emit)
         sender = asyncio.create_task(send_results(ws, queue, lang))
         await ws.send_json({"type": "ready", "lang": lang, "backend": backend.kind,
-                            "model": backend.model, "sample_rate": 16000})
+                            "model": backend.model, "sample_rate": 16000,
+                            "max_session_s": settings.max_session_s,
+                            "idle_timeout_s": settings.idle_timeout_s})
         try:
-            await receive_audio(ws, backend, handle, sender)
+            await receive_audio(ws, backend, handle, sender, lang)
+        except SessionOver as over:
+            limited.labels(over.reason).inc()
+            log.info("stream closed at a session limit", extra={"reason": over.reason})
+            backend.close(handle)
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await sender  # the last final first
+                await ws.send_json({"type": "closed", "reason": over.reason,
+                                    "message": over.message})
+                await ws.close(1000, over.reason)
         except Close as exc:
             backend.close(handle)
             sender.cancel()
@@ -128,9 +157,14 @@ def create_app(settings: SttSettings) -> FastAPI:
                 await sender
 
     async def receive_audio(ws: WebSocket, backend: Backend, handle: Any,
-                            sender: asyncio.Task[None]) -> None:
+                            sender: asyncio.Task[None], lang: str) -> None:
+        left = int(settings.max_session_s * 16000) * 2  # bytes of audio this stream may still take
         while True:
-            msg = await ws.receive()
+            try:
+                msg = await asyncio.wait_for(ws.receive(), settings.idle_timeout_s)
+            except TimeoutError:
+                raise SessionOver("idle", f"no audio for {settings.idle_timeout_s:g} s; open a "
+                                  "new stream to go on") from None
             if msg["type"] == "websocket.disconnect":
                 raise WebSocketDisconnect(msg.get("code", 1000))
             data, text = msg.get("bytes"), msg.get("text")
@@ -141,10 +175,16 @@ def create_app(settings: SttSettings) -> FastAPI:
                 if len(data) % 2:
                     raise Close("odd_length", 1003, f"frame of {len(data)} bytes: PCM s16le "
                                 "frames have an even number of bytes")
+                data = data[:left]  # a frame over the session's length is cut at it
+                left -= len(data)
+                received.labels(lang).inc(len(data) / 32000)
                 try:
                     backend.feed(handle, data)
                 except Backlog as exc:
                     raise Close("backlog", 1013, f"recognition fell behind: {exc}") from None
+                if left <= 0:
+                    raise SessionOver("max_length", f"this stream reached its "
+                                      f"{settings.max_session_s:g} s of audio; open a new one")
             elif text is not None:
                 try:
                     control = json.loads(text)

@@ -52,6 +52,12 @@ class SttSettings(SpeechSettings):
     max_frame_bytes: int = Field(64000, ge=320, description="Largest audio frame (2 s), bytes.")
     max_backlog_s: float = Field(10.0, gt=0, description="Audio waiting for recognition at most, "
                                  "per stream, seconds; beyond: the stream is closed with 1013.")
+    max_session_s: float = Field(3600.0, ge=1, description="Audio one stream takes at most, "
+                                 "seconds; then its last final and a close (1000, max_length); "
+                                 "the gateway hands over to a new stream before, between "
+                                 "utterances.")
+    idle_timeout_s: float = Field(60.0, gt=0, description="A stream that sends no audio frame for "
+                                  "this long is closed (1000, idle), seconds.")
 
     @field_validator("languages")
     @classmethod
