@@ -148,6 +148,8 @@ async def _attack(signaling: str, gateway: str) -> None:
         assert host_peer.frames[mid] == frames_then, "the muted guest's audio was forwarded"
         assert h.captions_of(gid, quiet_from) == [], "captions of the muted guest"
 
+        # the guest claims to be speaking: nobody is told
+        await g.send({"type": "speaking", "on": True})
         # the guest tries to lift it: refused, and muting themselves again keeps it a host mute
         await g.send({"type": "settings", "settings": {"muted": False}})
         refused = await g.wait(lambda e: e["type"] == "error", quiet_from)
@@ -168,6 +170,7 @@ async def _attack(signaling: str, gateway: str) -> None:
         assert host_peer.frames[mid] == frames_then, "the muted guest's audio was forwarded"
         assert h.captions_of(gid, quiet_from) == [], "captions of the muted guest"
         assert mic.q.pcm, "the guest's microphone stopped sending: the test proves nothing"
+        assert not [e for at, e in h.events if at >= quiet_from and e["type"] == "speaking"]
 
         # only the host lifts it: forwarding and captions come back
         lifted_at = time.monotonic()

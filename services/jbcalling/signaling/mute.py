@@ -52,6 +52,11 @@ async def _update(store: RoomStore, room: str, pid: str,
                 continue  # someone else wrote the room's people meanwhile: read again
 
 
+async def host_muted(store: RoomStore, room: str, pid: str) -> bool:
+    person = await store.get(room, pid)
+    return person is not None and person.host_muted
+
+
 async def apply_settings(store: RoomStore, media: MediaRelay, room: str, pid: str,
                          change: SettingsChange) -> tuple[Participant | None, Error | None]:
     """A participant's own ``settings``; the error when their unmute was refused (the other

@@ -382,7 +382,10 @@ async def _handle(ws: WebSocket, room: str, pid: str, kind: str, msg: dict[str, 
         if me is not None:
             await store.publish(room, SettingsChanged(participant=me.public()))
     elif kind == "speaking":
-        await store.publish(room, Speaking(participant=pid, on=bool(msg.get("on"))))
+        on = bool(msg.get("on"))
+        if on and await mute.host_muted(store, room, pid):
+            return  # nobody hears them: their page must not show them speaking either
+        await store.publish(room, Speaking(participant=pid, on=on))
     elif kind in ("mute", "remove"):
         target = await store.get(room, str(msg.get("target", "")))
         if target is None:
