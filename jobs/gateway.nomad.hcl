@@ -59,14 +59,9 @@ variable "gateway_memory" {
 }
 
 job "gateway" {
-  datacenters = var.datacenters
-  type        = "service"
-
   meta {
-    jb_managed_by = "jbctl"
-    jb_release    = var.release
-    jb_service    = "gateway"
-    jb_udp_ports  = var.gateway_udp_ports
+    jb_service   = "gateway"
+    jb_udp_ports = var.gateway_udp_ports
     # jbctl generates these in Nomad Variable nomad/jobs (shared by every job) when missing
     jb_shared_secrets = "redis_password,gateway_token"
   }
@@ -75,15 +70,6 @@ job "gateway" {
     attribute = "${meta.jb_role}"
     operator  = "set_contains"
     value     = "edge"
-  }
-
-  update {
-    max_parallel      = 1
-    auto_revert       = true
-    health_check      = "checks"
-    min_healthy_time  = var.min_healthy_time
-    healthy_deadline  = var.healthy_deadline
-    progress_deadline = var.progress_deadline
   }
 
   group "gateway" {
@@ -100,20 +86,6 @@ job "gateway" {
       port "http" {
         static = var.gateway_port
       }
-    }
-
-    restart {
-      attempts = 3
-      interval = "2m"
-      delay    = "5s"
-      mode     = "delay"
-    }
-
-    reschedule {
-      delay          = "10s"
-      delay_function = "exponential"
-      max_delay      = "2m"
-      unlimited      = true
     }
 
     service {
@@ -145,13 +117,13 @@ job "gateway" {
       }
 
       env {
-        JB_GATEWAY_HOST             = "${NOMAD_IP_http}"
-        JB_GATEWAY_PORT             = "${NOMAD_PORT_http}"
-        JB_GATEWAY_VERSION          = var.release
-        JB_GATEWAY_MAX_ROOMS        = var.gateway_max_rooms
-        JB_GATEWAY_ANNOUNCED_IP     = var.gateway_announced_ip
-        JB_GATEWAY_ICE_ADDRESSES    = jsonencode(var.gateway_ice_addresses)
-        JB_GATEWAY_CONSUL_HTTP_ADDR = var.consul_http_addr
+        JB_GATEWAY_HOST              = "${NOMAD_IP_http}"
+        JB_GATEWAY_PORT              = "${NOMAD_PORT_http}"
+        JB_GATEWAY_VERSION           = var.release
+        JB_GATEWAY_MAX_ROOMS         = var.gateway_max_rooms
+        JB_GATEWAY_ANNOUNCED_IP      = var.gateway_announced_ip
+        JB_GATEWAY_ICE_ADDRESSES     = jsonencode(var.gateway_ice_addresses)
+        JB_GATEWAY_CONSUL_HTTP_ADDR  = var.consul_http_addr
         JB_GATEWAY_REQUIRE_API_TOKEN = var.gateway_require_api_token
       }
 

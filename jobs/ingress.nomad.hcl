@@ -125,13 +125,8 @@ locals {
 }
 
 job "ingress" {
-  datacenters = var.datacenters
-  type        = "service"
-
   meta {
-    jb_managed_by = "jbctl"
-    jb_release    = var.release
-    jb_service    = "ingress"
+    jb_service = "ingress"
   }
 
   constraint {
@@ -144,15 +139,6 @@ job "ingress" {
   constraint {
     operator = "distinct_hosts"
     value    = "true"
-  }
-
-  update {
-    max_parallel      = 1
-    auto_revert       = true
-    health_check      = "checks"
-    min_healthy_time  = var.min_healthy_time
-    healthy_deadline  = var.healthy_deadline
-    progress_deadline = var.progress_deadline
   }
 
   group "ingress" {
@@ -179,20 +165,6 @@ job "ingress" {
         source    = "acme"
         read_only = true
       }
-    }
-
-    restart {
-      attempts = 3
-      interval = "2m"
-      delay    = "5s"
-      mode     = "delay"
-    }
-
-    reschedule {
-      delay          = "10s"
-      delay_function = "exponential"
-      max_delay      = "2m"
-      unlimited      = true
     }
 
     service {

@@ -54,13 +54,8 @@ locals {
 }
 
 job "mt" {
-  datacenters = var.datacenters
-  type        = "service"
-
   meta {
-    jb_managed_by = "jbctl"
-    jb_release    = var.release
-    jb_service    = "mt"
+    jb_service = "mt"
     # jbctl generates these in Nomad Variable nomad/jobs (shared by every job) when missing
     jb_shared_secrets = "redis_password"
   }
@@ -71,15 +66,10 @@ job "mt" {
     value     = "ai"
   }
 
+  # A canary first, promoted when healthy (the rest of update: jobs/policies.hcl).
   update {
-    max_parallel      = 1
-    canary            = 1
-    auto_promote      = true
-    auto_revert       = true
-    health_check      = "checks"
-    min_healthy_time  = var.min_healthy_time
-    healthy_deadline  = var.healthy_deadline
-    progress_deadline = var.progress_deadline
+    canary       = 1
+    auto_promote = true
   }
 
   group "mt" {
@@ -101,20 +91,6 @@ job "mt" {
       type      = "host"
       source    = "models"
       read_only = !var.dev_models
-    }
-
-    restart {
-      attempts = 3
-      interval = "2m"
-      delay    = "5s"
-      mode     = "delay"
-    }
-
-    reschedule {
-      delay          = "10s"
-      delay_function = "exponential"
-      max_delay      = "2m"
-      unlimited      = true
     }
 
     service {

@@ -32,13 +32,8 @@ locals {
 }
 
 job "redis" {
-  datacenters = var.datacenters
-  type        = "service"
-
   meta {
-    jb_managed_by = "jbctl"
-    jb_release    = var.release
-    jb_service    = "redis"
+    jb_service = "redis"
     # jbctl generates these in Nomad Variable nomad/jobs (shared by every job) when missing
     jb_shared_secrets = "redis_password"
   }
@@ -47,15 +42,6 @@ job "redis" {
     attribute = "${meta.jb_role}"
     operator  = "set_contains"
     value     = "edge"
-  }
-
-  update {
-    max_parallel      = 1
-    health_check      = "checks"
-    min_healthy_time  = var.min_healthy_time
-    healthy_deadline  = var.healthy_deadline
-    progress_deadline = var.progress_deadline
-    auto_revert       = true
   }
 
   group "redis" {
@@ -71,20 +57,6 @@ job "redis" {
       type      = "host"
       source    = "redis-data"
       read_only = false
-    }
-
-    restart {
-      attempts = 3
-      interval = "2m"
-      delay    = "5s"
-      mode     = "delay"
-    }
-
-    reschedule {
-      delay          = "10s"
-      delay_function = "exponential"
-      max_delay      = "2m"
-      unlimited      = true
     }
 
     service {

@@ -62,13 +62,8 @@ variable "signaling_trusted_proxies" {
 }
 
 job "signaling" {
-  datacenters = var.datacenters
-  type        = "service"
-
   meta {
-    jb_managed_by = "jbctl"
-    jb_release    = var.release
-    jb_service    = "signaling"
+    jb_service = "signaling"
     # jbctl generates these in Nomad Variable nomad/jobs/signaling when missing
     jb_secrets        = "jwt_secret"
     jb_shared_secrets = "redis_password,gateway_token"
@@ -80,15 +75,10 @@ job "signaling" {
     value     = "edge"
   }
 
+  # A canary first, promoted when healthy (the rest of update: jobs/policies.hcl).
   update {
-    max_parallel      = 1
-    canary            = 1
-    auto_promote      = true
-    auto_revert       = true
-    health_check      = "checks"
-    min_healthy_time  = var.min_healthy_time
-    healthy_deadline  = var.healthy_deadline
-    progress_deadline = var.progress_deadline
+    canary       = 1
+    auto_promote = true
   }
 
   group "signaling" {
@@ -104,20 +94,6 @@ job "signaling" {
       port "http" {
         static = var.signaling_port
       }
-    }
-
-    restart {
-      attempts = 3
-      interval = "2m"
-      delay    = "5s"
-      mode     = "delay"
-    }
-
-    reschedule {
-      delay          = "10s"
-      delay_function = "exponential"
-      max_delay      = "2m"
-      unlimited      = true
     }
 
     service {
@@ -149,12 +125,12 @@ job "signaling" {
       }
 
       env {
-        JB_SIGNALING_HOST       = "${NOMAD_IP_http}"
-        JB_SIGNALING_PORT       = "${NOMAD_PORT_http}"
-        JB_SIGNALING_VERSION    = var.release
-        JB_SIGNALING_PUBLIC_URL = var.public_url
-        JB_SIGNALING_STUN_URLS  = jsonencode(var.stun_urls)
-        JB_SIGNALING_TURN_URLS  = jsonencode(var.turn_urls)
+        JB_SIGNALING_HOST             = "${NOMAD_IP_http}"
+        JB_SIGNALING_PORT             = "${NOMAD_PORT_http}"
+        JB_SIGNALING_VERSION          = var.release
+        JB_SIGNALING_PUBLIC_URL       = var.public_url
+        JB_SIGNALING_STUN_URLS        = jsonencode(var.stun_urls)
+        JB_SIGNALING_TURN_URLS        = jsonencode(var.turn_urls)
         JB_SIGNALING_CONSUL_HTTP_ADDR = var.consul_http_addr
       }
 

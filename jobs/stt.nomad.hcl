@@ -82,13 +82,8 @@ locals {
 }
 
 job "stt" {
-  datacenters = var.datacenters
-  type        = "service"
-
   meta {
-    jb_managed_by = "jbctl"
-    jb_release    = var.release
-    jb_service    = "stt"
+    jb_service = "stt"
   }
 
   constraint {
@@ -97,15 +92,10 @@ job "stt" {
     value     = "ai"
   }
 
+  # A canary first, promoted when healthy (the rest of update: jobs/policies.hcl).
   update {
-    max_parallel      = 1
-    canary            = 1
-    auto_promote      = true
-    auto_revert       = true
-    health_check      = "checks"
-    min_healthy_time  = var.min_healthy_time
-    healthy_deadline  = var.healthy_deadline
-    progress_deadline = var.progress_deadline
+    canary       = 1
+    auto_promote = true
   }
 
   group "stt" {
@@ -132,17 +122,7 @@ job "stt" {
     # A killed stt is started again at once (Nomad adds up to 25 % jitter): while it is away,
     # captions pause for every speaker of its streams (issue 9: back within 10 s).
     restart {
-      attempts = 3
-      interval = "2m"
-      delay    = "1s"
-      mode     = "delay"
-    }
-
-    reschedule {
-      delay          = "10s"
-      delay_function = "exponential"
-      max_delay      = "2m"
-      unlimited      = true
+      delay = "1s"
     }
 
     service {
@@ -203,14 +183,14 @@ job "stt" {
       }
 
       env {
-        JB_STT_HOST         = "${NOMAD_IP_http}"
-        JB_STT_PORT         = "${NOMAD_PORT_http}"
-        JB_STT_VERSION      = var.release
-        JB_STT_MODELS_DIR   = local.models_dir
-        JB_STT_LANGUAGES    = jsonencode(var.stt_languages)
-        JB_STT_VAD_MODEL    = var.stt_vad_model
-        JB_STT_THREADS      = var.stt_threads
-        JB_STT_MAX_SESSIONS = var.stt_max_sessions
+        JB_STT_HOST                = "${NOMAD_IP_http}"
+        JB_STT_PORT                = "${NOMAD_PORT_http}"
+        JB_STT_VERSION             = var.release
+        JB_STT_MODELS_DIR          = local.models_dir
+        JB_STT_LANGUAGES           = jsonencode(var.stt_languages)
+        JB_STT_VAD_MODEL           = var.stt_vad_model
+        JB_STT_THREADS             = var.stt_threads
+        JB_STT_MAX_SESSIONS        = var.stt_max_sessions
         JB_STT_WHISPER_WINDOW_S    = var.stt_whisper_window_s
         JB_STT_PARTIAL_INTERVAL_MS = var.stt_partial_interval_ms
         JB_STT_PARTIAL_FIRST_MS    = var.stt_partial_first_ms

@@ -48,13 +48,8 @@ locals {
 }
 
 job "tts" {
-  datacenters = var.datacenters
-  type        = "service"
-
   meta {
-    jb_managed_by = "jbctl"
-    jb_release    = var.release
-    jb_service    = "tts"
+    jb_service = "tts"
   }
 
   constraint {
@@ -63,15 +58,10 @@ job "tts" {
     value     = "tts"
   }
 
+  # A canary first, promoted when healthy (the rest of update: jobs/policies.hcl).
   update {
-    max_parallel      = 1
-    canary            = 1
-    auto_promote      = true
-    auto_revert       = true
-    health_check      = "checks"
-    min_healthy_time  = var.min_healthy_time
-    healthy_deadline  = var.healthy_deadline
-    progress_deadline = var.progress_deadline
+    canary       = 1
+    auto_promote = true
   }
 
   group "tts" {
@@ -93,20 +83,6 @@ job "tts" {
       type      = "host"
       source    = "models"
       read_only = !var.dev_models
-    }
-
-    restart {
-      attempts = 3
-      interval = "2m"
-      delay    = "5s"
-      mode     = "delay"
-    }
-
-    reschedule {
-      delay          = "10s"
-      delay_function = "exponential"
-      max_delay      = "2m"
-      unlimited      = true
     }
 
     service {

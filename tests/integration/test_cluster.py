@@ -197,7 +197,8 @@ def test_a_job_file_with_a_syntax_error_submits_nothing(cluster: Cluster, tmp_pa
     for p in (ROOT / "jobs" / "vars").glob("*.hcl"):
         (jobs / "vars" / p.name).write_text(p.read_text())
     broken = jobs / "signaling.nomad.hcl"
-    broken.write_text(broken.read_text().replace('type        = "service"', 'type = = "service"', 1))
+    broken.write_text(broken.read_text().replace("count = var.signaling_count",
+                                                 "count = = var.signaling_count", 1))
     versions = {j: cluster.nomad_get(f"/v1/job/{j}")["Version"] for j in ("redis", "signaling")}
     res = cluster.jbctl("deploy", "--var", "redis_memory=200", env={"JB_JOBS_DIR": str(jobs)})
     assert res.returncode == 1, res.stderr

@@ -27,8 +27,14 @@ RELEASE = "1.2.3"
 
 @cache
 def rendered(service: str, env: str) -> dict[str, Any]:
-    """The job as Nomad parses it, with what jbctl injects (tmp paths stand for dev's)."""
-    hcl = render.job_source(JOBS, service)
+    """The job as Nomad parses it, with what jbctl injects (tmp paths stand for dev's) and the
+    shared policies filled in, as jbctl's render does."""
+    return render.apply_policies(parsed(service, env), parsed(service, env, render.POLICIES))
+
+
+@cache
+def parsed(service: str, env: str, file_name: str = "") -> dict[str, Any]:
+    hcl = render.job_source(JOBS, service, file_name)
     declared = render.declared_variables(hcl)
     var_text = (JOBS / "vars" / f"{env}.hcl").read_text()
     # the CLI, unlike the API jbctl uses, refuses a var file's values that this job lacks
@@ -65,6 +71,22 @@ def test_every_job_renders_owned_and_stamped(service: str, env: str) -> None:
     assert job["Meta"]["jb_managed_by"] == "jbctl" and job["Meta"]["jb_release"] == RELEASE
     driver = "exec" if env == "prod" else "raw_exec"
     assert {t["Driver"] for t in _tasks(job)} == {driver}
+
+
+@pytest.mark.parametrize("env", ["dev", "prod"])
+def test_every_job_has_the_shared_policies_but_where_it_says_otherwise(env: str) -> None:
+    shared = parsed("mt", env, render.POLICIES)
+    for service in SERVICES:
+        job = rendered(service, env)
+        update = job["Update"]
+        assert all(update[k] is not None for k, v in shared["Update"].items() if v is not None)
+        assert (update["Canary"] or 0) == (0 if service in ("gateway", "redis", "ingress") else 1), service
+        assert update["MinHealthyTime"] == shared["Update"]["MinHealthyTime"]
+        for group in job["TaskGroups"]:
+            restart, reschedule = group["RestartPolicy"], group["ReschedulePolicy"]
+            assert reschedule == shared["TaskGroups"][0]["ReschedulePolicy"]
+            assert restart["Delay"] == (1 if service == "stt" else 5) * 1_000_000_000, service
+            assert restart["Attempts"] == 3 and restart["Mode"] == "delay"
 
 
 def test_deploy_order_puts_the_ingress_after_signaling() -> None:

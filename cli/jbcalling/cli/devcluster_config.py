@@ -7,7 +7,7 @@ offset moves every port, so that a test cluster can run beside a developer's.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # The node roles (edge, ai, tts: docs/architecture.md); the one dev node carries them all, so
@@ -51,37 +51,22 @@ class Ports:
 
 @dataclass(frozen=True)
 class Layout:
-    """Where one dev cluster keeps its files (all under the state dir)."""
+    """Where one dev cluster keeps its files (all under ``root``, in the state dir)."""
 
     root: Path
+    consul_data: Path = field(init=False)
+    nomad_data: Path = field(init=False)
+    logs: Path = field(init=False)
+    volumes: Path = field(init=False)
+    nomad_config: Path = field(init=False)
+    pids: Path = field(init=False)
+    token: Path = field(init=False)
 
-    @property
-    def consul_data(self) -> Path:
-        return self.root / "consul"
-
-    @property
-    def nomad_data(self) -> Path:
-        return self.root / "nomad"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def volumes(self) -> Path:
-        return self.root / "volumes"
-
-    @property
-    def nomad_config(self) -> Path:
-        return self.root / "nomad.hcl"
-
-    @property
-    def pids(self) -> Path:
-        return self.root / "pids.json"
-
-    @property
-    def token(self) -> Path:
-        return self.root / "nomad-token"
+    def __post_init__(self) -> None:
+        for name, rel in (("consul_data", "consul"), ("nomad_data", "nomad"), ("logs", "logs"),
+                          ("volumes", "volumes"), ("nomad_config", "nomad.hcl"),
+                          ("pids", "pids.json"), ("token", "nomad-token")):
+            object.__setattr__(self, name, self.root / rel)
 
     def volume(self, name: str) -> Path:
         return self.volumes / name

@@ -100,7 +100,9 @@ class NomadApi(AgentApi):
                   json={"Namespace": "default", "Path": path, "Items": items})
 
     def parse(self, hcl: str, variables: str) -> dict[str, Any]:
-        body = {"JobHCL": hcl, "Variables": variables, "Canonicalize": True}
+        """The job as written (not canonicalized: what the file leaves unset is null; Nomad
+        fills its defaults when the job is planned or registered)."""
+        body = {"JobHCL": hcl, "Variables": variables, "Canonicalize": False}
         return dict(self.json("POST", "jobs/parse", "parse a job file", json=body))
 
     def plan(self, job: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,10 @@ from jbcalling.cli.settings import CliSettings
 DEPLOY_ORDER = ["redis", "signaling", "ingress", "stt", "mt", "tts", "gateway"]
 OWNER_KEY, OWNER_VALUE = "jb_managed_by", "jbctl"
 SHARED_VARIABLES = "variables.hcl"
+POLICIES = "policies.hcl"
+# What jobs/policies.hcl supplies: (where in the job, where in a group).
+_JOB_POLICIES = ("Datacenters", "Type", "Meta", "Update")
+_GROUP_POLICIES = ("RestartPolicy", "ReschedulePolicy")
 
 
 @dataclass
@@ -134,12 +138,33 @@ def _hcl_value(value: str) -> str:
     return json.dumps(value)
 
 
-def job_source(jobs_dir: Path, service: str) -> str:
-    """What Nomad parses for ``service``: its job file, then the variables every job shares
-    (jobs/variables.hcl). Appended, not prepended, so that the line numbers of a parse error in
-    the job file stay true."""
-    own = (jobs_dir / f"{service}.nomad.hcl").read_text()
+def job_source(jobs_dir: Path, service: str, file_name: str = "") -> str:
+    """What Nomad parses for ``service``: its job file (or ``file_name``), then the variables
+    every job shares (jobs/variables.hcl). Appended, not prepended, so that the line numbers of a
+    parse error in the job file stay true."""
+    own = (jobs_dir / (file_name or f"{service}.nomad.hcl")).read_text()
     return own.rstrip("\n") + "\n\n" + (jobs_dir / SHARED_VARIABLES).read_text()
+
+
+def apply_policies(job: dict[str, Any], policies: dict[str, Any]) -> dict[str, Any]:
+    """Fill what ``job`` (as parsed, not canonicalized: unset fields are null) leaves unset in
+    its datacenters, type, meta and update, restart and reschedule policies from
+    jobs/policies.hcl's, field by field: so every job carries jbctl's ownership meta
+    (jb_managed_by) and the release."""
+    def fill(own: Any, shared: Any) -> Any:
+        if own is None or shared is None:
+            return own if shared is None else shared
+        if not isinstance(own, dict):
+            return own
+        return {k: shared.get(k) if own.get(k) is None else own[k] for k in own.keys() | shared.keys()}
+
+    out = dict(job)
+    for key in _JOB_POLICIES:
+        out[key] = fill(job.get(key), policies.get(key))
+    (shared_group,) = policies["TaskGroups"]
+    out["TaskGroups"] = [{**g, **{k: fill(g.get(k), shared_group.get(k)) for k in _GROUP_POLICIES}}
+                         for g in job.get("TaskGroups") or []]
+    return out
 
 
 def declared_variables(hcl: str) -> set[str]:
@@ -169,22 +194,27 @@ def render(api: NomadApi, settings: CliSettings, service: str, injected: dict[st
         var_text = layer_var_files(var_path.read_text(), var_files or [])
     except OSError as exc:
         raise RenderError(f"cannot read {exc.filename}: {exc.strerror}") from exc
+    job = _parse(api, hcl, path, var_path, var_text, injected, overrides)
+    policies = _parse(api, job_source(settings.jobs_dir, service, POLICIES),
+                      settings.jobs_dir / POLICIES, var_path, var_text, injected, overrides)
+    job = apply_policies(job, policies)
+    if job.get("ID") != service:
+        raise RenderError(f"{path} defines job {job.get('ID')!r}, expected {service!r}",
+                          hint="a job file is named after its job")
+    return Rendered(service, path, job)
+
+
+def _parse(api: NomadApi, hcl: str, path: Path, var_path: Path, var_text: str,
+           injected: dict[str, str], overrides: dict[str, str]) -> dict[str, Any]:
     declared = declared_variables(hcl)
     variables = build_variables(var_text, {k: v for k, v in injected.items() if k in declared},
                                 {k: v for k, v in overrides.items() if k in declared})
     try:
-        job = api.parse(hcl, variables)
+        return api.parse(hcl, variables)
     except NomadError as exc:
         message = exc.body.replace("input.hcl", str(path)).removeprefix("Failed to parse job: ")
         raise RenderError(f"{path} does not render with {var_path.name}: {message}",
                           hint="fix the file; nothing was submitted") from exc
-    if job.get("ID") != service:
-        raise RenderError(f"{path} defines job {job.get('ID')!r}, expected {service!r}",
-                          hint="a job file is named after its job")
-    if (job.get("Meta") or {}).get(OWNER_KEY) != OWNER_VALUE:
-        raise RenderError(f"{path} lacks meta {OWNER_KEY} = \"{OWNER_VALUE}\"",
-                          hint="every job jbctl manages carries its ownership meta")
-    return Rendered(service, path, job)
 
 
 def check_owner(existing: dict[str, Any] | None, service: str) -> None:
