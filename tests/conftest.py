@@ -16,12 +16,18 @@ CATEGORIES = {"unit", "integration", "models", "browser", "fuzz"}
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# The longest file (about half of the suite's time) starts first, so that with two workers
+# (tools/test.sh: pytest-xdist, one file per worker at a time) everything else runs beside it.
+LONG_FIRST = ("tests/integration/test_production.py",)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every test carries one category marker, so that CI and people can select by cost."""
     missing = [i.nodeid for i in items if not CATEGORIES & {m.name for m in i.iter_markers()}]
     if missing:
         raise pytest.UsageError("tests without a category marker (unit, integration, models, "
                                 "browser, fuzz): " + ", ".join(missing))
+    items.sort(key=lambda i: not i.nodeid.startswith(LONG_FIRST))  # stable: order kept within
 
 
 @pytest.fixture

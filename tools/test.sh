@@ -14,7 +14,10 @@ bash tools/hashistack.sh --previous >/dev/null || { echo "test: building the pre
 .venv/bin/ruff check services cli tests benchmarks || exit 1
 .venv/bin/mypy cli services || exit 1
 
-.venv/bin/pytest --durations=25 "$@"
+# Two workers (pytest-xdist), a whole file each at a time: the production test's three nodes on
+# one, the rest of the suite beside it (tests/conftest.py starts the production test first).
+# JB_TEST_WORKERS=0 runs everything in this one process.
+.venv/bin/pytest -n "${JB_TEST_WORKERS:-2}" --dist loadfile --durations=25 "$@"
 rc=$?
 if [[ $rc -eq 5 ]]; then
   echo "test: pytest collected no tests: that is a failure" >&2
