@@ -128,6 +128,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             body = Answer.model_validate_json(await request.body())
         except (ValidationError, ValueError):
             raise ServiceError(422, "bad_body", 'send JSON {"sdp": "<the SDP answer>"}') from None
+        if not sfu.has_peer(room, pid):
+            raise ServiceError(404, "no_offer", "ask for an offer first")
         if "a=fingerprint:" not in body.sdp:  # aiortc accepts it, then its DTLS task dies
             await sfu.leave(room, pid)
             raise ServiceError(400, "bad_sdp", "the answer has no DTLS fingerprint")

@@ -82,6 +82,7 @@ REFRESH_S = 0.5  # every speaker's stream fails at once when stt stops: one Cons
 HANDOVER_FROM = 0.9  # of stt's max_session_s: hand over at the next pause between utterances,
 HANDOVER_LAST_S = 2.0  # and at the latest this long before stt would cut the stream
 BYTES_PER_S = 32000  # 16 kHz s16le
+STT_END = '{"type": "end"}'  # stt's own control message (stt/app.py), not a room event
 
 
 @dataclass
@@ -369,7 +370,7 @@ class SpeakerStream:
         try:
             await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
             if sender.done() and sender.exception() is None and not receiver.done():
-                await ws.send(json.dumps({"type": "end"}))  # stt flushes, then closes
+                await ws.send(STT_END)  # stt flushes, then closes
                 self.p.spawn(self._drain(ws, receiver))
                 return True
             # The stream ends: stt closed it, and sending may have failed on the closed socket

@@ -250,6 +250,10 @@ class Sfu:
             room.muted.discard(pid)
         return True
 
+    def has_peer(self, room_id: str, pid: str) -> bool:
+        room = self.rooms.get(room_id)
+        return room is not None and pid in room.peers
+
     def is_muted(self, room_id: str, pid: str) -> bool:
         room = self.rooms.get(room_id)
         return room is not None and pid in room.muted
