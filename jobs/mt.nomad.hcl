@@ -90,7 +90,7 @@ job "mt" {
     volume "models" {
       type      = "host"
       source    = "models"
-      read_only = !var.dev_models
+      read_only = true
     }
 
     service {
@@ -110,26 +110,6 @@ job "mt" {
         path     = "/ready"
         interval = "3s"
         timeout  = "2s"
-      }
-    }
-
-    dynamic "task" {
-      for_each = var.dev_models ? ["dev-models"] : []
-      labels   = ["dev-models"]
-      content {
-        driver = var.driver
-        lifecycle {
-          hook    = "prestart"
-          sidecar = false
-        }
-        config {
-          command = "${var.app_root}/bin/jbctl"
-          args    = concat(["models", "dev", "--dest", local.models_dir], values(var.mt_pairs))
-        }
-        resources {
-          cpu    = 100
-          memory = 256
-        }
       }
     }
 

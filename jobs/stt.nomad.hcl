@@ -116,7 +116,7 @@ job "stt" {
     volume "models" {
       type      = "host"
       source    = "models"
-      read_only = !var.dev_models
+      read_only = true
     }
 
     # A killed stt is started again at once (Nomad adds up to 25 % jitter): while it is away,
@@ -142,26 +142,6 @@ job "stt" {
         path     = "/ready"
         interval = "3s"
         timeout  = "2s"
-      }
-    }
-
-    dynamic "task" {
-      for_each = var.dev_models ? ["dev-models"] : []
-      labels   = ["dev-models"]
-      content {
-        driver = var.driver
-        lifecycle {
-          hook    = "prestart"
-          sidecar = false
-        }
-        config {
-          command = "${var.app_root}/bin/jbctl"
-          args    = concat(["models", "dev", "--dest", local.models_dir], concat([var.stt_vad_model], [for spec in values(var.stt_languages) : split(":", spec)[1]]))
-        }
-        resources {
-          cpu    = 100
-          memory = 256
-        }
       }
     }
 

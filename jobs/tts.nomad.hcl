@@ -82,7 +82,7 @@ job "tts" {
     volume "models" {
       type      = "host"
       source    = "models"
-      read_only = !var.dev_models
+      read_only = true
     }
 
     service {
@@ -102,26 +102,6 @@ job "tts" {
         path     = "/ready"
         interval = "3s"
         timeout  = "2s"
-      }
-    }
-
-    dynamic "task" {
-      for_each = var.dev_models ? ["dev-models"] : []
-      labels   = ["dev-models"]
-      content {
-        driver = var.driver
-        lifecycle {
-          hook    = "prestart"
-          sidecar = false
-        }
-        config {
-          command = "${var.app_root}/bin/jbctl"
-          args    = concat(["models", "dev", "--dest", local.models_dir], values(var.tts_voices))
-        }
-        resources {
-          cpu    = 100
-          memory = 256
-        }
       }
     }
 

@@ -39,12 +39,6 @@ variable "consul_http_addr" {
   default     = "http://127.0.0.1:8500"
 }
 
-variable "dev_models" {
-  description = "Before starting, build the dev models this service needs into the models volume (`jbctl models dev`): the dev cluster only."
-  type        = bool
-  default     = false
-}
-
 variable "task_uid" {
   description = "Owner of the files templates render into secrets/: the task's user (65534, nobody, under exec)."
   type        = number

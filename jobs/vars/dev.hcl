@@ -23,9 +23,8 @@ signaling_port   = 0
 signaling_cpu    = 100
 signaling_memory = 128
 
-# Speech services: the dev models (real English models from PyPI, stand-ins for the rest, built by
-# a prestart task: `jbctl models dev`), one small replica each.
-dev_models = true
+# Speech services: the dev models (real English models from PyPI, stand-ins for the rest, which
+# `jbctl deploy` puts into the dev cluster's models volume), one small replica each.
 
 mt_count       = 1
 mt_max         = 2

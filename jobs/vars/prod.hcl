@@ -20,7 +20,6 @@ signaling_cpu    = 500
 signaling_memory = 256
 
 # Speech services (the three-node plan): models from `jbctl models pull`, synced by Ansible.
-dev_models = false
 
 mt_count       = 1
 mt_max         = 2

@@ -77,7 +77,6 @@ CURRENT = {"consul": "1.16.1", "nomad": "1.6.1"}
 # Stand-in and PyPI models in place of the production ones (no model hub here).
 SITE_VARS = """
 driver = "raw_exec"
-dev_models = false
 stt_threads = 1
 stt_languages = {
   "en" = "vad-whisper:whisper-tiny.en-ct2"

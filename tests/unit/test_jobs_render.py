@@ -222,10 +222,10 @@ def test_nginx_accepts_the_rendered_configuration(env: str, tmp_path: Path) -> N
 
 def test_var_files_lay_over_the_environment_file() -> None:
     base = 'driver = "exec"\nstt_languages = {\n  "en" = "a"\n}\nmt_count = 1\n'
-    site = 'stt_languages = {\n  "en" = "b"\n}\ndev_models = false\n'
+    site = 'stt_languages = {\n  "en" = "b"\n}\nstt_threads = 2\n'
     out = render.layer_var_files(base, [site, "mt_count = 3\n"])
     assert '"a"' not in out and '"b"' in out and "mt_count = 1" not in out
-    assert "mt_count = 3" in out and 'driver = "exec"' in out and "dev_models = false" in out
+    assert "mt_count = 3" in out and 'driver = "exec"' in out and "stt_threads = 2" in out
 
 
 def test_the_public_url_of_an_ingress_instance() -> None:

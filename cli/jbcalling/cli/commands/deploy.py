@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from jbcalling.cli import endpoints, rollout, secrets
+from jbcalling.cli import devmodels, endpoints, rollout, secrets
 from jbcalling.cli.context import Ctx
 from jbcalling.cli.monitor import Monitor, Outcome
 
@@ -42,6 +42,8 @@ def deploy(
     c: Ctx = ctx.obj
     started = time.monotonic()
     planned = rollout.prepare(c, services or [], var or [], var_file or [])
+    if c.settings.env == "dev":
+        devmodels.fill(c, [p.rendered.job for p in planned])
     outcomes: list[Outcome] = []
     for p in planned:
         rollout.show_plan(c, p)

@@ -13,9 +13,10 @@ from typing import Annotated, Any
 import httpx
 import typer
 
+from jbcalling.cli import devmodels
 from jbcalling.cli.commands import models_store as store
 from jbcalling.cli.context import Ctx
-from jbcalling.cli.errors import EXIT_FAILED, JbctlError, UsageError
+from jbcalling.cli.errors import EXIT_FAILED, UsageError
 
 app = typer.Typer(help="The speech models: list the manifest, pull (download, check, convert), "
                        "verify a models folder, or fill the dev cluster's with the dev models.",
@@ -161,13 +162,7 @@ def dev(ctx: typer.Context, names: NamesArg = None, dest: DestOpt = None,
     """
     c: Ctx = ctx.obj
     folder = _dest(c, dest)
-    try:
-        from jbcalling.speech.layout import install_dev_models
-    except ImportError as exc:
-        raise JbctlError("the speech services are not installed in this venv",
-                         hint="pip install -e '.[dev]'") from exc
-    folder.mkdir(parents=True, exist_ok=True)
-    done = install_dev_models(folder, rebuild=rebuild, only=set(names) if names else None)
+    done = devmodels.install(folder, rebuild=rebuild, only=set(names) if names else None)
     c.out.data({"models_dir": str(folder), "models": done})
     c.out.table(f"Dev models ({folder})", ["name", "kind"], [[k, v] for k, v in done.items()])
 
