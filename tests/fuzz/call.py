@@ -1,7 +1,7 @@
-"""Last module of the fuzz suite (pytest runs the folder's modules by name): after every fuzzer
-has had its turn at the same stack, a real two-person call still works: An speaks English
-through a real aiortc peer, Binh (Vietnamese captions) gets the partial, the final with An's
-words and its translation, and the transcript has the sentence."""
+"""A real two-person call through the fuzzed stack, placed once when the stack ends, after the
+fuzz modules (conftest.py): An speaks English through a real aiortc peer, Binh (Vietnamese
+captions) gets the partial, the final with An's words and its translation, and the transcript
+has the sentence."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import json
 from typing import Any
 
 import httpx
-import pytest
 from websockets.asyncio.client import connect
 
 from fuzz.stack import Stack
@@ -18,11 +17,11 @@ from jbcalling.client import PcmTrack, SyntheticPeer, negotiate_over_signaling
 from jbcalling.common.audio import resample_to_48k
 from speech_fixtures import wer
 
-pytestmark = pytest.mark.fuzz
 SENTENCE = "Please send me the report before the meeting tomorrow."
 
 
-def test_a_two_person_call_with_captions_still_works(stack: Stack, loopback_ice: None) -> None:
+def assert_call_works(stack: Stack) -> None:
+    """Needs this process's aiortc on loopback (``ice.use_host_addresses``)."""
     speech = httpx.post(stack.tts + "/v1/synthesize", json={"lang": "en", "text": SENTENCE},
                         timeout=60)
     assert speech.status_code == 200, speech.text

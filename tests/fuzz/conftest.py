@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from fuzz import stack as fuzz_stack
+from fuzz.call import assert_call_works
 from jbcalling.gateway import ice
 from speech_fixtures import models_dir  # noqa: F401
 
@@ -17,7 +18,19 @@ from speech_fixtures import models_dir  # noqa: F401
 def stack(models_dir: Path, redis_url: str,  # noqa: F811
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[fuzz_stack.Stack]:
     with ExitStack() as exits:
-        yield fuzz_stack.start(exits, models_dir, redis_url, tmp_path_factory.mktemp("fuzz"))
+        stack = fuzz_stack.start(exits, models_dir, redis_url, tmp_path_factory.mktemp("fuzz"))
+        yield stack
+        # Once, after every fuzz module this process ran (xdist may split the modules between
+        # workers, each with its own stack): a real call through what the fuzzers attacked. A
+        # failure shows as an error at the teardown of this process's last test.
+        ice.use_host_addresses(["127.0.0.1"])
+        try:
+            assert_call_works(stack)
+        except AssertionError as exc:
+            raise AssertionError(f"after {', '.join(stack.fuzzed)} a real call failed: "
+                                 f"{exc}") from exc
+        finally:
+            ice.use_host_addresses([])
 
 
 @pytest.fixture
@@ -29,9 +42,10 @@ def loopback_ice() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def healthy_after_module(stack: fuzz_stack.Stack) -> Iterator[None]:
-    """After each fuzz module every service still answers /health (the call test, last, shows
-    that a real call with captions still works)."""
+def healthy_after_module(stack: fuzz_stack.Stack, request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each fuzz module every service still answers /health (the real call is placed
+    once, when the stack ends)."""
     stack.assert_healthy()
+    stack.fuzzed.append(request.module.__name__)
     yield
     stack.assert_healthy()

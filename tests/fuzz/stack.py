@@ -1,12 +1,13 @@
 """The stack every fuzz module attacks: real stt (VAD + Whisper tiny.en), mt (stand-in OPUS-MT),
 tts (joe and the stand-in voice) and signaling served in-process by uvicorn, a jb-gateway
-process, real Redis. Built once per session; the last module places a real call through it."""
+process, real Redis. Built once per session (per xdist worker); when the session ends, after
+the fuzz modules, a real call goes through it (call.py, conftest.py)."""
 
 from __future__ import annotations
 
 import subprocess
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -46,6 +47,7 @@ class Stack:
     signaling: str
     gateway_proc: subprocess.Popen[bytes]
     gateway_log: Path
+    fuzzed: list[str] = field(default_factory=list)  # the modules that attacked this stack
 
     @property
     def services(self) -> dict[str, str]:
@@ -62,8 +64,10 @@ class Stack:
 
 
 def start(exits: ExitStack, models: Path, redis_url: str, tmp: Path) -> Stack:
+    # max_backlog_s: minutes of silence sent at once wait for the VAD instead of closing the
+    # stream 1013 (test_stt_pcm.py; the 10 s production default has its own test).
     stt = exits.enter_context(ServedApp(create_stt(SttSettings(
-        models_dir=models, languages={"en": f"vad-whisper:{DEV_WHISPER_EN}"}))))
+        models_dir=models, max_backlog_s=150, languages={"en": f"vad-whisper:{DEV_WHISPER_EN}"}))))
     mt = exits.enter_context(ServedApp(create_mt(MtSettings(
         models_dir=models, pairs=DEV_MT, beam_size=1, max_decoding_length=12,
         redis_url=redis_url))))

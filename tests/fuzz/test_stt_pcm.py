@@ -1,6 +1,6 @@
 """Random and adversarial PCM against stt's stream (the stack's VAD + Whisper tiny.en): odd
 sizes, extreme values, float NaN/Inf bit patterns sent as s16le, text frames, bad parameters,
-minutes of silence sent fast, 20 sessions at once. Every stream ends with the close code that
+two minutes of silence sent at once, 20 sessions at once. Every stream ends with the close code that
 its input calls for (stt/app.py documents them), never a recognizer failure or a dropped
 socket; afterwards stt still transcribes a real sentence."""
 
@@ -139,14 +139,13 @@ def test_adversarial_frames_end_with_the_documented_close(stack: Stack) -> None:
 
 
 def test_minutes_of_silence_then_a_sentence(stack: Stack, sentence: np.ndarray) -> None:
-    """Three minutes of silence at about 30x real time, then a real sentence on the same stream:
-    stt keeps up (no backlog close) and recognizes it."""
+    """Two minutes of silence sent at once (the stack's stt queues up to 150 s), then a real
+    sentence on the same stream: it is recognized."""
     messages: list[dict[str, Any]] = []
     with connect(stream_url(stack), open_timeout=10, close_timeout=10) as ws:
-        second = np.zeros(16000, dtype="<i2").tobytes()
-        for _ in range(180):
-            ws.send(second)
-            time.sleep(1 / 30)
+        two_seconds = np.zeros(32000, dtype="<i2").tobytes()
+        for _ in range(60):
+            ws.send(two_seconds)
         for i in range(0, len(sentence), 1600):
             ws.send(sentence[i:i + 1600].astype("<i2").tobytes())
         ws.send(np.zeros(16000, dtype="<i2").tobytes())
