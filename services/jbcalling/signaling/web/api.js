@@ -38,19 +38,35 @@ export async function joinRoom(room, body) {
   return (await request("POST", `/api/rooms/${room}/join`, body)).json();
 }
 
+/** A fresh token for a participant still in the room, in exchange for the current one (before
+ * it expires): ``{token, expires_in, ice_servers}``. */
+export async function renewToken(room, token) {
+  return (await request("POST", `/api/rooms/${room}/token`, null, token)).json();
+}
+
 export async function transcript(room, format, token) {
   return (await request("GET", `/api/rooms/${room}/transcript?format=${format}`, null, token)).blob();
 }
 
-// Close codes after which reconnecting cannot help (signaling/ws.py).
-export const FINAL_CLOSE = { 4000: "expired", 4001: "removed", 4002: "ended", 4004: "expired" };
+// Close codes after which reconnecting cannot help (signaling/ws.py, docs/protocol.md).
+export const FINAL_CLOSE = { 4000: "expired", 4001: "removed", 4002: "ended", 4004: "expired",
+  4005: "replaced", 4006: "expired" };
+
+function socketUrl(room, token) {
+  return `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}` +
+    `/ws/rooms/${room}?token=${encodeURIComponent(token)}`;
+}
 
 /** The participant WebSocket; reconnects with the same token after a drop (a network blip, a
- * signaling replica going away) until a close code says the seat is gone. */
+ * signaling replica going away) until a close code says the seat is gone. ``renew`` swaps the
+ * token: a new socket replaces the old one (which signaling closes with 4005), and its
+ * ``welcome`` comes with ``renewed`` set so that the call keeps its media. */
 export class Signal {
   constructor(room, token, onEvent, onState) {
-    this.url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}` +
-      `/ws/rooms/${room}?token=${encodeURIComponent(token)}`;
+    this.room = room;
+    this.url = socketUrl(room, token);
+    this.live = null; // the socket whose events count: the last one that got "welcome"
+    this.renewing = false;
     this.onEvent = onEvent;
     this.onState = onState;
     this.delay = 500;
@@ -72,6 +88,13 @@ export class Signal {
       } catch {
         return;
       }
+      if (msg.type === "welcome" && ws === this.ws) {
+        this.live = ws;
+        msg.renewed = this.renewing;
+        this.renewing = false;
+      } else if (ws !== this.live) {
+        return; // the replaced socket, after its successor said welcome
+      }
       this.onEvent(msg);
     };
     ws.onclose = (e) => {
@@ -89,13 +112,22 @@ export class Signal {
     this.pinger = setInterval(() => this.send({ type: "ping" }), 15000);
   }
 
+  /** Continue with ``token`` (renewed before the old one expired) on a new socket. */
+  renew(token) {
+    this.url = socketUrl(this.room, token);
+    if (this.closed) return;
+    this.renewing = Boolean(this.live);
+    this.connect();
+  }
+
   send(msg) {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
+    const ws = this.live || this.ws;
+    if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
   }
 
   close() {
     this.closed = true;
     clearInterval(this.pinger);
-    if (this.ws) this.ws.close(1000, "left");
+    for (const ws of new Set([this.ws, this.live])) ws?.close(1000, "left");
   }
 }

@@ -36,11 +36,12 @@ function ended(reason) {
   call = null;
   // Removed, ended or expired: the seat is gone, a new join takes a new one. After "leave" the
   // seat is held a while: "join again" takes it back.
-  if (reason !== "left") forgetSession(lastRoom);
+  // "replaced": this seat is open in another tab or window; "join again" takes it back here.
+  if (!["left", "replaced"].includes(reason)) forgetSession(lastRoom);
   show("end");
   $("#end-message").textContent = t(reason);
   $("#end-message").dataset.reason = reason;
-  $("#rejoin").hidden = !["left", "expired"].includes(reason);
+  $("#rejoin").hidden = !["left", "expired", "replaced"].includes(reason);
   $("#end-message").focus();
 }
 

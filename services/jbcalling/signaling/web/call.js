@@ -1,9 +1,10 @@
 // The call: the video grid, the controls, host actions, and the events of the room.
-import { Signal, transcript } from "./api.js";
+import { renewToken, Signal, transcript } from "./api.js";
 import { SpeakingDetector, SpeechOut } from "./audio.js";
 import { Captions } from "./captions.js";
 import { Grid } from "./grid.js";
 import { t } from "./i18n.js";
+import { saveSession } from "./lobby.js";
 import { MediaLink, stopStream } from "./media.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -62,6 +63,37 @@ export class Call {
     }
     if (this.problems.includes("camera_denied")) this.banner("media", t("cam_denied"));
     this.signal.connect();
+    this.scheduleRenewal();
+  }
+
+  // ---- the token: renewed ahead of its expiry, silently (docs/protocol.md) -------------------
+  scheduleRenewal() {
+    // Ahead by a fifth of its lifetime, 10 s to 5 min: a background tab's timers may run late.
+    const lead = Math.min(300, Math.max(10, (this.s.expires_in || 0) * 0.2));
+    const wait = Math.max(1, (this.s.expires_at || 0) - lead - Date.now() / 1000);
+    clearTimeout(this.renewer);
+    this.renewer = setTimeout(() => this.renew(), Math.min(wait * 1000, 2 ** 31 - 1));
+  }
+
+  async renew() {
+    if (this.ended) return;
+    let fresh;
+    try {
+      fresh = await renewToken(this.s.room, this.s.token);
+    } catch (err) {
+      // 401/403: removed or no seat any more; the socket's close tells the person. Otherwise
+      // (the network, a busy server) try again while the token lasts.
+      if (![401, 403].includes(err.status) && this.s.expires_at > Date.now() / 1000 + 5) {
+        this.renewer = setTimeout(() => this.renew(), 5000);
+      }
+      return;
+    }
+    if (this.ended) return;
+    this.s = { ...this.s, token: fresh.token, expires_in: fresh.expires_in,
+      expires_at: Date.now() / 1000 + fresh.expires_in, ice_servers: fresh.ice_servers };
+    saveSession(this.s);
+    this.signal.renew(fresh.token);
+    this.scheduleRenewal();
   }
 
   resetCaptions() {
@@ -95,7 +127,8 @@ export class Call {
         }
         this.syncSettings(m.you);
         this.render();
-        this.negotiate();
+        // A socket swapped for a renewed token: the gateway kept this page's peer connection.
+        if (!(m.renewed && this.link)) this.negotiate();
         break;
       case "joined":
         break; // a seat taken; the tile comes with "present", when their page connects
@@ -416,6 +449,7 @@ export class Call {
   exit(reason) {
     if (this.ended) return;
     this.ended = true;
+    clearTimeout(this.renewer);
     this.signal.close();
     this.link?.close();
     this.detector?.stop();

@@ -143,7 +143,7 @@ export class Lobby {
       });
       const session = { ...joined, room: this.room, prefs,
         expires_at: Date.now() / 1000 + joined.expires_in };
-      sessionStorage.setItem(`jb.session.${this.room}`, JSON.stringify(session));
+      saveSession(session);
       const stream = this.stream || new MediaStream();
       this.stream = null; // the call owns it now
       this.onJoined(session, stream, this.problems);
@@ -169,6 +169,11 @@ function savedSession(room) {
   } catch {
     return null;
   }
+}
+
+/** Keep the session (token, seat) for a reload of this tab; again after each token renewal. */
+export function saveSession(session) {
+  sessionStorage.setItem(`jb.session.${session.room}`, JSON.stringify(session));
 }
 
 export function forgetSession(room) {
