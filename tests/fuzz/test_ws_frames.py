@@ -83,7 +83,9 @@ class Seat:
         self.url = self.stack.signaling.replace("http", "ws") + joined["ws_url"]
 
     def open(self) -> ClientConnection:
-        if self.ws is None:
+        for _ in range(3):
+            if self.ws is not None:
+                return self.ws
             if not self.token:
                 self.join()
             # the server's own limit decides what is too big, not the client's
@@ -92,9 +94,10 @@ class Seat:
             first = self.read(ws)
             if first is None:  # refused: the room is gone or the seat lost (4001, 4004, ...)
                 self.token = ""
-                return self.open()
+                continue
             assert first["type"] == "welcome", first
             self.ws = ws
+        assert self.ws is not None, f"a fresh seat was refused: {self.closes[-3:]}"
         return self.ws
 
     def read(self, ws: ClientConnection) -> dict[str, Any] | None:
