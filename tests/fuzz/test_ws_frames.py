@@ -23,7 +23,7 @@ from jbcalling.common.protocol import client_message_types
 from jbcalling.signaling import ws as signaling_ws
 
 pytestmark = pytest.mark.fuzz
-EXAMPLES = 250
+EXAMPLES = 150  # per role
 ANSWER_S = 15  # a frame's answer (then the pong) within this, or the server hangs
 MAX_BYTES = 64 * 1024  # signaling's default ws_max_message_bytes
 # The close codes ws.py's docstring documents, less 1011 ("server error": a bug here) ...
@@ -31,6 +31,7 @@ DOCUMENTED = {int(c) for c in re.findall(r"\b(1\d{3}|4\d{3})\b", signaling_ws.__
 # ... and the WebSocket layer's own (RFC 6455): 1009 over uvicorn's frame limit.
 ALLOWED = (DOCUMENTED - {1011}) | {1009}
 TYPES = sorted(client_message_types())
+OTHER, SELF = "$OTHER", "$SELF"  # replaced by the other participant's and the fuzzer's own id
 FIELDS = ["type", "settings", "sdp", "target", "on", "muted", "participant", "to", "speak",
           "captions", "hear_translation", "candidate"]
 
@@ -43,8 +44,9 @@ json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=5)
 messages = st.builds(
     lambda kind, fields: {**fields, "type": kind},
     st.sampled_from(TYPES) | json_values,
-    st.dictionaries(st.sampled_from(FIELDS[1:]), json_values | st.text().map(lambda t: "v=0\r\n" + t),
-                    max_size=4))
+    st.dictionaries(st.sampled_from(FIELDS[1:]),
+                    json_values | st.text().map(lambda t: "v=0\r\n" + t)
+                    | st.sampled_from([OTHER, SELF]), max_size=4))
 nested = st.builds(lambda depth, opener: opener * depth, st.integers(1, 200_000),
                    st.sampled_from(["[", '{"type":', '{"a":[']))
 sized = st.builds(lambda n, ch: json.dumps({"type": "ping", "pad": ch * n}),
@@ -63,22 +65,29 @@ frames = st.one_of(
 
 
 class Seat:
-    """A guest's socket in a room; reopened (in a new room when needed) after a close."""
+    """The fuzzer's socket in a room with one other participant (the host, or a guest when the
+    fuzzer is the host); reopened (in a new room when needed) after a close."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, host: bool = False) -> None:
         self.stack = stack
+        self.host = host
         self.ws: ClientConnection | None = None
         self.token = ""
+        self.ids = {OTHER: "", SELF: ""}
         self.closes: list[int | None] = []
 
     def join(self) -> None:
-        http = httpx.Client(base_url=self.stack.signaling, timeout=10)
-        with http:
+        with httpx.Client(base_url=self.stack.signaling, timeout=10) as http:
             room = http.post("/api/rooms").json()
-            http.post(f"/api/rooms/{room['room_id']}/join", json={
-                "name": "Host", "speak": "en", "captions": "en", "host_key": room["host_key"]})
-            joined = http.post(f"/api/rooms/{room['room_id']}/join", json={
-                "name": "Fuzz", "speak": "vi", "captions": "en"}).json()
+
+            def join(name: str, host: bool) -> dict[str, Any]:
+                return http.post(f"/api/rooms/{room['room_id']}/join", json={
+                    "name": name, "speak": "vi", "captions": "en",
+                    **({"host_key": room["host_key"]} if host else {})}).json()
+
+            other = join("Other", not self.host)
+            joined = join("Fuzz", self.host)
+        self.ids = {OTHER: other["participant_id"], SELF: joined["participant_id"]}
         self.token = joined["token"]
         self.url = self.stack.signaling.replace("http", "ws") + joined["ws_url"]
 
@@ -121,6 +130,9 @@ class Seat:
     def exchange(self, frame: str | bytes) -> list[dict[str, Any]]:
         """Send ``frame`` then a ping; every message until the pong (or the close)."""
         ws = self.open()
+        if isinstance(frame, str):
+            for placeholder, pid in self.ids.items():
+                frame = frame.replace(placeholder, pid)
         seen = []
         try:
             ws.send(frame)
@@ -132,8 +144,9 @@ class Seat:
         return seen
 
 
-def test_generated_frames_get_an_answer_or_a_documented_close(stack: Stack) -> None:
-    seat = Seat(stack)
+@pytest.mark.parametrize("role", ["guest", "host"])
+def test_generated_frames_get_an_answer_or_a_documented_close(stack: Stack, role: str) -> None:
+    seat = Seat(stack, host=role == "host")
     answered = []
 
     @seeded(EXAMPLES)
@@ -145,6 +158,16 @@ def test_generated_frames_get_an_answer_or_a_documented_close(stack: Stack) -> N
     @example(frame='{"type": "no_such_type"}')
     @example(frame=b"\x00\x01")
     @example(frame="x" * (MAX_BYTES + 1))
+    # the handlers behind the parser, with real participant ids (a guest gets `forbidden`)
+    @example(frame='{"type": "media_offer"}')
+    @example(frame='{"type": "sdp", "sdp": "v=0\\r\\nx"}')
+    @example(frame='{"type": "mute", "target": "$OTHER", "muted": "yes"}')
+    @example(frame='{"type": "mute", "target": "$OTHER"}')
+    @example(frame='{"type": "mute", "target": "$SELF", "muted": false}')
+    @example(frame='{"type": "settings", "settings": {"muted": false, "speak": "xx"}}')
+    @example(frame='{"type": "remove", "target": "$OTHER"}')
+    @example(frame='{"type": "remove", "target": "$SELF"}')
+    @example(frame='{"type": "end"}')
     def run(frame: str | bytes) -> None:
         answered.append(seat.exchange(frame))
 
@@ -152,6 +175,12 @@ def test_generated_frames_get_an_answer_or_a_documented_close(stack: Stack) -> N
     assert len(answered) >= EXAMPLES // 2
     errors = {m["code"] for seen in answered for m in seen if m["type"] == "error"}
     assert {"bad_message", "unknown_type"} <= errors, errors  # the parser was reached
+    events = {m["type"] for seen in answered for m in seen}
+    assert "sdp" in events, events  # a media offer went through to the gateway and back
+    if role == "host":
+        assert {"muted", "removed", "ended"} <= events, events  # the host actions ran
+    else:
+        assert "forbidden" in errors, errors
     assert 1009 in seat.closes, seat.closes  # and the size limit
     if seat.ws is not None:
         seat.ws.close()
