@@ -1,5 +1,6 @@
-"""schemathesis against the OpenAPI schemas of signaling, mt and tts, each served for real with
-its real engines (stack.py): every generated request, valid and invalid, gets no 5xx and an
+"""schemathesis against the OpenAPI schemas of signaling, mt, tts and the gateway's control API
+(what someone inside the cluster network reaches), each served for real with its real engines
+(stack.py): every generated request, valid and invalid, gets no 5xx and an
 answer the schema documents (status, content type, headers, body), and nothing the schema
 forbids is accepted. Not checked: that every schema-valid request is accepted (``ST202``), since
 a schema cannot say "source differs from target" or the deployment's ``max_chars``."""
@@ -16,7 +17,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from fuzz.stack import Stack, seeded
 
 pytestmark = pytest.mark.fuzz
-EXAMPLES = 50  # per service and mode: 2 x 4 x 50 = 400 requests in about 10 s
+EXAMPLES = 50  # per service and mode: 2 x (4 + 1) x 50 = 500 requests
 
 
 def fuzz(url: str, mode: GenerationMode, **fixed: object) -> int:
@@ -34,7 +35,7 @@ def fuzz(url: str, mode: GenerationMode, **fixed: object) -> int:
     return len(sent)
 
 
-@pytest.mark.parametrize("service", ["mt", "tts", "signaling"])
+@pytest.mark.parametrize("service", ["mt", "tts", "signaling", "gateway"])
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_generated_requests(stack: Stack, service: str, mode: GenerationMode) -> None:
     assert fuzz(stack.services[service], mode) >= EXAMPLES // 2
