@@ -129,7 +129,7 @@ class Hub:
         if ws is None or self.store is None:
             return
         live = await self.store.live_socket(room, pid)
-        if live and live != self.socket_ids.get(ws) and self.sockets[room].get(pid) is ws:
+        if live and live != self.socket_ids.get(ws) and self.sockets.get(room, {}).get(pid) is ws:
             await _close(ws, *CLOSE_FOR[Standing.REPLACED])
             await _gone(ws, room, pid, self, self.store, None)
 
