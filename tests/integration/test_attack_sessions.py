@@ -129,26 +129,38 @@ def test_standing_is_read_again_before_media_and_host_actions(srv: Any, redis_ur
     host = join(srv.url, made["room_id"], "Lan", made["host_key"])
     cohost = join(srv.url, made["room_id"], "Mallory", made["host_key"])
     guest = join(srv.url, made["room_id"], "Eve")
+    chatty = join(srv.url, made["room_id"], "Trudy")
 
     async def scenario() -> None:
         async with socket(srv.url, made["room_id"], host["token"]) as wh, \
                 socket(srv.url, made["room_id"], cohost["token"]) as wc, \
-                socket(srv.url, made["room_id"], guest["token"]) as wg:
-            for ws in (wh, wc, wg):
+                socket(srv.url, made["room_id"], guest["token"]) as wg, \
+                socket(srv.url, made["room_id"], chatty["token"]) as wt:
+            for ws in (wh, wc, wg, wt):
                 await next_event(ws, "welcome")
             # the guest is still in: an offer goes through
             await wg.send(json.dumps({"type": "media_offer"}))
             assert (await next_event(wg, "sdp", 15))["sdp"].startswith("v=0")
             _ban_silently(redis_url, made["room_id"], guest["participant_id"])
             _ban_silently(redis_url, made["room_id"], cohost["participant_id"])
+            _ban_silently(redis_url, made["room_id"], chatty["participant_id"])
+            await wt.send(json.dumps({"type": "speaking", "on": True}))  # reaches no one
+            assert (await next_event(wt, "error"))["code"] == "removed"
+            assert (await closed_within(wt, 5))[0] == 4001
             await wg.send(json.dumps({"type": "media_offer"}))
             assert (await next_event(wg, "error"))["code"] == "removed"
             assert (await closed_within(wg, 5))[0] == 4001
             await wc.send(json.dumps({"type": "end"}))  # a removed host's socket ends nothing
             assert (await next_event(wc, "error"))["code"] == "removed"
             assert (await closed_within(wc, 5))[0] == 4001
+            seen: list[dict[str, Any]] = []
             await wh.send(json.dumps({"type": "ping"}))
-            await next_event(wh, "pong")
+            deadline = time.monotonic() + 5
+            while not seen or seen[-1]["type"] != "pong":
+                seen.append(json.loads(await asyncio.wait_for(wh.recv(),
+                                                              deadline - time.monotonic())))
+            assert not [m for m in seen if m["type"] == "speaking"
+                        and m["participant"] == chatty["participant_id"]], seen
 
     asyncio.run(scenario())
     assert proxy.offers[guest["participant_id"]] == 1

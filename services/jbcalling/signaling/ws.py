@@ -13,7 +13,8 @@ while connected, 4008 too many messages (sustained rate-limit excess), 1009 mess
 A participant has one live socket: the newest (its id in Redis, ``RoomStore.claim_socket``);
 every replica closes an older one when the newcomer's ``present`` event arrives. Membership,
 ban and that the socket is the live one are read again from Redis before every media and host
-action, since a ``removed`` event can miss a socket (pub/sub delivers at most once).
+action and every message that reaches the room (``speaking``, ``settings``), since a ``removed``
+event can miss a socket (pub/sub delivers at most once).
 """
 
 from __future__ import annotations
@@ -63,11 +64,11 @@ HEARTBEAT_S = 20
 HOST_ACTIONS = HOST_ONLY
 PER_TYPE = client_message_types()  # the messages of protocol.CLIENT_MESSAGES
 MEDIA = frozenset({"media_offer", "sdp", "ice"})
-# Checked again against Redis before they run (see the module docstring).
-NEEDS_STANDING = frozenset({"media_offer", "sdp"}) | HOST_ACTIONS
 # Counted per room (all replicas): what reaches the gateway, and what reaches everyone.
 ROOM_MEDIA = frozenset({"media_offer", "sdp"})
 ROOM_EVENTS = frozenset({"speaking", "settings"}) | HOST_ACTIONS
+# Checked again against Redis before they run (see the module docstring): all of the above.
+NEEDS_STANDING = ROOM_MEDIA | ROOM_EVENTS
 CLOSE_FOR = {Standing.REMOVED: (4001, "removed by the host"),
              Standing.GONE: (4004, "not in this room (removed, ended or expired): join again"),
              Standing.REPLACED: (4005, "replaced by a newer connection of this participant")}
