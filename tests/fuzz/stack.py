@@ -26,6 +26,9 @@ from jbcalling.tts.app import create_app as create_tts
 from jbcalling.tts.settings import TtsSettings
 
 JWT_SECRET = "fuzz-" + "k" * 40
+# Each fuzz test, its share of the stack's start (and of the stand-in models' build on a fresh
+# machine) included, ends within this; idle, the slowest takes about 10 s.
+TEST_TIMEOUT_S = 240
 
 
 def seeded(max_examples: int) -> settings:

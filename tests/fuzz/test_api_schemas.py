@@ -14,9 +14,9 @@ from hypothesis import given
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from fuzz.stack import Stack, seeded
+from fuzz.stack import TEST_TIMEOUT_S, Stack, seeded
 
-pytestmark = pytest.mark.fuzz
+pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(TEST_TIMEOUT_S)]
 EXAMPLES = 50  # per service and mode: 2 x (4 + 1) x 50 = 500 requests
 
 

@@ -15,11 +15,11 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fuzz.stack import Stack, seeded
+from fuzz.stack import TEST_TIMEOUT_S, Stack, seeded
 from jbcalling.client import SyntheticPeer
 
-pytestmark = pytest.mark.fuzz
-EXAMPLES = 150
+pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(TEST_TIMEOUT_S)]
+EXAMPLES = 100
 ROOM, PID = "fuzzroom-sdp", "fuzzpeer-sdp"
 
 

@@ -20,11 +20,11 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from fuzz.stack import Stack, seeded
+from fuzz.stack import TEST_TIMEOUT_S, Stack, seeded
 from jbcalling.stt import app as stt_app
 from speech_fixtures import resample, stream_pcm, wer
 
-pytestmark = pytest.mark.fuzz
+pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(TEST_TIMEOUT_S)]
 EXAMPLES = 60
 MAX_FRAME = 64000  # the stack's stt: default max_frame_bytes
 DOCUMENTED = {int(c) for c in re.findall(r"\b(1\d{3})\b", stt_app.__doc__ or "")}

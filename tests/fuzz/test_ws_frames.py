@@ -18,13 +18,13 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from fuzz.stack import Stack, seeded
+from fuzz.stack import TEST_TIMEOUT_S, Stack, seeded
 from jbcalling.common.protocol import client_message_types
 from jbcalling.signaling import ws as signaling_ws
 
 # A failing example's frame can be 256 KiB: hypothesis warns about printing it, and that
 # warning (an error here) must not hide the failure itself.
-pytestmark = [pytest.mark.fuzz,
+pytestmark = [pytest.mark.fuzz, pytest.mark.timeout(TEST_TIMEOUT_S),
               pytest.mark.filterwarnings("ignore:Generating overly large repr")]
 ROOM_EVENTS = {"joined", "present", "left", "settings", "speaking", "muted", "removed", "ended",
                "media_slots", "media_reconnect", "caption", "captions_status", "speech_status",
