@@ -6,11 +6,12 @@ from pydantic_settings import SettingsConfigDict
 from jbcalling.common.settings import ServiceSettings
 
 # Per socket and message type: (burst, refill per second). What a page sends, at most: one
-# media_offer + sdp per negotiation, retried with backoff from 0.5 s (docs/protocol.md);
+# media_offer + sdp per negotiation, retried with backoff from 0.5 s (docs/protocol.md), again
+# at each media_reconnect (a loaded gateway missing its checks can cause several a minute);
 # `speaking` at each change (on after 150 ms of voice, off after 900 ms of quiet: web/audio.js);
 # a ping every 15 s. "other": unknown types and malformed messages.
 WS_RATE_DEFAULTS: dict[str, tuple[float, float]] = {
-    "media_offer": (4, 0.2), "sdp": (4, 0.2), "ice": (20, 2.0), "speaking": (6, 2.0),
+    "media_offer": (8, 0.5), "sdp": (8, 0.5), "ice": (20, 2.0), "speaking": (6, 2.0),
     "settings": (10, 1.0), "ping": (4, 0.5), "mute": (10, 1.0), "remove": (10, 1.0),
     "end": (2, 0.1), "other": (5, 0.5)}
 

@@ -178,6 +178,7 @@ export class Call {
         this.attachMedia();
         break;
       case "sdp":
+        this.offerPending = false;
         this.answer(m.sdp);
         break;
       case "media_ready":
@@ -188,9 +189,14 @@ export class Call {
         setTimeout(() => !this.ended && this.negotiate(), Math.min(m.retry_ms || 0, 10000));
         break;
       case "error":
+        if (FATAL.includes(m.code) || RETRYABLE.includes(m.code)) this.offerPending = false;
         if (m.code === "muted_by_host") this.showHostMute();
         else if (RETRYABLE.includes(m.code) && this.mediaRetries < 8) this.retryMedia();
-        else if (FATAL.includes(m.code) || RETRYABLE.includes(m.code)) {
+        // While an offer is awaited, most likely that request was over the socket's limit
+        // (docs/protocol.md, "Sessions and limits"): ask again later.
+        else if (m.code === "rate_limited" && this.offerPending && this.mediaRetries < 8) {
+          this.retryMedia();
+        } else if (FATAL.includes(m.code) || RETRYABLE.includes(m.code)) {
           this.banner("media", `${t("media_failed")} ${m.message}`);
         }
         break;
@@ -224,6 +230,7 @@ export class Call {
 
   // ---- media ---------------------------------------------------------------------------------
   negotiate() {
+    this.offerPending = true;
     this.signal.send({ type: "media_offer" });
   }
 
