@@ -20,6 +20,14 @@ from jbcalling.signaling.settings import SignalingSettings
 SECRET = "attack-secret-" + "x" * 32
 
 
+def fresh_minute(margin_s: float = 5) -> None:
+    """Wait, if needed, until a new one-minute rate window has ``margin_s`` seconds to run: a
+    count that straddles two windows would see the limit twice."""
+    left = 60 - time.time() % 60
+    if left < margin_s:
+        time.sleep(left + 0.05)
+
+
 def settings_for(redis_url: str, **changes: Any) -> SignalingSettings:
     """Signaling on the test's Redis, no Consul, HTTP rate limits out of the way (other tests
     join from 127.0.0.1 within the same minute)."""

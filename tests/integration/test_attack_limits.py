@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,7 @@ import redis
 from signaling_client import (
     CountingProxy,
     closed_within,
+    fresh_minute,
     join,
     next_event,
     room,
@@ -71,13 +73,17 @@ def test_a_media_offer_flood_is_refused_and_never_reaches_the_gateway(
         attacker, other = join(srv.url, made["room_id"], "Mallory"), join(srv.url,
                                                                          made["room_id"], "Ann")
 
+        elapsed: list[float] = []  # from the first offer to the close: bounds the refill
+
         async def scenario() -> tuple[int, list[dict[str, Any]], tuple[int, str] | None]:
             async with socket(srv.url, made["room_id"], attacker["token"]) as ws:
                 await next_event(ws, "welcome")
                 seen: list[dict[str, Any]] = []
                 reader = asyncio.create_task(_collect(ws, seen))
+                started = time.monotonic()
                 sent = await _flood(ws, [json.dumps({"type": "media_offer"})] * 200, 3.0)
                 done, _ = await asyncio.wait([reader], timeout=10)
+                elapsed.append(time.monotonic() - started)
                 closed = reader.result() if done else None
                 if not done:  # not closed by the server: the assertions below say how bad
                     await ws.close()
@@ -93,7 +99,8 @@ def test_a_media_offer_flood_is_refused_and_never_reaches_the_gateway(
     offers = proxy.offers[attacker["participant_id"]]
     refused = [m for m in seen if m["type"] == "error" and m["code"] == "rate_limited"]
     # the bucket: 8 at once, then one each 2 s; 20 refusals in a row close the socket
-    assert offers <= 9, f"{offers} of {sent} offers reached the gateway"
+    assert offers <= 8 + 0.5 * elapsed[0] + 1 and offers < 20, \
+        f"{offers} of {sent} offers reached the gateway in {elapsed[0]:.1f} s"
     assert len([m for m in seen if m["type"] == "sdp"]) == offers
     assert len(refused) >= 15, seen[-5:]
     assert closed == (4008, "too many messages: slow down"), closed
@@ -108,6 +115,8 @@ def test_a_speaking_flood_reaches_the_room_only_up_to_the_limit(redis_url: str,
         attacker, listener = join(srv.url, made["room_id"], "Mallory"), join(srv.url,
                                                                             made["room_id"], "Ann")
 
+        elapsed: list[float] = []
+
         async def scenario() -> list[dict[str, Any]]:
             async with socket(srv.url, made["room_id"], listener["token"]) as wl, \
                     socket(srv.url, made["room_id"], attacker["token"]) as wa:
@@ -117,8 +126,10 @@ def test_a_speaking_flood_reaches_the_room_only_up_to_the_limit(redis_url: str,
                 reader = asyncio.create_task(_collect(wl, heard))
                 answers = asyncio.create_task(_collect(wa, []))
                 flood = [json.dumps({"type": "speaking", "on": i % 2 == 0}) for i in range(60)]
+                started = time.monotonic()
                 await _flood(wa, flood, 2.0)
                 await asyncio.sleep(0.5)
+                elapsed.append(time.monotonic() - started)
                 await wl.close()
                 await reader
                 await wa.close()
@@ -128,8 +139,10 @@ def test_a_speaking_flood_reaches_the_room_only_up_to_the_limit(redis_url: str,
         heard = asyncio.run(scenario())
     relayed = [m for m in heard if m["type"] == "speaking"
                and m["participant"] == attacker["participant_id"]]
-    # 6 at once and 2 a second: at most 6 + 2 x 2.5 s
-    assert 3 <= len(relayed) <= 11, len(relayed)
+    # 6 at once and 2 a second (the server may have taken longer than 2.5 s to read them all:
+    # the bound follows the time measured here, which is longer than the server's)
+    assert 6 <= len(relayed) <= 6 + 2 * elapsed[0] + 1 and len(relayed) < 30, \
+        (len(relayed), elapsed)
 
 
 def test_a_rooms_budget_is_shared_by_all_its_sockets(redis_url: str, serve: Any) -> None:
@@ -138,6 +151,7 @@ def test_a_rooms_budget_is_shared_by_all_its_sockets(redis_url: str, serve: Any)
     with serve(create_app(settings)) as srv:
         made = room(srv.url)
         people = [join(srv.url, made["room_id"], f"P{i}") for i in range(4)]
+        fresh_minute()
 
         async def scenario() -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
             async with contextlib.AsyncExitStack() as stack:
@@ -206,6 +220,7 @@ def test_token_renewals_are_limited_per_address(redis_url: str, serve: Any) -> N
         made = room(srv.url)
         me = join(srv.url, made["room_id"], "Mallory")
         auth = {"Authorization": f"Bearer {me['token']}"}
+        fresh_minute()
         codes = [httpx.post(f"{srv.url}/api/rooms/{made['room_id']}/token",
                             headers=auth).status_code for _ in range(5)]
         assert codes == [200, 200, 200, 429, 429], codes
