@@ -41,7 +41,9 @@ def settings_for(redis_url: str, **changes: Any) -> SignalingSettings:
                                 if k in SignalingSettings.model_fields})
 
 
-HTTP = httpx.Client(timeout=10)  # one client: each new one builds its TLS context (slow)
+# One client (each new one builds its TLS context: slow on a loaded machine), keeping no
+# connection open between calls (a pooled socket to a server gone would leak into a later test).
+HTTP = httpx.Client(timeout=10, limits=httpx.Limits(max_keepalive_connections=0))
 
 
 def room(url: str) -> dict[str, str]:
