@@ -192,9 +192,10 @@ export class Call {
         if (FATAL.includes(m.code) || RETRYABLE.includes(m.code)) this.offerPending = false;
         if (m.code === "muted_by_host") this.showHostMute();
         else if (RETRYABLE.includes(m.code) && this.mediaRetries < 8) this.retryMedia();
-        // While an offer is awaited, most likely that request was over the socket's limit
-        // (docs/protocol.md, "Sessions and limits"): ask again later.
-        else if (m.code === "rate_limited" && this.offerPending && this.mediaRetries < 8) {
+        // The offer request was over the socket's limit (the message names the refused type:
+        // docs/protocol.md, "Sessions and limits"): ask again later.
+        else if (m.code === "rate_limited" && this.offerPending && this.mediaRetries < 8 &&
+                 /\bmedia_offer\b/.test(m.message || "")) {
           this.retryMedia();
         } else if (FATAL.includes(m.code) || RETRYABLE.includes(m.code)) {
           this.banner("media", `${t("media_failed")} ${m.message}`);
