@@ -215,14 +215,16 @@ async def _gone(ws: WebSocket, room: str, pid: str, hub: Hub, store: RoomStore,
         hub.socket_ids.pop(ws, None)
         return
     hub.sockets[room].pop(pid, None)
-    hub.socket_ids.pop(ws, None)
+    mine = hub.socket_ids.pop(ws, None)
     if not hub.sockets[room]:
         hub.sockets.pop(room, None)
     if media is None:  # replaced by a socket on another replica, which now owns the media
         return
+    if not await _still_live(store, room, pid, mine):
+        return  # a newer socket (on any replica) owns the media and the presence
     await media.leave(room, pid)
-    if pid in hub.sockets.get(room, {}):
-        return  # came back meanwhile
+    if pid in hub.sockets.get(room, {}) or not await _still_live(store, room, pid, mine):
+        return  # came back meanwhile: no `left` about someone connected
     # Keep the seat for a while: a page reload or a network blip reconnects with the same
     # token; rooms.STALE_UNCONNECTED_S later the seat is free again.
     gone = await store.get(room, pid)
@@ -231,6 +233,11 @@ async def _gone(ws: WebSocket, room: str, pid: str, hub: Hub, store: RoomStore,
         gone.joined_at = time.time()
         await store.save(room, gone)
         await store.publish(room, Left(participant=pid))
+
+
+async def _still_live(store: RoomStore, room: str, pid: str, socket_id: str | None) -> bool:
+    live = await store.live_socket(room, pid)
+    return not live or live == socket_id
 
 
 @dataclass
