@@ -290,7 +290,9 @@ def test_the_tls_ingress_under_exec_as_nobody(cluster: Cluster, ingress: str,
               json={"Namespace": "default", "Path": "nomad/jobs/ingress",
                     "Items": {"tls_cert": cert.read_text(), "tls_key": key.read_text()}},
               timeout=10).raise_for_status()
+    # exec builds the task's chroot first: minutes on a loaded 2-core machine, not dev's 60 s
     res = cluster.jbctl("deploy", "ingress", "--var", "driver=exec", "--var", "ingress_tls=true",
+                        "--var", "healthy_deadline=4m", "--var", "progress_deadline=5m",
                         timeout=600)
     assert res.returncode == 0, res.stderr[-4000:]
     (inst,) = cluster.passing("ingress")
