@@ -26,7 +26,11 @@ export GOSUMDB=off GOTOOLCHAIN=local GOFLAGS=-mod=mod
 log() { printf 'hashistack: %s\n' "$*" >&2; }
 
 has_version() { # binary version -> 0 when `binary version` reports it
-  "$1" version 2>/dev/null | head -1 | grep -q "v\?$2"
+  # The whole output first: in a pipe, `head -1` could close it while the binary still writes,
+  # and under pipefail its SIGPIPE made a good cached binary look wrong (a needless rebuild).
+  local out
+  out="$("$1" version 2>/dev/null)" || return 1
+  grep -q "v\?$2" <<<"${out%%$'\n'*}"
 }
 
 resolve() { # name version override cgo tags [module dir]
