@@ -72,6 +72,21 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(10)
 
 
+@pytest.fixture(autouse=True)
+def fresh_address_limits(request: pytest.FixtureRequest) -> None:
+    """Signaling counts rooms created, joins and renewals per client address and minute in Redis
+    (jb:rate:*). Every test here is the same address, 127.0.0.1, on one Redis per process: each
+    test starts with none of the earlier tests' counts (the limit tests count their own)."""
+    if "redis_url" not in request.fixturenames:
+        return
+    import redis
+
+    with redis.Redis.from_url(request.getfixturevalue("redis_url")) as r:
+        keys = r.keys("jb:rate:*")
+        if keys:
+            r.delete(*keys)
+
+
 class ServedApp:
     """A real uvicorn server running an ASGI app in a thread, on a free loopback port."""
 

@@ -1,4 +1,4 @@
-"""Fixtures of the fuzz suite: one stack for the session (stack.py), checked after each module."""
+"""Fixtures of the fuzz suite: one stack for the package (stack.py), checked after each module."""
 
 from __future__ import annotations
 
@@ -14,7 +14,11 @@ from jbcalling.gateway import ice
 from speech_fixtures import models_dir  # noqa: F401
 
 
-@pytest.fixture(scope="session")
+# Package scope: the stack (in-process servers sharing this process's GIL, a gateway) ends with
+# this process's last fuzz test; kept to the session's end, it starved the later tests' own
+# aiortc peers (one frame received per track). xdist's loadfile hands a worker its files in
+# collection order, so its fuzz files run one after another.
+@pytest.fixture(scope="package")
 def stack(models_dir: Path, redis_url: str,  # noqa: F811
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[fuzz_stack.Stack]:
     with ExitStack() as exits:

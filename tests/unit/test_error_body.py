@@ -92,7 +92,23 @@ def _service_apps(tmp_path: Path) -> dict[str, FastAPI]:
             "stt": stt(SttSettings(models_dir=tmp_path))}
 
 
-def test_every_service_openapi_shows_the_error_body(tmp_path: Path) -> None:
+@pytest.fixture
+def gateway_hooks_undone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway's app patches aiortc for the whole process (its receivers forward encoded
+    frames instead of decoding them: gateway/passthrough.py): undone after the test, so that
+    later tests' own aiortc peers in this process still decode."""
+    from aiortc import rtcrtpreceiver, rtcrtpsender
+
+    from jbcalling.gateway import counters, passthrough
+
+    monkeypatch.setattr(rtcrtpreceiver, "get_decoder", rtcrtpreceiver.get_decoder)
+    monkeypatch.setattr(rtcrtpsender, "get_encoder", rtcrtpsender.get_encoder)
+    monkeypatch.setitem(passthrough._state, "installed", passthrough._state["installed"])
+    monkeypatch.setitem(counters._installed, "done", counters._installed["done"])
+
+
+def test_every_service_openapi_shows_the_error_body(tmp_path: Path,
+                                                    gateway_hooks_undone: None) -> None:
     for service, app in _service_apps(tmp_path).items():
         for op, responses in _error_responses(app).items():
             for status in ("4XX", "5XX"):
