@@ -14,10 +14,11 @@ bash tools/hashistack.sh --previous >/dev/null || { echo "test: building the pre
 .venv/bin/ruff check services cli tests benchmarks || exit 1
 .venv/bin/mypy cli services || exit 1
 
-# Two workers (pytest-xdist), a whole file each at a time: the production test's three nodes on
-# one, the rest of the suite beside it (tests/conftest.py starts the production test first).
-# JB_TEST_WORKERS=0 runs everything in this one process.
-.venv/bin/pytest -n "${JB_TEST_WORKERS:-2}" --dist loadfile --durations=25 "$@"
+# One process by default. JB_TEST_WORKERS=2 runs two pytest-xdist workers, a whole file each at
+# a time, the production test first (tests/conftest.py): 21 minutes instead of about 27 on this
+# 2-core machine, but the latency bounds (stt restart within 10 s, stable partials, the browser
+# call) fail while the production test's installs load both cores.
+.venv/bin/pytest -n "${JB_TEST_WORKERS:-0}" --dist loadfile --durations=25 "$@"
 rc=$?
 if [[ $rc -eq 5 ]]; then
   echo "test: pytest collected no tests: that is a failure" >&2
