@@ -191,12 +191,13 @@ def render(api: NomadApi, settings: CliSettings, service: str, injected: dict[st
     var_path = settings.jobs_dir / "vars" / f"{settings.env}.hcl"
     try:
         hcl = job_source(settings.jobs_dir, service)
+        shared_hcl = job_source(settings.jobs_dir, service, POLICIES)
         var_text = layer_var_files(var_path.read_text(), var_files or [])
     except OSError as exc:
         raise RenderError(f"cannot read {exc.filename}: {exc.strerror}") from exc
     job = _parse(api, hcl, path, var_path, var_text, injected, overrides)
-    policies = _parse(api, job_source(settings.jobs_dir, service, POLICIES),
-                      settings.jobs_dir / POLICIES, var_path, var_text, injected, overrides)
+    policies = _parse(api, shared_hcl, settings.jobs_dir / POLICIES, var_path, var_text,
+                      injected, overrides)
     job = apply_policies(job, policies)
     if job.get("ID") != service:
         raise RenderError(f"{path} defines job {job.get('ID')!r}, expected {service!r}",
