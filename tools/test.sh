@@ -14,14 +14,33 @@ bash tools/hashistack.sh --previous >/dev/null || { echo "test: building the pre
 .venv/bin/ruff check services cli tests benchmarks || exit 1
 .venv/bin/mypy cli services || exit 1
 
-# One process by default. JB_TEST_WORKERS=2 runs two pytest-xdist workers, a whole file each at
-# a time, the production test first (tests/conftest.py): 21 minutes instead of about 27 on this
-# 2-core machine, but the latency bounds (stt restart within 10 s, stable partials, the browser
-# call) fail while the production test's installs load both cores.
-.venv/bin/pytest -n "${JB_TEST_WORKERS:-0}" --dist loadfile --durations=25 "$@"
-rc=$?
-if [[ $rc -eq 5 ]]; then
-  echo "test: pytest collected no tests: that is a failure" >&2
+# Two phases on this 2-core machine, about 20 minutes instead of 27 in one process:
+#   1. two pytest-xdist workers, a whole file each at a time: the production test (half of the
+#      suite's time, tests/conftest.py starts it first) on one, every other file beside it;
+#   2. one process: the tests that bound a latency (marker `latency`, set by path in
+#      tests/conftest.py), which failed beside the production test's installs.
+# Given arguments (e.g. `bash tools/test.sh -m unit`), one pytest run with them instead, in
+# JB_TEST_WORKERS processes (default one).
+pytest_run() {
+  .venv/bin/pytest --durations=25 "$@"
+  local rc=$?
+  if [[ $rc -eq 5 ]]; then
+    echo "test: pytest collected no tests: that is a failure" >&2
+    return 1
+  fi
+  return $rc
+}
+
+if [[ $# -gt 0 ]]; then
+  pytest_run -n "${JB_TEST_WORKERS:-0}" --dist loadfile "$@"
+  exit $?
+fi
+pytest_run -n 2 --dist loadfile -m "not latency"
+parallel=$?
+echo "test: phase 2, the latency-bound tests, one process" >&2
+pytest_run -n 0 -m latency
+serial=$?
+if [[ $parallel -ne 0 || $serial -ne 0 ]]; then
+  echo "test: failed (parallel phase: rc=$parallel, latency phase: rc=$serial)" >&2
   exit 1
 fi
-exit $rc
