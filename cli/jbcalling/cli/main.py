@@ -24,6 +24,7 @@ from jbcalling.cli.commands import (
 )
 from jbcalling.cli.context import Ctx
 from jbcalling.cli.errors import EXIT_USAGE, JbctlError
+from jbcalling.cli.global_options import GlobalOptionsGroup
 from jbcalling.cli.output import Output
 from jbcalling.cli.settings import CliSettings
 
@@ -38,12 +39,13 @@ app = typer.Typer(
          "Examples:\n\n"
          "  jbctl cluster up            # a local Nomad + Consul dev cluster\n\n"
          "  jbctl deploy                # every service, in dependency order\n\n"
-         "  jbctl status --json\n\n"
+         "  jbctl status --json         # global options go before or after the command\n\n"
          "  jbctl --env prod deploy signaling\n\n" + EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    cls=GlobalOptionsGroup,  # --json, --env, -v, -q before or after the command
 )
 
 for module in (cluster, deploy, plan, status, scale, health, logs, rollback, stop, config, models,
