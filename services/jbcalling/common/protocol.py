@@ -10,11 +10,13 @@ tests/unit/test_protocol.py checks against what the web client handles.
 
 Redis keys of a room (all expire when the room is idle):
 
-    jb:room:<id>               hash    created, host_key_hash, ended
+    jb:room:<id>               hash    created, host_key_hash, ended, locked
     jb:room:<id>:people        hash    participant id -> Participant JSON
     jb:room:<id>:banned        set     participant ids the host removed
     jb:room:<id>:events        pub/sub room events (this module's Event)
-    jb:room:<id>:transcript    stream  one entry {"seg": Segment JSON} per final segment
+    jb:room:<id>:transcript    stream  one entry {"seg": Segment JSON} per final segment or chat
+    jb:room:<id>:hands         zset    participant id -> when they raised their hand (the queue)
+    jb:room:<id>:waiting       hash    request id -> a waiting joiner (signaling/waiting.py)
     jb:room:<id>:gateway       string  the gateway URL the room's media goes through
     jb:room:<id>:gateway_boot  string  the boot id of that gateway process
 """
@@ -36,8 +38,11 @@ LANGUAGES: tuple[Lang, ...] = ("en", "vi")
 
 ROOM_PREFIX = "jb:room:"
 EVENTS_PATTERN = "jb:room:*:events"  # every room's event channel
-ROOM_PARTS_WITH_TTL = ("", "people", "banned", "transcript")  # renewed by a room's activity
+# renewed by a room's activity
+ROOM_PARTS_WITH_TTL = ("", "people", "banned", "transcript", "hands", "waiting")
 TRANSCRIPT_MAX_SEGMENTS = 20000
+# The reactions a participant may send (``react``): a fixed list, shown briefly on their tile.
+REACTIONS: tuple[str, ...] = ("👍", "👏", "😂", "❤️", "🎉", "😮")
 # error codes of a media negotiation that a later attempt may not get (the gateway restarts)
 RETRYABLE_MEDIA_ERRORS = frozenset({"gateway_unreachable", "no_gateway", "gateway_error",
                                     "no_offer"})
@@ -122,6 +127,9 @@ class Segment:
     text: str
     translation: str
     translation_lang: str
+    # "speech": a final caption (times in the speaker's stream); "chat": a chat message (times
+    # from the room's creation). Entries written before chat existed have no kind: speech.
+    kind: str = "speech"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -184,11 +192,14 @@ class Event(BaseModel):
 
 # presence, settings and host actions (signaling)
 class Welcome(Event):
-    """To a socket that connected: who it is and who is in the room."""
+    """To a socket that connected: who it is, who is in the room, the raised hands in order and
+    whether the room is locked."""
 
     type: Literal["welcome"] = "welcome"
     you: ParticipantView
     participants: list[ParticipantView]
+    hands: list[str] = []
+    locked: bool = False
 
 
 class Joined(Event):
@@ -253,6 +264,61 @@ class Ended(Event):
 
 class Pong(Event):
     type: Literal["pong"] = "pong"
+
+
+# meeting features (signaling)
+class Chat(Event):
+    """A chat message of ``sender`` in ``lang`` (their spoken language), with its translation
+    into the other language in ``translations``, or ``translation_error`` when mt failed (the
+    page shows the original, marked untranslated). ``sent_ms``: wall-clock ms."""
+
+    type: Literal["chat"] = "chat"
+    omit_if_none: ClassVar[tuple[str, ...]] = ("translation_error",)
+    id: str
+    sender: str
+    sender_name: str
+    lang: Lang
+    text: str  # personal data
+    sent_ms: int
+    translations: dict[str, str] = {}
+    translation_error: str | None = None
+
+
+class Hands(Event):
+    """The raised hands, first raised first; ``by`` raised or lowered the hand that changed."""
+
+    type: Literal["hands"] = "hands"
+    queue: list[str]
+    by: str
+
+
+class Reaction(Event):
+    """``participant`` sent ``emoji`` (one of ``REACTIONS``): shown briefly on their tile."""
+
+    type: Literal["reaction"] = "reaction"
+    participant: str
+    emoji: str
+
+
+class RoomLocked(Event):
+    """A host locked the room (later joiners wait for a host) or unlocked it."""
+
+    type: Literal["locked"] = "locked"
+    locked: bool
+    by: str
+
+
+class WaitingPerson(BaseModel):
+    id: str  # the request id
+    name: str  # personal data
+    speak: Lang
+
+
+class Waiting(Event):
+    """Who waits in a locked room's lobby, oldest first (hosts admit or decline them)."""
+
+    type: Literal["waiting"] = "waiting"
+    waiting: list[WaitingPerson]
 
 
 class Error(Event):
@@ -359,12 +425,13 @@ class Speech(Event):
 
 EVENTS: tuple[type[Event], ...] = (
     Welcome, Joined, Present, SettingsChanged, Left, Speaking, Muted, Removed, Ended, Pong, Error,
-    Sdp, MediaReady, MediaSlots, MediaReconnect, Caption, CaptionsStatus, SpeechStatus, Speech)
+    Sdp, MediaReady, MediaSlots, MediaReconnect, Caption, CaptionsStatus, SpeechStatus, Speech,
+    Chat, Hands, Reaction, RoomLocked, Waiting)
 Publish = Callable[[str, Event], Awaitable[None]]  # (room, event): onto the room's channel
 AnyEvent = Annotated[
     Welcome | Joined | Present | SettingsChanged | Left | Speaking | Muted | Removed | Ended
     | Pong | Error | Sdp | MediaReady | MediaSlots | MediaReconnect | Caption | CaptionsStatus
-    | SpeechStatus | Speech,
+    | SpeechStatus | Speech | Chat | Hands | Reaction | RoomLocked | Waiting,
     Field(discriminator="type")]
 _ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 
@@ -443,9 +510,47 @@ class End(ClientMessage):
     type: Literal["end"] = "end"
 
 
+class SendChat(ClientMessage):
+    """A chat message (plain text; signaling's ``chat_max_chars`` at most)."""
+
+    type: Literal["chat"] = "chat"
+    text: str
+
+
+class RaiseHand(ClientMessage):
+    """Raise or lower one's own hand; a host lowers someone else's with ``target``."""
+
+    type: Literal["hand"] = "hand"
+    raised: bool = True
+    target: str | None = None
+
+
+class React(ClientMessage):
+    """One of ``REACTIONS``."""
+
+    type: Literal["react"] = "react"
+    emoji: str
+
+
+class Lock(ClientMessage):
+    """Host only: lock the room (later joiners wait for a host) or unlock it."""
+
+    type: Literal["lock"] = "lock"
+    locked: bool = True
+
+
+class Admit(ClientMessage):
+    """Host only: let a waiting joiner in (``admit`` true) or decline them (final)."""
+
+    type: Literal["admit"] = "admit"
+    request: str
+    admit: bool = True
+
+
 CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (
-    ChangeSettings, SpeakingNow, Ping, MediaOffer, SdpAnswer, Ice, Mute, Remove, End)
-HOST_ONLY = frozenset({"mute", "remove", "end"})
+    ChangeSettings, SpeakingNow, Ping, MediaOffer, SdpAnswer, Ice, Mute, Remove, End, SendChat,
+    RaiseHand, React, Lock, Admit)
+HOST_ONLY = frozenset({"mute", "remove", "end", "lock", "admit"})
 
 
 def client_message_types() -> set[str]:
@@ -468,7 +573,8 @@ def event_schema() -> dict[str, Any]:
     ``client_messages`` the messages a participant sends."""
     schema = _ADAPTER.json_schema()
     clients: TypeAdapter[Any] = TypeAdapter(Annotated[
-        ChangeSettings | SpeakingNow | Ping | MediaOffer | SdpAnswer | Ice | Mute | Remove | End,
+        ChangeSettings | SpeakingNow | Ping | MediaOffer | SdpAnswer | Ice | Mute | Remove | End
+        | SendChat | RaiseHand | React | Lock | Admit,
         Field(discriminator="type")])
     schema["client_messages"] = clients.json_schema(ref_template="#/$defs/{model}")
     schema["$defs"] |= schema["client_messages"].pop("$defs")

@@ -18,10 +18,11 @@ from pydantic import BaseModel, Field, field_validator
 
 from jbcalling.common.errors import ServiceError
 from jbcalling.common.protocol import Joined, Lang
-from jbcalling.signaling import tokens, transcript, turn
+from jbcalling.signaling import metrics, tokens, transcript, turn
 from jbcalling.signaling.ratelimit import RateLimiter
-from jbcalling.signaling.rooms import RoomStore, Standing
+from jbcalling.signaling.rooms import RoomLocked, RoomStore, Standing
 from jbcalling.signaling.settings import SignalingSettings
+from jbcalling.signaling.waiting import WaitingRoom
 
 log = logging.getLogger("jbcalling.signaling.api")
 ROOM_ID = r"[A-Za-z0-9_-]{22}"
@@ -47,8 +48,10 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def router(settings: SignalingSettings, store: RoomStore, limiter: RateLimiter) -> APIRouter:
+def router(settings: SignalingSettings, store: RoomStore, limiter: RateLimiter,
+           lobby: WaitingRoom | None = None) -> APIRouter:
     api = APIRouter(prefix="/api")
+    lobby = lobby or WaitingRoom(store, settings.waiting_ttl_s)
     secret = settings.jwt_secret.get_secret_value()
 
     async def _limit(action: str, request: Request, per_min: int) -> None:
@@ -62,24 +65,67 @@ def router(settings: SignalingSettings, store: RoomStore, limiter: RateLimiter) 
         await _limit("create", request, settings.rate_create_per_min)
         room, host_key = await store.create()
         log.info("room created", extra={"personal": {"room": room}})
+        if (m := metrics.of(request)) is not None:
+            m.created.inc()
         base = settings.public_url or str(request.base_url)
         return {"room_id": room, "join_url": f"{base.rstrip('/')}/r/{room}",
                 "host_key": host_key}
 
-    @api.post("/rooms/{room_id}/join")
-    async def join(room_id: str, body: JoinRequest, request: Request) -> dict[str, object]:
+    @api.post("/rooms/{room_id}/join", responses={202: {"description": "the room is locked: "
+                                                        "wait for a host (docs/protocol.md)"}})
+    async def join(room_id: str, body: JoinRequest, request: Request) -> Response:
         _check_room_id(room_id)
         await _limit("join", request, settings.rate_join_per_min)
-        person = await store.join(room_id, body.name, body.speak, body.captions,
-                                  body.hear_translation, body.host_key)
+        try:
+            person = await store.join(room_id, body.name, body.speak, body.captions,
+                                      body.hear_translation, body.host_key)
+        except RoomLocked:
+            wait = await lobby.enqueue(room_id, body.name, body.speak, body.captions,
+                                       body.hear_translation)
+            log.info("joiner waiting", extra={"personal": {"room": room_id, "name": body.name}})
+            return JSONResponse({
+                "waiting": True, "request_id": wait.id, "poll_url": f"/api/rooms/{room_id}/waiting",
+                "wait_token": tokens.issue_waiting(secret, room_id, wait.id,
+                                                   settings.waiting_ttl_s)}, status_code=202)
         await store.publish(room_id, Joined(participant=person.public()))
         log.info("participant joined", extra={"personal": {"room": room_id, "name": person.name}})
+        if (m := metrics.of(request)) is not None:
+            m.joins.inc()
+        return JSONResponse(_seated(room_id, person.id, person.role))
+
+    @api.get("/rooms/{room_id}/waiting")
+    async def waiting(room_id: str, request: Request,
+                      authorization: Annotated[str, Header()] = "") -> dict[str, object]:
+        """A waiting joiner's state: ``waiting``, ``declined`` (final), or ``admitted`` with
+        what a join returns (token, ICE servers, WebSocket URL)."""
+        _check_room_id(room_id)
+        await _limit("wait", request, settings.rate_wait_per_min)
+        try:
+            request_id = tokens.verify_waiting(
+                secret, authorization.removeprefix("Bearer ").strip(), room_id)
+        except tokens.TokenError as exc:
+            raise ServiceError(401, "unauthorized", "a waiting token is required in the "
+                               f"Authorization header ({exc.reason}): join again") from None
+        if not await store.exists(room_id):
+            raise ServiceError(404, "room_not_found", "this room does not exist or has ended")
+        req = await lobby.poll(room_id, request_id)
+        if req is None:
+            raise ServiceError(410, "request_lapsed", "you waited too long or the page stopped "
+                               "asking: join again")
+        if req.state == "admitted":
+            if await store.standing(room_id, req.participant_id) is not Standing.MEMBER:
+                raise ServiceError(410, "request_lapsed", "your seat was given up: join again")
+            return {"state": "admitted", **_seated(room_id, req.participant_id, "guest")}
+        return {"state": req.state}
+
+    def _seated(room_id: str, pid: str, role: tokens.Role) -> dict[str, object]:
+        """What a participant who got a seat receives."""
         return {
-            "participant_id": person.id, "role": person.role,
-            "token": tokens.issue(secret, room_id, person.id, person.role, settings.token_ttl_s),
+            "participant_id": pid, "role": role,
+            "token": tokens.issue(secret, room_id, pid, role, settings.token_ttl_s),
             "expires_in": settings.token_ttl_s,
             "ice_servers": turn.ice_servers(settings.stun_urls, settings.turn_urls,
-                                            settings.turn_secret.get_secret_value(), person.id,
+                                            settings.turn_secret.get_secret_value(), pid,
                                             settings.turn_ttl_s),
             "ws_url": f"/ws/rooms/{room_id}",
         }

@@ -12,12 +12,15 @@ from prometheus_client import CollectorRegistry
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from jbcalling.common import health
-from jbcalling.signaling import api, webclient, ws
+from jbcalling.common.discovery import Discovery
+from jbcalling.signaling import api, metrics, webclient, ws
+from jbcalling.signaling.chat import ChatRelay
 from jbcalling.signaling.gateway_watch import GatewayWatch
 from jbcalling.signaling.media import MediaRelay
 from jbcalling.signaling.ratelimit import RateLimiter
 from jbcalling.signaling.rooms import RoomStore
 from jbcalling.signaling.settings import SignalingSettings
+from jbcalling.signaling.waiting import WaitingRoom
 
 log = logging.getLogger("jbcalling.signaling")
 
@@ -34,6 +37,10 @@ def create_app(settings: SignalingSettings) -> FastAPI:
     media = MediaRelay(settings, store)
     watch = GatewayWatch(media, lambda: list(hub.sockets), settings.gateway_watch_s,
                          settings.gateway_fail_after)
+    meeting = ws.Meeting(
+        ChatRelay(store, Discovery(settings.consul_http_addr, {"mt": settings.mt_url}),
+                  settings.chat_translate_timeout_s),
+        WaitingRoom(store, settings.waiting_ttl_s))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +50,7 @@ def create_app(settings: SignalingSettings) -> FastAPI:
         yield
         await watch.stop()
         await hub.stop()
+        await meeting.chat.close()
         await redis.aclose()
         await events_redis.aclose()
 
@@ -54,11 +62,11 @@ def create_app(settings: SignalingSettings) -> FastAPI:
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     app.state.redis = redis
     limiter = RateLimiter(redis)
-    app.include_router(api.router(settings, store, limiter))
+    app.include_router(api.router(settings, store, limiter, meeting.lobby))
 
     @app.websocket("/ws/rooms/{room_id}")
     async def room_socket(websocket: WebSocket, room_id: str) -> None:
-        await ws.serve(websocket, room_id, settings, store, hub, media, limiter)
+        await ws.serve(websocket, room_id, settings, store, hub, media, limiter, meeting)
 
     async def probe() -> health.Readiness:
         try:
@@ -71,5 +79,6 @@ def create_app(settings: SignalingSettings) -> FastAPI:
 
     health.install(app, service="signaling", version=settings.version, probe=probe,
                    registry=registry)
+    metrics.install(app, metrics.SignalingMetrics(registry, lambda: hub.sockets))
     webclient.install(app)
     return app

@@ -42,6 +42,13 @@ class RoomError(ServiceError):
     """A request about a room that cannot be served; ``status`` is the HTTP status to answer."""
 
 
+class RoomLocked(RoomError):
+    """The room is locked and the joiner is not a host: they wait for a host (waiting.py)."""
+
+    def __init__(self) -> None:
+        super().__init__(403, "room_locked", "this room is locked: wait for a host to let you in")
+
+
 # Add a participant only while the room has a free seat: atomic across replicas.
 _ADD_IF_ROOM = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
@@ -81,16 +88,28 @@ class RoomStore:
         stored = meta.get(b"host_key_hash", b"")
         stored = stored.decode() if isinstance(stored, bytes) else str(stored)
         is_host = bool(host_key) and hmac.compare_digest(_hash(host_key or ""), stored)
-        await self._drop_stale(room)
+        if meta.get(b"locked") == b"1" and not is_host:
+            raise RoomLocked()
         person = Participant(secrets.token_urlsafe(9), name, speak, captions, hear,
                              "host" if is_host else "guest", time.time())
+        await self.seat(room, person)
+        return person
+
+    async def seat(self, room: str, person: Participant) -> None:
+        """Give ``person`` a seat if the room has one free (atomic across replicas)."""
+        await self._drop_stale(room)
         added = await self._add(keys=[room_key(room), room_key(room, "people")],
                                 args=[self.max, person.id, person.to_json(), self.idle_s])
         if added == 0:
             raise RoomError(409, "room_full", f"this room is full ({self.max} participants)")
         if added < 0:
             raise RoomError(404, "room_not_found", "this room does not exist or has ended")
-        return person
+
+    async def set_locked(self, room: str, locked: bool) -> None:
+        await self.redis.hset(room_key(room), "locked", "1" if locked else "0")
+
+    async def is_locked(self, room: str) -> bool:
+        return await self.redis.hget(room_key(room), "locked") == b"1"
 
     async def _drop_stale(self, room: str) -> None:
         people = await self.participants(room)

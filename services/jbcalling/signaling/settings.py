@@ -9,11 +9,13 @@ from jbcalling.common.settings import ServiceSettings
 # media_offer + sdp per negotiation, retried with backoff from 0.5 s (docs/protocol.md), again
 # at each media_reconnect (a loaded gateway missing its checks can cause several a minute);
 # `speaking` at each change (on after 150 ms of voice, off after 900 ms of quiet: web/audio.js);
-# a ping every 15 s. "other": unknown types and malformed messages.
+# a ping every 15 s; chat as fast as someone types and pastes (a burst of 5, then one in 2 s);
+# reactions a burst of 5, then one a second. "other": unknown types and malformed messages.
 WS_RATE_DEFAULTS: dict[str, tuple[float, float]] = {
     "media_offer": (8, 0.5), "sdp": (8, 0.5), "ice": (20, 2.0), "speaking": (6, 2.0),
     "settings": (10, 1.0), "ping": (4, 0.5), "mute": (10, 1.0), "remove": (10, 1.0),
-    "end": (2, 0.1), "other": (5, 0.5)}
+    "end": (2, 0.1), "chat": (5, 0.5), "hand": (6, 1.0), "react": (5, 1.0), "lock": (6, 0.5),
+    "admit": (20, 2.0), "other": (5, 0.5)}
 
 
 class SignalingSettings(ServiceSettings):
@@ -38,8 +40,20 @@ class SignalingSettings(ServiceSettings):
     rate_room_media_per_min: int = Field(60, ge=1, description="media_offer and sdp messages "
                                          "of all of a room's sockets together, per minute.")
     rate_room_events_per_min: int = Field(600, ge=1, description="Messages that reach the whole "
-                                          "room (speaking, settings, mute, remove, end) of all "
-                                          "of a room's sockets together, per minute.")
+                                          "room (speaking, settings, mute, remove, end, chat, "
+                                          "hand, react, lock, admit) of all of a room's sockets "
+                                          "together, per minute.")
+    rate_wait_per_min: int = Field(120, ge=1, description="Polls of a waiting joiner's state "
+                                   "(GET /api/rooms/{id}/waiting) per client per minute.")
+    chat_max_chars: int = Field(1000, ge=1, le=10000, description="Longest chat message, "
+                                "characters.")
+    chat_translate_timeout_s: float = Field(8.0, gt=0, description="How long a chat message "
+                                            "waits for its translation before it is shown "
+                                            "untranslated, seconds.")
+    mt_url: str = Field("", description="mt base URL, to translate chat; empty: a healthy `mt` "
+                        "instance from Consul.")
+    waiting_ttl_s: int = Field(900, ge=30, description="How long a joiner may wait in a locked "
+                               "room's lobby before the request lapses, seconds.")
     ws_rate_limits: dict[str, tuple[float, float]] = Field(
         default_factory=lambda: dict(WS_RATE_DEFAULTS),
         description="Per socket and message type: [burst, refill per second] (JSON object; "

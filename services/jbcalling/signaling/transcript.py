@@ -1,7 +1,9 @@
-"""A room's transcript: final segments in a Redis stream, read back as txt, vtt or json.
+"""A room's transcript: final segments and chat messages in a Redis stream, read back as txt,
+vtt or json, in the order they were said or sent.
 
 The gateway appends one entry per final segment (speaker, times, original, translation;
-``protocol.append_segment``); the signaling API reads them for the room's participants.
+``protocol.append_segment``), signaling one per chat message (``kind`` "chat"; chat.py); the
+signaling API reads them for the room's participants.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ async def read(redis: aioredis.Redis, room: str) -> list[Segment]:
 def as_txt(segments: list[Segment]) -> str:
     lines = []
     for s in segments:
-        lines.append(f"[{_clock(s.start_ms, '.')[:-4]}] {s.speaker} ({s.lang}): {s.text}")
+        said = "chat" if s.kind == "chat" else ""
+        lines.append(f"[{_clock(s.start_ms, '.')[:-4]}] {s.speaker} ({s.lang}{', ' if said else ''}"
+                     f"{said}): {s.text}")
         if s.translation:
             lines.append(f"    ({s.translation_lang}) {s.translation}")
     return "\n".join(lines) + ("\n" if lines else "")
@@ -31,7 +35,8 @@ def as_vtt(segments: list[Segment]) -> str:
     out = ["WEBVTT", ""]
     for i, s in enumerate(segments, 1):
         out += [str(i), f"{_clock(s.start_ms, '.')} --> {_clock(max(s.end_ms, s.start_ms + 1), '.')}",
-                f"<v {_vtt_escape(s.speaker)}>{_vtt_escape(s.text)}"]
+                f"<v {_vtt_escape(s.speaker)}>{'[chat] ' if s.kind == 'chat' else ''}"
+                f"{_vtt_escape(s.text)}"]
         if s.translation:
             out.append(f"<i>{_vtt_escape(s.translation)}</i>")
         out.append("")

@@ -42,22 +42,27 @@ from jbcalling.common.protocol import (
     Left,
     MediaReady,
     Muted,
+    Participant,
     Pong,
     Present,
     Removed,
+    RoomLocked,
     Sdp,
     SettingsChange,
     SettingsChanged,
     Speaking,
+    Waiting,
     Welcome,
     client_message_types,
     room_of_channel,
 )
-from jbcalling.signaling import mute, tokens
+from jbcalling.signaling import chat, hands, metrics, mute, tokens
+from jbcalling.signaling.chat import ChatRelay
 from jbcalling.signaling.media import MediaError, MediaRelay
 from jbcalling.signaling.ratelimit import RateLimiter, SocketLimits
 from jbcalling.signaling.rooms import RoomStore, Standing
 from jbcalling.signaling.settings import SignalingSettings
+from jbcalling.signaling.waiting import WaitingRoom
 
 log = logging.getLogger("jbcalling.signaling.ws")
 HEARTBEAT_S = 20
@@ -66,7 +71,8 @@ PER_TYPE = client_message_types()  # the messages of protocol.CLIENT_MESSAGES
 MEDIA = frozenset({"media_offer", "sdp", "ice"})
 # Counted per room (all replicas): what reaches the gateway, and what reaches everyone.
 ROOM_MEDIA = frozenset({"media_offer", "sdp"})
-ROOM_EVENTS = frozenset({"speaking", "settings"}) | HOST_ACTIONS
+MEETING = frozenset({"chat", "hand", "react", "lock", "admit"})  # chat.py, hands.py, waiting.py
+ROOM_EVENTS = frozenset({"speaking", "settings"}) | HOST_ACTIONS | MEETING
 # Checked again against Redis before they run (see the module docstring): all of the above.
 NEEDS_STANDING = ROOM_MEDIA | ROOM_EVENTS
 CLOSE_FOR = {Standing.REMOVED: (4001, "removed by the host"),
@@ -167,22 +173,33 @@ def origin_allowed(settings: SignalingSettings, origin: str | None, host: str | 
     return origin.rstrip("/") in allowed
 
 
+@dataclass
+class Meeting:
+    """What the meeting features need besides the room store: chat's translator, the lobby."""
+
+    chat: ChatRelay
+    lobby: WaitingRoom
+
+
 async def serve(ws: WebSocket, room: str, settings: SignalingSettings, store: RoomStore,
-                hub: Hub, media: MediaRelay, limiter: RateLimiter) -> None:
+                hub: Hub, media: MediaRelay, limiter: RateLimiter, meeting: Meeting) -> None:
     # Accept first, then refuse with a close code and reason: a refusal during the handshake
     # reaches a browser as a bare 1006 with no reason to show.
     await ws.accept()
     if not origin_allowed(settings, ws.headers.get("origin"), ws.headers.get("host")):
+        metrics.refused(ws, "origin")
         await ws.close(4003, "origin not allowed")
         return
     try:
         claims = tokens.verify(settings.jwt_secret.get_secret_value(),
                                ws.query_params.get("token", ""), room)
     except tokens.TokenError as exc:
+        metrics.refused(ws, "bad_token")
         await ws.close(4000, f"token {exc.reason}: join the room again")
         return
     me = await store.get(room, claims.participant)
     if me is None or await store.is_banned(room, claims.participant):
+        metrics.refused(ws, "not_in_room" if me is None else "banned")
         await ws.close(4004, "not in this room (removed, ended or expired): join again")
         return
     me.connected = True
@@ -194,10 +211,16 @@ async def serve(ws: WebSocket, room: str, settings: SignalingSettings, store: Ro
         hub.socket_ids.pop(replaced, None)
         await _close(replaced, *CLOSE_FOR[Standing.REPLACED])
     people = [p.public() for p in await store.participants(room)]
-    await _send(ws, Welcome(you=me.public(), participants=people))
+    await _send(ws, Welcome(you=me.public(), participants=people,
+                            hands=await hands.queue(store, room),
+                            locked=await store.is_locked(room)))
+    if claims.role == "host":  # who waits in the lobby (a host who comes back sees them)
+        await _send(ws, Waiting(waiting=await meeting.lobby.pending(room)))
     await store.publish(room, Present(participant=me.public()))
+    if (m := metrics.of(ws)) is not None:
+        m.connects.inc()
     session = _Session(ws, room, me.id, claims.role, socket_id, claims.expires, settings, store,
-                       media, limiter)
+                       media, limiter, meeting)
     try:
         await _loop(session)
     except Exception:  # a bug must not drop the socket without a close code
@@ -254,7 +277,11 @@ class _Session:
     store: RoomStore
     media: MediaRelay
     limiter: RateLimiter
+    meeting: Meeting
     limits: SocketLimits = field(init=False)
+    # A chat waits for mt off the socket's loop, one message after the other (their order).
+    chats: asyncio.Lock = field(default_factory=asyncio.Lock)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.limits = SocketLimits(self.settings.ws_rate_limits, self.settings.ws_rate_strikes)
@@ -280,6 +307,7 @@ async def _loop(s: _Session) -> None:
             return
         text = raw.get("text")
         if text is not None and len(text.encode()) > settings.ws_max_message_bytes:
+            metrics.refused(ws, "message_too_big")
             await _close(ws, 1009, f"message over {settings.ws_max_message_bytes} bytes")
             return
         msg = _parse(text)
@@ -298,6 +326,7 @@ async def _loop(s: _Session) -> None:
                                    f"unknown message type {str(msg['type'])[:40]!r}"))
             continue
         if kind in HOST_ACTIONS and s.role != "host":
+            metrics.refused(ws, "forbidden")
             await _send(ws, _error("forbidden", f"only the host may {kind}"))
             continue
         if kind in NEEDS_STANDING:
@@ -314,6 +343,10 @@ async def _loop(s: _Session) -> None:
         await s.store.touch(room)
         if kind in MEDIA:
             await _media(ws, room, s.pid, kind, msg, s.media)
+        elif kind in MEETING:
+            refused = await _meeting(s, kind, msg)
+            if refused is not None:
+                await _send(ws, refused)
         else:
             await _handle(ws, room, s.pid, kind, msg, s.store, s.media)
 
@@ -349,8 +382,10 @@ async def _refuse(s: _Session, kind: str) -> bool:
     if not s.limits.strike():
         log.warning("socket closed for flooding", extra={"kind": kind,
                                                          "personal": {"room": s.room}})
+        metrics.refused(s.ws, "flooding")
         await _close(s.ws, 4008, "too many messages: slow down")
         return False
+    metrics.refused(s.ws, "rate_limited_message")
     await _send(s.ws, _error("rate_limited", f"too many {kind} messages: this one was dropped; "
                              "slow down"))
     return True
@@ -413,9 +448,43 @@ async def _handle(ws: WebSocket, room: str, pid: str, kind: str, msg: dict[str, 
         else:
             await store.ban(room, target.id)
             await store.publish(room, Removed(participant=target.id, by=pid))
+            await hands.lower(store, room, target.id, pid)
     elif kind == "end":
         await store.end(room)
         await store.publish(room, Ended(by=pid))
+
+
+async def _meeting(s: _Session, kind: str, msg: dict[str, Any]) -> Error | None:
+    """Chat, hands, reactions, lock and admit; the error to answer, if any."""
+    if kind == "chat":
+        text, refused = chat.clean(msg.get("text"), s.settings.chat_max_chars)
+        me = await s.store.get(s.room, s.pid)
+        if refused is None and me is not None:
+            task = asyncio.create_task(_chat(s, me, text))
+            s.tasks.add(task)
+            task.add_done_callback(s.tasks.discard)
+        return refused
+    if kind == "hand":
+        return await hands.hand(s.store, s.room, s.pid, s.role, msg)
+    if kind == "react":
+        return await hands.react(s.store, s.room, s.pid, msg)
+    if kind == "lock":
+        locked = msg.get("locked", True)
+        if not isinstance(locked, bool):
+            return _error("bad_message", "lock: locked is true or false")
+        await s.store.set_locked(s.room, locked)
+        await s.store.publish(s.room, RoomLocked(locked=locked, by=s.pid))
+        return None
+    return await s.meeting.lobby.decide(s.room, msg.get("request"), msg.get("admit", True))
+
+
+async def _chat(s: _Session, me: Participant, text: str) -> None:
+    async with s.chats:
+        try:
+            await s.meeting.chat.send(s.room, me, text)
+        except Exception:  # Redis went away: the sender learns their message did not go out
+            log.exception("chat failed", extra={"personal": {"room": s.room}})
+            await _send(s.ws, _error("chat_failed", "your message could not be sent: try again"))
 
 
 def _error(code: str, message: str) -> Error:
