@@ -132,10 +132,11 @@ async def run_probe(signaling: str, tts: str, utterances: int, timeout_s: float,
                 result.utterances.append(row)
                 say(f"probe: utterance {i + 1}/{len(clips)}: " + ", ".join(
                     f"{s.removesuffix('_ms')} {row.get(s)} ms" for s in STAGES))
-                # the next sentence starts once this one's translated speech has played
-                duration = next((ev.get("duration_ms", 0) for _, ev in events
-                                 if ev.get("type") == "speech" and ev.get("segment") not in seen), 0)
-                await asyncio.sleep(1.0 + duration / 1000)
+                # the next sentence starts once this one's translated speech has played: each
+                # speech event says how long it plays from then (streamed: one per piece)
+                ends = [at + ev.get("duration_ms", 0) / 1000 for at, ev in events
+                        if ev.get("type") == "speech" and ev.get("segment") not in seen]
+                await asyncio.sleep(1.0 + max([e - time.time() for e in ends], default=0.0))
         finally:
             listener.cancel()
             drainer.cancel()

@@ -6,8 +6,9 @@
     -> final            -> caption(kind=final)    (the original, at once)
                         -> mt ``POST /v1/translate`` -> caption(kind=translation), transcript
                            (asked already at a *stable* partial, when its text is the final's)
-                        -> tts ``POST /v1/synthesize`` -> SpeechTrack of each listener who
-                           hears that language (speech_track.py)
+                        -> tts ``POST /v1/synthesize``, streamed sentence by sentence
+                           (translated_speech.py) -> SpeechTrack of each listener who hears
+                           that language (speech_track.py)
 
 Degradations (the events: jbcalling/common/protocol.py, described in docs/protocol.md): stt down -> a
 ``captions_status`` event with ``state: unavailable`` (repeated every ``STATUS_REPEAT_S`` for
@@ -47,7 +48,6 @@ import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
-from jbcalling.common.audio import resample_to_48k
 from jbcalling.common.discovery import Discovery, NoInstance
 from jbcalling.common.protocol import (
     Caption,
@@ -55,13 +55,12 @@ from jbcalling.common.protocol import (
     Participant,
     Publish,
     Segment,
-    Speech,
-    SpeechStatus,
     append_segment,
     other,
     room_key,
 )
 from jbcalling.gateway.speech_track import SpeechTrack
+from jbcalling.gateway.translated_speech import TranslatedSpeech
 
 log = logging.getLogger("jbcalling.gateway.pipeline")
 # Audio held while stt is away, replayed when the stream opens again: enough for the speech
@@ -120,6 +119,7 @@ class Pipeline:
         self.speech_targets = speech_targets
         self.streams: dict[tuple[str, str], SpeakerStream] = {}
         self.http = httpx.AsyncClient(timeout=10)
+        self.speech = TranslatedSpeech(discovery, self.http, publish, self.people, speech_targets)
         self.background: set[asyncio.Future[None]] = set()
 
     def spawn(self, coro: Awaitable[None]) -> None:
@@ -166,7 +166,7 @@ class Pipeline:
         await self.publish(room, update)
         await self._transcript(room, speaker, caption, translated or "", target)
         if translated:
-            await self.speak(room, caption, target, translated)
+            await self.speech.speak(room, caption, target, translated)
 
     async def translate(self, source: str, target: str, text: str) -> tuple[str, str]:
         try:
@@ -180,41 +180,6 @@ class Pipeline:
         if resp.status_code != 200:
             return "", f"unavailable ({resp.status_code})"
         return str(resp.json()["translations"][0]), ""
-
-    async def speak(self, room: str, caption: Caption, lang: str, text: str) -> None:
-        people = await self.people(room)
-        listeners = [pid for pid, p in people.items()
-                     if pid != caption.speaker and p.hear_translation and p.captions == lang]
-        tracks = self.speech_targets(room)
-        targets = [tracks[pid] for pid in listeners if pid in tracks]
-        if not targets:
-            return
-        try:
-            url = await self.discovery.pick("tts")
-            pcm, rate = await self._synthesize(url, lang, text)
-        except (NoInstance, httpx.HTTPError, ValueError) as exc:
-            self.discovery.forget("tts")
-            log.warning("speech unavailable", extra={"error": str(exc)})
-            for pid in listeners:
-                await self.publish(room, SpeechStatus(to=pid, lang=lang, segment=caption.segment))
-            return
-        audio48 = resample_to_48k(pcm, rate)
-        for track in targets:
-            track.play(audio48)
-        peak = int(np.abs(np.frombuffer(pcm, np.int16).astype(np.int32)).max(initial=0))
-        await self.publish(room, Speech(
-            segment=caption.segment, speaker=caption.speaker, lang=lang, listeners=listeners,
-            emitted_ms=now_ms(), audio_end_ms=caption.audio_end_ms,
-            duration_ms=len(pcm) * 1000 // (2 * rate), peak=peak))
-
-    async def _synthesize(self, url: str, lang: str, text: str) -> tuple[bytes, int]:
-        async with self.http.stream("POST", url + "/v1/synthesize",
-                                    json={"lang": lang, "text": text}) as resp:
-            if resp.status_code != 200:
-                raise ValueError(f"tts answered {resp.status_code}")
-            rate = int(resp.headers.get("X-Sample-Rate", "22050"))
-            pcm = b"".join([chunk async for chunk in resp.aiter_bytes()])
-        return pcm[: len(pcm) // 2 * 2], rate
 
     async def _transcript(self, room: str, speaker: Participant | None, caption: Caption,
                           translation: str, target: str) -> None:

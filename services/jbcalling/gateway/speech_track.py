@@ -33,6 +33,11 @@ class SpeechTrack(MediaStreamTrack):
         """Queue speech; it starts at the next frame boundary."""
         self._pcm.extend(pcm48k_s16le)
 
+    @property
+    def queued_ms(self) -> int:
+        """How long the speech queued and not yet played lasts."""
+        return len(self._pcm) * 1000 // (2 * RATE)
+
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
