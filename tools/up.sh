@@ -10,7 +10,14 @@ export PATH="$(dirname "$JB_NOMAD_BIN"):$(dirname "$JB_CONSUL_BIN"):$PATH"
 .venv/bin/jbctl deploy
 .venv/bin/jbctl status
 echo "stop it with: .venv/bin/jbctl cluster down" >&2
-# Last: the ingress's URL, the call page participants open.
-url="$(.venv/bin/jbctl --json status 2>/dev/null |
-  .venv/bin/python -c 'import json, sys; print(*json.load(sys.stdin)["public_urls"][:1])')"
+# Last: the Prometheus links (when deployed), then the ingress's URL, the call page participants
+# open (tests read that last line).
+links="$(.venv/bin/jbctl status --json 2>/dev/null | .venv/bin/python -c '
+import json, sys
+doc = json.load(sys.stdin)
+for url in doc["prometheus_urls"]:
+    print("Prometheus: " + url)
+print(*doc["public_urls"][:1])')"
+url="$(tail -n 1 <<<"$links")"
+grep '^Prometheus: ' <<<"$links" >&2 || true
 echo "participants open: ${url:?no healthy ingress in Consul}/" >&2

@@ -26,3 +26,19 @@ def public_urls(instances: list[dict[str, Any]]) -> list[str]:
     """The ingress instances whose checks all pass."""
     return [url("ingress", i) for i in instances
             if all(c.get("Status") == "passing" for c in i.get("Checks") or [])]
+
+
+def prometheus_url(inst: dict[str, Any]) -> str:
+    """Prometheus at its own address, with the route prefix its Consul meta ``path_prefix``
+    names (the same prefix as behind the ingress); ends with a slash."""
+    prefix = str((inst["Service"].get("Meta") or {}).get("path_prefix") or "/").strip("/")
+    return url("prometheus", inst) + "/" + (prefix + "/" if prefix else "")
+
+
+def prometheus_links(public: list[str], instances: list[dict[str, Any]], direct: bool) -> list[str]:
+    """Where the operator opens Prometheus, when an instance passes its checks: through each
+    public ingress URL at /prometheus/, and (``direct``, in dev) at its own address."""
+    passing = [i for i in instances if all(c.get("Status") == "passing" for c in i.get("Checks") or [])]
+    if not passing:
+        return []
+    return [u + "/prometheus/" for u in public] + ([prometheus_url(passing[0])] if direct else [])

@@ -21,6 +21,7 @@ from jbcalling.cli.commands import (
     scale,
     status,
     stop,
+    top,
 )
 from jbcalling.cli.context import Ctx
 from jbcalling.cli.errors import EXIT_USAGE, JbctlError
@@ -48,8 +49,8 @@ app = typer.Typer(
     cls=GlobalOptionsGroup,  # --json, --env, -v, -q before or after the command
 )
 
-for module in (cluster, deploy, plan, status, scale, health, logs, rollback, stop, config, models,
-               probe):
+for module in (cluster, deploy, plan, status, top, scale, health, logs, rollback, stop, config,
+               models, probe):
     module.register(app)
 
 

@@ -1,4 +1,4 @@
-"""``jbctl status``: every job's version, instances, nodes, Consul checks and drift."""
+"""``jbctl status``: every job's version, instances, nodes, Consul checks and drift; where to click."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ def collect(c: Ctx) -> dict[str, Any]:
     with ThreadPoolExecutor(max_workers=8) as pool:
         checks_f = pool.submit(c.consul.checks_in_state, "any")
         ingress_f = pool.submit(c.consul.service_health, "ingress")
+        prometheus_f = pool.submit(c.consul.service_health, "prometheus")
         jobs = {j["ID"]: j for j in c.nomad.jobs()}
         details = {name: (pool.submit(c.nomad.job, name), pool.submit(c.nomad.allocations, name))
                    for name in jobs}
@@ -63,9 +64,13 @@ def collect(c: Ctx) -> dict[str, Any]:
             "checks": dict(states),
             "versions_running": sorted({a.get("JobVersion") for a in running}),
         })
+    public = endpoints.public_urls(ingress_f.result())
     return {"release": c.settings.release, "env": c.settings.env,
-            "nomad_addr": c.settings.nomad_addr, "services": services,
-            "public_urls": endpoints.public_urls(ingress_f.result())}
+            "nomad_addr": c.settings.nomad_addr, "services": services, "public_urls": public,
+            "prometheus_urls": endpoints.prometheus_links(public, prometheus_f.result(),
+                                                          direct=c.settings.env == "dev"),
+            "nomad_ui": c.settings.nomad_addr + "/ui/",
+            "consul_ui": c.settings.consul_http_addr + "/ui/"}
 
 
 def status(ctx: typer.Context) -> None:
@@ -89,8 +94,17 @@ def status(ctx: typer.Context) -> None:
     c.out.data(doc)
     c.out.table(f"jbcalling ({doc['env']}, {doc['nomad_addr']})",
                 ["service", "version", "status", "run/want/ok", "nodes", "checks", "release"], rows)
+    # Where to click, the page participants open last (tools/up.sh ends with it too).
+    c.out.say(f"Nomad UI:  {doc['nomad_ui']}")
+    c.out.say(f"Consul UI: {doc['consul_ui']}")
+    for url in doc["prometheus_urls"]:
+        c.out.say(f"Prometheus: {url}")
+    if not doc["prometheus_urls"]:
+        c.out.say("Prometheus: not deployed or not healthy (`jbctl deploy prometheus`)")
     for url in doc["public_urls"]:
         c.out.say(f"participants open: {url}/")
+    if not doc["public_urls"]:
+        c.out.say("no healthy ingress in Consul: no page for participants yet (`jbctl deploy ingress`)")
     if any(s["deployed"] and s["status"] != "dead" and s["healthy"] < max(s["running"], s["desired"])
            for s in doc["services"]):
         raise typer.Exit(EXIT_FAILED)

@@ -1,0 +1,131 @@
+"""What `jbctl top` asks Prometheus, over jbctl's one HTTP stack (:mod:`http_api`).
+
+Prometheus is found in Consul (service ``prometheus``, its route prefix in the meta
+``path_prefix``). :func:`snapshot` sends the queries of :data:`QUERIES` together and
+:func:`assemble`, a pure function, turns their answers into one document: per service, per
+room, per caption language pair. Prometheus's job label is the Consul service name, so the
+figures group by ``job``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from jbcalling.cli import endpoints
+from jbcalling.cli.consul_api import ConsulApi
+from jbcalling.cli.errors import JbctlError
+from jbcalling.cli.http_api import Agent, AgentApi, AgentError
+from jbcalling.cli.settings import CliSettings
+
+SERVICE = "prometheus"
+DEPLOY_HINT = "deploy it with `jbctl deploy prometheus`"
+
+# Instant queries; each answers a vector whose labels name the service (job), room or pair.
+QUERIES = {
+    "up": "sum by (job) (up)",
+    "targets": "count by (job) (up)",
+    "cpu": "sum by (job) (rate(process_cpu_seconds_total[1m]))",
+    "memory": "sum by (job) (process_resident_memory_bytes)",
+    "requests": "sum by (job) (rate(jb_http_requests_total[1m]))",
+    "errors": 'sum by (job) (rate(jb_http_requests_total{status=~"5.."}[1m]))',
+    "rooms": "sum by (room) (jb_signaling_room_participants)",
+    "p50": "max by (kind, source, lang) (jb:caption_latency_seconds:p50_5m)",
+    "p95": "max by (kind, source, lang) (jb:caption_latency_seconds:p95_5m)",
+}
+# The sparkline: p95 over the last minutes, one point per step.
+HISTORY = QUERIES["p95"]
+HISTORY_S = 600
+HISTORY_STEP_S = 30
+PAIR = ("kind", "source", "lang")
+
+
+class PrometheusApi(AgentApi):
+    """Prometheus's HTTP API at ``base`` (its URL with the route prefix, e.g. .../prometheus/)."""
+
+    def __init__(self, base: str, settings: CliSettings) -> None:
+        agent = Agent(product="Prometheus", addr=base.rstrip("/") + "/api", token_header="",
+                      token="", cacert=settings.consul_cacert, unreachable_hint=(
+                          f"check `jbctl status prometheus`, or {DEPLOY_HINT}"))
+        super().__init__(agent, settings.http_timeout_s)
+        self.base = base
+
+    def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
+        params = {"query": promql, **({"time": f"{at:.3f}"} if at is not None else {})}
+        return self._data("query", params, promql)
+
+    def query_range(self, promql: str, start: float, end: float, step_s: float) -> list[dict[str, Any]]:
+        params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step_s:g}"}
+        return self._data("query_range", params, promql)
+
+    def _data(self, endpoint: str, params: dict[str, str], promql: str) -> list[dict[str, Any]]:
+        try:
+            doc = self.json("GET", endpoint, f"run the query {promql}", params=params)
+        except AgentError as exc:
+            raise JbctlError(f"Prometheus refused the query {promql}: {exc.body[:300]}",
+                             hint="check that Prometheus's version takes this query") from exc
+        return list((doc or {}).get("data", {}).get("result", []))
+
+
+def locate(consul: ConsulApi) -> str:
+    """The URL of a passing Prometheus instance, its route prefix included (ends with /)."""
+    instances = consul.service_health(SERVICE)
+    if not instances:
+        raise JbctlError("Prometheus is not deployed: Consul has no `prometheus` service",
+                         hint=DEPLOY_HINT)
+    passing = [i for i in instances
+               if all(c.get("Status") == "passing" for c in i.get("Checks") or [])]
+    if not passing:
+        raise JbctlError("Prometheus is deployed but no instance passes its Consul checks",
+                         hint="see `jbctl status` and `jbctl logs prometheus --stderr`")
+    return endpoints.prometheus_url(passing[0])
+
+
+def snapshot(api: PrometheusApi, services: list[str], now: float | None = None) -> dict[str, Any]:
+    """One document of every figure, as Prometheus has them at ``now``."""
+    at = time.time() if now is None else now
+    with ThreadPoolExecutor(max_workers=len(QUERIES) + 1) as pool:
+        futures = {name: pool.submit(api.query, q, at) for name, q in QUERIES.items()}
+        history_f = pool.submit(api.query_range, HISTORY, at - HISTORY_S, at, HISTORY_STEP_S)
+        answers = {name: f.result() for name, f in futures.items()}
+        history = history_f.result()
+    return {"prometheus": api.base, "time": at, **assemble(answers, history, services)}
+
+
+def _value(sample: dict[str, Any]) -> float | None:
+    v = float(sample["value"][1])
+    return None if math.isnan(v) else v
+
+
+def _by(answer: list[dict[str, Any]], *labels: str) -> dict[tuple[str, ...], float | None]:
+    return {tuple(s["metric"].get(label, "") for label in labels): _value(s) for s in answer}
+
+
+def assemble(answers: dict[str, list[dict[str, Any]]], history: list[dict[str, Any]],
+             services: list[str]) -> dict[str, Any]:
+    """The document of :func:`snapshot` from the queries' answers (``services``: those that
+    must appear even when Prometheus has no target for them)."""
+    per = {name: _by(answers.get(name, []), "job") for name in
+           ("up", "targets", "cpu", "memory", "requests", "errors")}
+    jobs = list(services) + sorted({j for (j,) in per["targets"]} - set(services))
+    rows = []
+    for job in jobs:
+        up, targets = per["up"].get((job,)), per["targets"].get((job,))
+        rows.append({"service": job, "instances_up": int(up or 0), "targets": int(targets or 0),
+                     "cpu_cores": per["cpu"].get((job,)), "memory_bytes": per["memory"].get((job,)),
+                     "requests_per_s": per["requests"].get((job,)),
+                     "errors_per_s": per["errors"].get((job,), 0.0 if (job,) in per["requests"]
+                                                       else None)})
+    counts = sorted(((int(v or 0), room) for (room,), v in _by(answers.get("rooms", []), "room").items()),
+                    key=lambda pr: (-pr[0], pr[1]))
+    rooms = [{"room": room, "participants": n} for n, room in counts]
+    p50, p95 = _by(answers.get("p50", []), *PAIR), _by(answers.get("p95", []), *PAIR)
+    series = {tuple(s["metric"].get(label, "") for label in PAIR):
+              [None if math.isnan(float(v)) else float(v) for _, v in s.get("values", [])]
+              for s in history}
+    captions = [{"kind": k, "source": src, "lang": lang, "p50_s": p50.get((k, src, lang)),
+                 "p95_s": p95.get((k, src, lang)), "p95_history_s": series.get((k, src, lang), [])}
+                for k, src, lang in sorted(set(p50) | set(p95))]
+    return {"services": rows, "rooms": rooms, "captions": captions}

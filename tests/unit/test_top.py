@@ -1,0 +1,95 @@
+"""`jbctl top`'s pure parts: Prometheus answers -> one document -> the drawn tables; and where
+`jbctl status` says to click."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from jbcalling.cli import endpoints, prom_api, top_view
+
+pytestmark = pytest.mark.unit
+
+
+def _vec(value: str, **labels: str) -> dict[str, Any]:
+    return {"metric": labels, "value": [1700000000.0, value]}
+
+
+ANSWERS = {
+    "up": [_vec("2", job="signaling"), _vec("0", job="stt"), _vec("1", job="nomad")],
+    "targets": [_vec("2", job="signaling"), _vec("1", job="stt"), _vec("1", job="nomad")],
+    "cpu": [_vec("0.125", job="signaling")],
+    "memory": [_vec("104857600", job="signaling")],
+    "requests": [_vec("3.5", job="signaling"), _vec("0", job="stt")],
+    "errors": [_vec("0.5", job="signaling")],
+    "rooms": [_vec("2", room="r1"), _vec("5", room="r2")],
+    "p50": [_vec("0.7", kind="final", source="en", lang="vi"),
+            _vec("NaN", kind="partial", source="vi", lang="vi")],
+    "p95": [_vec("0.98", kind="final", source="en", lang="vi")],
+}
+HISTORY = [{"metric": {"kind": "final", "source": "en", "lang": "vi"},
+            "values": [[1.0, "0.5"], [2.0, "1.0"], [3.0, "NaN"]]}]
+
+
+def test_assemble_groups_the_answers_per_service_room_and_pair() -> None:
+    doc = prom_api.assemble(ANSWERS, HISTORY, ["redis", "signaling", "stt"])
+    by = {s["service"]: s for s in doc["services"]}
+    # every known service appears, in the given order, then the other scraped jobs
+    assert [s["service"] for s in doc["services"]] == ["redis", "signaling", "stt", "nomad"]
+    assert by["redis"] == {"service": "redis", "instances_up": 0, "targets": 0, "cpu_cores": None,
+                           "memory_bytes": None, "requests_per_s": None, "errors_per_s": None}
+    assert by["signaling"]["instances_up"] == 2 and by["signaling"]["cpu_cores"] == 0.125
+    assert by["signaling"]["memory_bytes"] == 104857600 and by["signaling"]["errors_per_s"] == 0.5
+    # requests but no 5xx series: no errors, not unknown
+    assert by["stt"]["errors_per_s"] == 0.0 and by["stt"]["instances_up"] == 0
+    assert doc["rooms"] == [{"room": "r2", "participants": 5}, {"room": "r1", "participants": 2}]
+    final, partial = doc["captions"]
+    assert final == {"kind": "final", "source": "en", "lang": "vi", "p50_s": 0.7, "p95_s": 0.98,
+                     "p95_history_s": [0.5, 1.0, None]}
+    assert partial["p50_s"] is None and partial["p95_s"] is None
+
+
+def test_sparkline_scales_to_the_maximum_and_shows_gaps() -> None:
+    assert top_view.sparkline([0.5, 1.0, None, 0.0]) == "▅█ ▁"
+    assert top_view.sparkline([]) == ""
+    assert top_view.sparkline([0.0, None]) == "▁ "
+    assert len(top_view.sparkline([1.0] * 50, width=20)) == 20
+
+
+def test_units() -> None:
+    assert top_view.size(104857600) == "100.0 MiB" and top_view.size(512) == "512 B"
+    assert top_view.cores(0.125) == "12.5%" and top_view.rate(None) == "-"
+    assert top_view.seconds(0.984) == "0.98 s"
+
+
+def test_the_view_shows_every_service_room_and_pair() -> None:
+    doc = {"prometheus": "http://p/prometheus/", "time": 0.0,
+           **prom_api.assemble(ANSWERS, HISTORY, ["redis", "signaling", "stt"])}
+    console = Console(width=160, record=True, color_system=None)
+    console.print(top_view.view(doc, error="timed out"))
+    text = console.export_text()
+    for needle in ("redis", "signaling", "stt", "nomad", "2/2", "12.5%", "100.0 MiB", "3.5/s",
+                   "r2", "0.70 s", "0.98 s", "▅█", "last refresh failed: timed out"):
+        assert needle in text, needle
+
+
+def _inst(port: int, meta: dict[str, str], status: str = "passing") -> dict[str, Any]:
+    return {"Node": {"Address": "10.0.0.9"},
+            "Service": {"Address": "127.0.0.1", "Port": port, "Meta": meta},
+            "Checks": [{"Status": "passing"}, {"Status": status}]}
+
+
+def test_prometheus_links_through_the_ingress_and_in_dev_its_own_address() -> None:
+    inst = _inst(9090, {"path_prefix": "/prometheus/"})
+    assert endpoints.prometheus_url(inst) == "http://127.0.0.1:9090/prometheus/"
+    assert endpoints.prometheus_url(_inst(9090, {})) == "http://127.0.0.1:9090/"
+    public = ["https://call.example.org"]
+    assert endpoints.prometheus_links(public, [inst], direct=False) == [
+        "https://call.example.org/prometheus/"]
+    assert endpoints.prometheus_links(public, [inst], direct=True) == [
+        "https://call.example.org/prometheus/", "http://127.0.0.1:9090/prometheus/"]
+    # not deployed, or no instance passing: no link
+    assert endpoints.prometheus_links(public, [], direct=True) == []
+    assert endpoints.prometheus_links(public, [_inst(9090, {}, "critical")], direct=True) == []
