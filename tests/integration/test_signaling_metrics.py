@@ -33,9 +33,9 @@ def test_rooms_sockets_joins_and_refusals_by_reason(redis_url: str) -> None:
         missing = client.post("/api/rooms/" + "x" * 22 + "/join",
                               json={"name": "Ben", "speak": "en", "captions": "vi"})
         assert missing.json()["error"]["code"] == "room_not_found"
-        with pytest.raises(WebSocketDisconnect) as bad:
-            with client.websocket_connect(f"/ws/rooms/{room}?token=forged") as ws:
-                ws.receive_json()
+        with pytest.raises(WebSocketDisconnect) as bad, \
+                client.websocket_connect(f"/ws/rooms/{room}?token=forged") as ws:
+            ws.receive_json()
         assert bad.value.code == 4000
         with client.websocket_connect(f"/ws/rooms/{room}?token={person['token']}") as ws:
             assert ws.receive_json()["type"] == "welcome"

@@ -103,6 +103,8 @@ def gateway_hooks_undone(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(rtcrtpreceiver, "get_decoder", rtcrtpreceiver.get_decoder)
     monkeypatch.setattr(rtcrtpsender, "get_encoder", rtcrtpsender.get_encoder)
+    monkeypatch.setattr(rtcrtpreceiver.RTCRtpReceiver, "_send_rtcp_pli",
+                        rtcrtpreceiver.RTCRtpReceiver._send_rtcp_pli)
     monkeypatch.setitem(passthrough._state, "installed", passthrough._state["installed"])
     monkeypatch.setitem(counters._installed, "done", counters._installed["done"])
 

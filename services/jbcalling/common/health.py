@@ -4,7 +4,10 @@
 version) and which release the job stamped on it (``release``), so that a rollback that brings back
 the previous release venv shows in both. ``/ready`` runs the service's readiness probe (models
 loaded, dependencies reachable) and reports load and capacity as JSON; it answers 503 when not
-ready, and that is what the Consul check and the Consul UI show. ``/metrics`` is Prometheus text.
+ready, and that is what the Consul check and the Consul UI show. ``/metrics`` is Prometheus text:
+the service's own ``jb_`` metrics, the HTTP request counts and latencies below, and the process
+(CPU seconds, resident memory, open files), platform and garbage-collector collectors of
+prometheus_client, on the service's own registry (docs/operations.md, "Metrics").
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    GCCollector,
     Histogram,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 
@@ -49,9 +55,14 @@ answer every error as ``{"error": {"code", "message"}}`` (jbcalling/common/error
     own version is the installed package's, read here.
     """
     started = time.time()
-    requests = Counter("jb_http_requests", "HTTP requests served", ["path", "status"],
+    # Each service has a registry of its own (no global state between the apps a test builds in
+    # one process), so the default registry's process collectors are added to it here.
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    requests = Counter("jb_http_requests_total", "HTTP requests served", ["path", "status"],
                        registry=registry)
-    latency = Histogram("jb_http_request_seconds", "HTTP request latency", ["path"],
+    latency = Histogram("jb_http_request_seconds", "HTTP request latency, seconds", ["path"],
                         registry=registry)
     router = APIRouter()
 

@@ -1,4 +1,11 @@
-"""The gateway's control API (called by signaling) and its health endpoints."""
+"""The gateway's control API (called by signaling) and its health endpoints.
+
+Caption latency is measured here, where every caption leaves the gateway: at publish time, the
+wall-clock ms it was emitted minus the wall-clock ms its audio ended (protocol.Caption), observed
+in ``jb_caption_latency_seconds`` by kind (partial, final, translation), the speaker's language
+(``source``) and the language of the caption's text (``lang``). Prometheus's recording rules and
+alerts read it (docs/operations.md, "Metrics").
+"""
 
 from __future__ import annotations
 
@@ -15,13 +22,13 @@ import redis.asyncio as aioredis
 from aiortc import sdp as aiortc_sdp
 from aiortc.exceptions import InvalidAccessError, InvalidStateError, OperationError
 from fastapi import FastAPI, Header, Request, Response
-from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client import CollectorRegistry, Histogram
 from pydantic import BaseModel, Field, ValidationError
 
 from jbcalling.common import health, limits
 from jbcalling.common.discovery import Discovery
 from jbcalling.common.errors import ServiceError
-from jbcalling.common.protocol import Event, events_channel
+from jbcalling.common.protocol import Caption, Event, events_channel
 from jbcalling.gateway import counters, ice, passthrough
 from jbcalling.gateway.pipeline import Pipeline
 from jbcalling.gateway.settings import GatewaySettings
@@ -55,6 +62,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     counters.install()
     ice.use_host_addresses(settings.ice_addresses)
     registry = CollectorRegistry()
+    # Up to 10 s: a caption later than that is useless on screen; the 1.5 s alert bound between.
+    caption_latency = Histogram(
+        "jb_caption_latency_seconds", "Caption published, seconds after the end of its audio",
+        ["kind", "source", "lang"], registry=registry,
+        buckets=(0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0))
     redis = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2)
     state: dict[str, Any] = {}
     # This process's identity: signaling compares it to the one it negotiated with, so that a
@@ -62,10 +74,20 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     boot = uuid.uuid4().hex
 
     async def publish(room: str, event: Event) -> None:
+        if isinstance(event, Caption):
+            observe_latency(event)
         try:
             await redis.publish(events_channel(room), event.to_json())
         except (aioredis.RedisError, OSError) as exc:
             log.warning("cannot publish a room event: %s", exc)
+
+    def observe_latency(caption: Caption) -> None:
+        seconds = max(0, caption.emitted_ms - caption.audio_end_ms) / 1000
+        if caption.kind != "translation":
+            caption_latency.labels(caption.kind, caption.lang, caption.lang).observe(seconds)
+            return
+        for lang in caption.translations or {}:  # a failed translation carries no text
+            caption_latency.labels("translation", caption.lang, lang).observe(seconds)
 
     def consume(room: str, pid: str, pcm: bytes) -> None:
         pipeline = state.get("pipeline")
@@ -89,7 +111,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state["taps"] = Taps(asyncio.get_running_loop(), consume)
-        state["pipeline"] = Pipeline(discovery, redis, publish, sfu.speech_targets)
+        state["pipeline"] = Pipeline(discovery, redis, publish, sfu.speech_targets, registry)
         log.info("gateway started", extra={"version": settings.version})
         yield
         await sfu.close()
@@ -167,10 +189,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         await state["pipeline"].stop(room, pid)
         return Response(status_code=204)
 
-    gauges = {name: Gauge(f"jb_gateway_{name}", doc, registry=registry) for name, doc in {
-        "rooms": "rooms served", "peers": "peer connections",
-        "video_encoders_started": "video encoders that encoded a frame (forwarding: always 0)",
-        "forwarded_video_frames": "video frames forwarded without decoding"}.items()}
+    registry.register(counters.GatewayCollector(lambda: {
+        "rooms": len(sfu.rooms), "peers": sfu.peer_count,
+        "forwarded_video_frames": passthrough.counters["forwarded_frames"]}))
 
     async def probe() -> health.Readiness:
         load: dict[str, Any] = {"rooms": len(sfu.rooms), "peers": sfu.peer_count,
@@ -181,8 +202,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 "muted_audio_frames_dropped": sfu.muted_frames_dropped,
                 "speech_samples_played": sum(p.speech.samples_played for r in sfu.rooms.values()
                                              for p in r.peers.values())}
-        for name, gauge in gauges.items():
-            gauge.set(float(load[name]) if isinstance(load.get(name), int) else 0.0)
         try:
             await redis.ping()
         except (aioredis.RedisError, OSError) as exc:

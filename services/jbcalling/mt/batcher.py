@@ -22,7 +22,7 @@ class Busy(Exception):
 
 class BatchMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.batches = Counter("jb_mt_batches", "Engine batch calls", ["pair"], registry=registry)
+        self.batches = Counter("jb_mt_batches_total", "Engine batch calls", ["pair"], registry=registry)
         self.size = Histogram("jb_mt_batch_size", "Sentences per batch call", ["pair"],
                               buckets=(1, 2, 4, 8, 16, 32, 64), registry=registry)
         self.seconds = Histogram("jb_mt_batch_seconds", "Duration of one batch call", ["pair"],

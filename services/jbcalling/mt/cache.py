@@ -25,9 +25,9 @@ class Cache:
         self.redis = aioredis.Redis.from_url(url, socket_timeout=timeout_s,
                                              socket_connect_timeout=timeout_s) if url else None
         self.ttl_s = ttl_s
-        self.hits = Counter("jb_mt_cache_hits", "Sentences served from the cache", registry=registry)
-        self.misses = Counter("jb_mt_cache_misses", "Sentences not in the cache", registry=registry)
-        self.errors = Counter("jb_mt_cache_errors", "Redis errors (cache skipped)", registry=registry)
+        self.hits = Counter("jb_mt_cache_hits_total", "Sentences served from the cache", registry=registry)
+        self.misses = Counter("jb_mt_cache_misses_total", "Sentences not in the cache", registry=registry)
+        self.errors = Counter("jb_mt_cache_errors_total", "Redis errors (cache skipped)", registry=registry)
         self.last_error = ""
 
     async def get(self, keys: list[str]) -> list[str | None]:

@@ -68,7 +68,7 @@ def create_app(settings: TtsSettings) -> FastAPI:
                             registry=registry)
     rtf = Histogram("jb_tts_real_time_factor", "Synthesis time / audio duration, per sentence",
                     ["lang"], buckets=(0.02, 0.05, 0.1, 0.2, 0.5, 1, 2), registry=registry)
-    audio_seconds = Counter("jb_tts_audio_seconds", "Audio synthesized, seconds", ["lang"],
+    audio_seconds = Counter("jb_tts_audio_seconds_total", "Audio synthesized, seconds", ["lang"],
                             registry=registry)
     active = Gauge("jb_tts_active_requests", "Requests in progress", registry=registry)
     state = {"pending": 0}
