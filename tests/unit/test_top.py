@@ -24,7 +24,7 @@ ANSWERS = {
     "memory": [_vec("104857600", job="signaling")],
     "requests": [_vec("3.5", job="signaling"), _vec("0", job="stt")],
     "errors": [_vec("0.5", job="signaling")],
-    "rooms": [_vec("2", room="r1"), _vec("5", room="r2")],
+    "rooms": [_vec("2")], "sockets": [_vec("5")], "media_peers": [_vec("4")],
     "p50": [_vec("0.7", kind="final", source="en", lang="vi"),
             _vec("NaN", kind="partial", source="vi", lang="vi")],
     "p95": [_vec("0.98", kind="final", source="en", lang="vi")],
@@ -44,7 +44,8 @@ def test_assemble_groups_the_answers_per_service_room_and_pair() -> None:
     assert by["signaling"]["memory_bytes"] == 104857600 and by["signaling"]["errors_per_s"] == 0.5
     # requests but no 5xx series: no errors, not unknown
     assert by["stt"]["errors_per_s"] == 0.0 and by["stt"]["instances_up"] == 0
-    assert doc["rooms"] == [{"room": "r2", "participants": 5}, {"room": "r1", "participants": 2}]
+    # no gateway target answered: unknown, not zero
+    assert doc["rooms"] == {"rooms": 2, "participants": 5, "media_rooms": None, "media_peers": 4}
     final, partial = doc["captions"]
     assert final == {"kind": "final", "source": "en", "lang": "vi", "p50_s": 0.7, "p95_s": 0.98,
                      "p95_history_s": [0.5, 1.0, None]}
@@ -71,7 +72,8 @@ def test_the_view_shows_every_service_room_and_pair() -> None:
     console.print(top_view.view(doc, error="timed out"))
     text = console.export_text()
     for needle in ("redis", "signaling", "stt", "nomad", "2/2", "12.5%", "100.0 MiB", "3.5/s",
-                   "r2", "0.70 s", "0.98 s", "▅█", "last refresh failed: timed out"):
+                   "rooms 2, participants 5 (signaling); media rooms -, peers 4",
+                   "0.70 s", "0.98 s", "▅█", "last refresh failed: timed out"):
         assert needle in text, needle
 
 

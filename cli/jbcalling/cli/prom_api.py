@@ -2,9 +2,9 @@
 
 Prometheus is found in Consul (service ``prometheus``, its route prefix in the meta
 ``path_prefix``). :func:`snapshot` sends the queries of :data:`QUERIES` together and
-:func:`assemble`, a pure function, turns their answers into one document: per service, per
-room, per caption language pair. Prometheus's job label is the Consul service name, so the
-figures group by ``job``.
+:func:`assemble`, a pure function, turns their answers into one document: per service, the
+rooms and participants, per caption language pair. Prometheus's job label is the Consul service
+name, so the per-service figures group by ``job``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,12 @@ QUERIES = {
     "memory": "sum by (job) (process_resident_memory_bytes)",
     "requests": "sum by (job) (rate(jb_http_requests_total[1m]))",
     "errors": 'sum by (job) (rate(jb_http_requests_total{status=~"5.."}[1m]))',
-    "rooms": "sum by (room) (jb_signaling_room_participants)",
+    # Rooms carry no room id in any metric (a room id is personal data): the counts are totals.
+    # A room spread over two signaling replicas counts on each.
+    "rooms": "sum(jb_signaling_rooms)",
+    "sockets": "sum(jb_signaling_sockets)",
+    "media_rooms": "sum(jb_gateway_rooms)",
+    "media_peers": "sum(jb_gateway_peers)",
     "p50": "max by (kind, source, lang) (jb:caption_latency_seconds:p50_5m)",
     "p95": "max by (kind, source, lang) (jb:caption_latency_seconds:p95_5m)",
 }
@@ -48,9 +53,9 @@ class PrometheusApi(AgentApi):
     def __init__(self, base: str, settings: CliSettings) -> None:
         agent = Agent(product="Prometheus", addr=base.rstrip("/") + "/api", token_header="",
                       token="", cacert=settings.consul_cacert, unreachable_hint=(
-                          f"check `jbctl status prometheus`, or {DEPLOY_HINT}"))
+                          f"see `jbctl status`, or {DEPLOY_HINT}"))
         super().__init__(agent, settings.http_timeout_s)
-        self.base = base
+        self.base = self.addr = base  # the URL the operator knows, in messages
 
     def query(self, promql: str, at: float | None = None) -> list[dict[str, Any]]:
         params = {"query": promql, **({"time": f"{at:.3f}"} if at is not None else {})}
@@ -103,6 +108,11 @@ def _by(answer: list[dict[str, Any]], *labels: str) -> dict[tuple[str, ...], flo
     return {tuple(s["metric"].get(label, "") for label in labels): _value(s) for s in answer}
 
 
+def _total(answer: list[dict[str, Any]]) -> int | None:
+    values = [v for v in (_value(s) for s in answer) if v is not None]
+    return int(sum(values)) if values else None
+
+
 def assemble(answers: dict[str, list[dict[str, Any]]], history: list[dict[str, Any]],
              services: list[str]) -> dict[str, Any]:
     """The document of :func:`snapshot` from the queries' answers (``services``: those that
@@ -118,9 +128,9 @@ def assemble(answers: dict[str, list[dict[str, Any]]], history: list[dict[str, A
                      "requests_per_s": per["requests"].get((job,)),
                      "errors_per_s": per["errors"].get((job,), 0.0 if (job,) in per["requests"]
                                                        else None)})
-    counts = sorted(((int(v or 0), room) for (room,), v in _by(answers.get("rooms", []), "room").items()),
-                    key=lambda pr: (-pr[0], pr[1]))
-    rooms = [{"room": room, "participants": n} for n, room in counts]
+    rooms = {name: _total(answers.get(key, [])) for name, key in (
+        ("rooms", "rooms"), ("participants", "sockets"), ("media_rooms", "media_rooms"),
+        ("media_peers", "media_peers"))}
     p50, p95 = _by(answers.get("p50", []), *PAIR), _by(answers.get("p95", []), *PAIR)
     series = {tuple(s["metric"].get(label, "") for label in PAIR):
               [None if math.isnan(float(v)) else float(v) for _, v in s.get("values", [])]

@@ -60,16 +60,14 @@ def services_table(doc: dict[str, Any]) -> Table:
     return table
 
 
-def rooms_table(doc: dict[str, Any], limit: int = 10) -> Table:
-    rooms = doc["rooms"]
-    table = Table(title=f"rooms ({len(rooms)})", title_justify="left")
-    table.add_column("room")
-    table.add_column("participants", justify="right")
-    for r in rooms[:limit]:
-        table.add_row(r["room"], str(r["participants"]))
-    if len(rooms) > limit:
-        table.add_row(f"... {len(rooms) - limit} more", "")
-    return table
+def rooms_line(doc: dict[str, Any]) -> Text:
+    r = doc["rooms"]
+
+    def n(key: str) -> str:
+        return MISSING if r[key] is None else str(r[key])
+
+    return Text(f"rooms {n('rooms')}, participants {n('participants')} (signaling); "
+                f"media rooms {n('media_rooms')}, peers {n('media_peers')} (gateway)")
 
 
 def captions_table(doc: dict[str, Any]) -> Table:
@@ -90,5 +88,5 @@ def view(doc: dict[str, Any], error: str = "") -> Group:
     parts: list[Any] = [head]
     if error:
         parts.append(Text(f"last refresh failed: {error}", style="red"))
-    parts += [services_table(doc), rooms_table(doc), captions_table(doc)]
+    parts += [services_table(doc), rooms_line(doc), captions_table(doc)]
     return Group(*parts)
