@@ -88,7 +88,7 @@ def test_the_web_client_sends_only_messages_of_the_protocol() -> None:
     # signaling accepts exactly these, the host's actions only from the host
     accepted, host_only = ws.PER_TYPE, ws.HOST_ACTIONS
     assert accepted == protocol.client_message_types()
-    assert host_only == {"mute", "remove", "end"}
+    assert host_only == {"mute", "remove", "end", "lock", "admit"}
     assert json.loads(protocol.SdpAnswer(sdp="v=0").to_json()) == {"type": "sdp", "sdp": "v=0"}
 
 

@@ -38,6 +38,12 @@ export async function joinRoom(room, body) {
   return (await request("POST", `/api/rooms/${room}/join`, body)).json();
 }
 
+/** A waiting joiner's state in a locked room: ``{state: "waiting" | "declined"}``, or
+ * ``{state: "admitted", ...}`` with what a join returns. */
+export async function waitingState(room, waitToken) {
+  return (await request("GET", `/api/rooms/${room}/waiting`, null, waitToken)).json();
+}
+
 /** A fresh token for a participant still in the room, in exchange for the current one (before
  * it expires): ``{token, expires_in, ice_servers}``. */
 export async function renewToken(room, token) {

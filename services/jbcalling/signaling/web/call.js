@@ -6,6 +6,7 @@ import { Grid } from "./grid.js";
 import { t } from "./i18n.js";
 import { saveSession } from "./lobby.js";
 import { MediaLink, stopStream } from "./media.js";
+import { Meeting } from "./meeting.js";
 
 const $ = (sel) => document.querySelector(sel);
 // Errors of a media negotiation (docs/protocol.md): worth another try, or to show.
@@ -41,11 +42,17 @@ export class Call {
     this.generation = 0; // of media negotiations
     this.mediaRetries = 0;
     this.sttDown = new Set(); // speakers whose captions are paused ("*": everyone's)
+    this.sttBusy = new Set(); // speakers whose captions wait for speech recognition to have room
     this.captions = new Captions({
       log: $("#caption-log"), overlay: $("#overlay"), live: $("#caption-live"), jump: $("#jump"),
       myLang: () => this.prefs.captions, signal: this.abort.signal,
     });
     this.speech = new SpeechOut($("#speech-audio"), () => this.grid.remoteVideos());
+    this.meeting = new Meeting({
+      me: this.me, host: this.host, send: (m) => this.signal.send(m),
+      myLang: () => this.prefs.captions, name: (pid) => this.people.get(pid)?.name || "",
+      tile: (pid) => this.grid.tiles.get(pid)?.el, signal: this.abort.signal,
+    });
     this.signal = new Signal(session.room, session.token, (m) => this.onEvent(m),
       (state, why) => this.onConnection(state, why));
   }
@@ -126,6 +133,8 @@ export class Call {
           this.relabel();
         }
         this.syncSettings(m.you);
+        this.meeting.setLocked(Boolean(m.locked));
+        this.meeting.hands(m.hands || []);
         this.render();
         // A socket swapped for a renewed token: the gateway kept this page's peer connection.
         if (!(m.renewed && this.link)) this.negotiate();
@@ -160,6 +169,21 @@ export class Call {
       case "ended":
         this.exit("ended");
         break;
+      case "chat":
+        this.meeting.chat(m);
+        break;
+      case "hands":
+        this.meeting.hands(m.queue);
+        break;
+      case "reaction":
+        this.meeting.reaction(m);
+        break;
+      case "locked":
+        this.meeting.setLocked(m.locked);
+        break;
+      case "waiting":
+        this.meeting.setWaiting(m.waiting);
+        break;
       case "caption":
         this.captions.add(m);
         if (m.kind === "partial") this.setActive(m.speaker);
@@ -189,6 +213,7 @@ export class Call {
         setTimeout(() => !this.ended && this.negotiate(), Math.min(m.retry_ms || 0, 10000));
         break;
       case "error":
+        this.meeting.refuse(m);
         if (FATAL.includes(m.code) || RETRYABLE.includes(m.code)) this.offerPending = false;
         if (m.code === "muted_by_host") this.showHostMute();
         else if (RETRYABLE.includes(m.code) && this.mediaRetries < 8) this.retryMedia();
@@ -215,9 +240,12 @@ export class Call {
   }
 
   captionsStatus(m) {
-    if (m.state === "unavailable") this.sttDown.add(m.speaker || "*");
+    const who = m.speaker || "*";
+    this.sttBusy.delete(who);
+    if (m.state === "unavailable") this.sttDown.add(who);
+    else if (m.state === "busy") this.sttDown.delete(who), this.sttBusy.add(who);
     else if (m.speaker) this.sttDown.delete(m.speaker);
-    else this.sttDown.clear();
+    else this.sttDown.clear(), this.sttBusy.clear();
     this.showCaptionsStatus();
   }
 
@@ -226,6 +254,9 @@ export class Call {
     let text = "";
     if (this.sttDown.has("*") || (this.sttDown.size && !names.length)) text = t("captions_down");
     else if (names.length) text = t("captions_down_for", { names: names.join(", ") });
+    const busy = [...this.sttBusy].map((pid) => this.people.get(pid)?.name).filter(Boolean);
+    const wait = busy.length ? t("captions_busy_for", { names: busy.join(", ") }) : t("captions_busy");
+    if (this.sttBusy.size) text = [text, wait].filter(Boolean).join(" ");
     this.banner("captions", text);
   }
 
@@ -291,6 +322,7 @@ export class Call {
     this.grid.sync(this.people, this.mutedSelf);
     $("#people-count").textContent = t("people", { n: this.grid.tiles.size });
     this.showCaptionsStatus();
+    this.meeting.renderHands();
     this.attachMedia();
   }
 
@@ -382,6 +414,7 @@ export class Call {
     share.textContent = this.screen ? t("share_stop") : t("share");
     share.setAttribute("aria-pressed", String(Boolean(this.screen)));
     this.grid.relabel();
+    this.meeting.relabel();
     this.render();
   }
 
@@ -465,6 +498,7 @@ export class Call {
     stopStream(this.stream);
     this.abort.abort();
     this.grid.clear();
+    this.meeting.clear();
     for (const which of ["conn", "captions", "speech", "media"]) this.banner(which, "");
     $("#people-count").textContent = "";
     this.onExit(reason);

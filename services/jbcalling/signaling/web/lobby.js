@@ -1,11 +1,12 @@
 // The lobby: create a room and share its link; join with a name, languages and a preview of
 // the camera and microphone (with device choice).
-import { ApiError, createRoom, joinRoom } from "./api.js";
+import { ApiError, createRoom, joinRoom, waitingState } from "./api.js";
 import { t } from "./i18n.js";
 import { listDevices, openLocalMedia, stopStream } from "./media.js";
 
 const $ = (sel) => document.querySelector(sel);
 const MESSAGES = { camera_denied: "cam_denied", mic_denied: "mic_denied", no_media: "no_media" };
+const POLL_MS = 1500; // a waiting joiner asks this often (signaling allows 2 a second)
 
 export class Lobby {
   constructor({ onJoined, onRoom }) {
@@ -136,11 +137,13 @@ export class Lobby {
     btn.textContent = t("joining");
     error.textContent = "";
     try {
-      const joined = await joinRoom(this.room, {
+      let joined = await joinRoom(this.room, {
         name: prefs.name, speak: prefs.speak, captions: prefs.captions,
         hear_translation: prefs.hear,
         host_key: localStorage.getItem(`jb.host.${this.room}`) || undefined,
       });
+      if (joined.waiting) joined = await this.wait(joined);
+      if (!joined) return; // declined: the lobby says so
       const session = { ...joined, room: this.room, prefs,
         expires_at: Date.now() / 1000 + joined.expires_in };
       saveSession(session);
@@ -153,6 +156,35 @@ export class Lobby {
     } finally {
       btn.disabled = false;
       btn.textContent = t("join_btn");
+    }
+  }
+
+  /** A locked room: wait for a host's decision; what a join returns, or null when declined. */
+  async wait(request) {
+    const status = $("#wait-status");
+    status.hidden = false;
+    status.textContent = t("waiting_for_host");
+    document.body.dataset.waiting = "1";
+    try {
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+        let state;
+        try {
+          state = await waitingState(this.room, request.wait_token);
+        } catch (err) {
+          if (err instanceof ApiError && (err.status === 0 || err.status >= 500 ||
+              err.code === "rate_limited")) continue; // the network or a busy server: ask again
+          throw err;
+        }
+        if (state.state === "admitted") return state;
+        if (state.state === "declined") {
+          $("#join-error").textContent = t("declined");
+          return null;
+        }
+      }
+    } finally {
+      status.hidden = true;
+      delete document.body.dataset.waiting;
     }
   }
 
@@ -191,7 +223,8 @@ function fill(select, devices, track) {
 
 export function explain(err) {
   if (err instanceof ApiError) {
-    if (["room_full", "room_not_found", "rate_limited", "network"].includes(err.code)) {
+    if (["room_full", "room_not_found", "rate_limited", "network", "request_lapsed",
+      "lobby_full"].includes(err.code)) {
       return t(err.code);
     }
     return `${t("join_failed")}: ${err.message}`;
