@@ -389,10 +389,11 @@ class Caption(Event):
 
 
 class CaptionsStatus(Event):
-    """Captions of ``speaker`` paused (stt unavailable) or back."""
+    """Captions of ``speaker`` paused (stt unavailable, or busy: no stt instance has room for
+    another stream) or back."""
 
     type: Literal["captions_status"] = "captions_status"
-    state: Literal["unavailable", "available"]
+    state: Literal["unavailable", "busy", "available"]
     speaker: str
     message: str
 

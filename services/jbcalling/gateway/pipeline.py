@@ -15,7 +15,10 @@ Degradations (the events: jbcalling/common/protocol.py, described in docs/protoc
 late joiners while it lasts), the call goes on, the speaker's newest audio is kept, the stream
 reconnects (every 0.5 s at most while the speaker talks, backing off to 5 s in silence; to a
 healthy instance or the one it used, which answers after a restart before Consul says so) and
-``state: available`` says captions are back; mt down -> the translation caption carries
+``state: available`` says captions are back; stt at capacity (every instance refused the
+stream with ``busy``, or the stream fell behind and was closed with ``backlog``) -> the same with
+``state: busy``, retried the same way, so captions start when an instance has room (admission:
+docs/operations.md "Admission"); mt down -> the translation caption carries
 ``translation_error`` and no translation; tts down -> captions only, and a ``speech_status``
 event (``state: unavailable``) to the listeners who asked to hear the translation.
 
@@ -28,6 +31,12 @@ stream hands over: the next chunk goes to a new stt stream, the old one gets ``{
 and its last results are still published while it drains. Every chunk goes to exactly one
 stream, so a long talk loses no caption. After an ``idle`` close the stream reopens when audio
 comes again.
+
+Audio is dropped only where counted (``jb_gateway_audio_dropped_seconds_total{reason}``) and
+said: the oldest audio held while no stream is open (reason ``unavailable``, ``busy``, or
+``opening``: a stream being opened), and what stt did not recognize before a ``backlog`` close
+(``backlog``, stt's ``dropped_s``); the room hears of the first two by ``captions_status``, the
+log of each (at most every ``STATUS_REPEAT_S``).
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from typing import Any
 import httpx
 import numpy as np
 import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Counter
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
@@ -82,6 +92,18 @@ HANDOVER_FROM = 0.9  # of stt's max_session_s: hand over at the next pause betwe
 HANDOVER_LAST_S = 2.0  # and at the latest this long before stt would cut the stream
 BYTES_PER_S = 32000  # 16 kHz s16le
 STT_END = '{"type": "end"}'  # stt's own control message (stt/app.py), not a room event
+BUSY_CODES = ("busy", "backlog")  # stt's refusals for lack of capacity (stt/app.py)
+STATUS_MESSAGES = {
+    "unavailable": "captions paused: speech recognition is unavailable; they resume when it is "
+                   "back",
+    "busy": "captions paused: speech recognition is at capacity; they start when it has room",
+    "backlog": "captions paused: speech recognition fell behind; they resume when it has room",
+    "available": "captions are back",
+}
+
+
+class Busy(Exception):
+    """Every stt instance refused the stream for lack of capacity."""
 
 
 @dataclass
@@ -90,6 +112,7 @@ class Leg:
     wall time of its first sample."""
 
     epoch: int
+    error: str = ""  # the code of stt's error message, if it sent one
     max_bytes: int = 0  # stt's max_session_s in bytes (0: no limit announced)
     sent: int = 0
     started_wall_ms: int = 0
@@ -112,7 +135,15 @@ def now_ms() -> int:
 
 class Pipeline:
     def __init__(self, discovery: Discovery, redis: aioredis.Redis, publish: Publish,
-                 speech_targets: Callable[[str], dict[str, SpeechTrack]]) -> None:
+                 speech_targets: Callable[[str], dict[str, SpeechTrack]],
+                 registry: CollectorRegistry | None = None) -> None:
+        registry = registry if registry is not None else CollectorRegistry()
+        self.captions_busy = Counter("jb_gateway_captions_busy", "Speakers told their captions "
+                                     "wait for stt capacity (captions_status busy)",
+                                     registry=registry)
+        self.audio_dropped = Counter("jb_gateway_audio_dropped_seconds", "Speakers' audio not "
+                                     "recognized, by reason (unavailable, busy, opening, backlog)",
+                                     ["reason"], registry=registry)
         self.discovery = discovery
         self.redis = redis
         self.publish = publish
@@ -202,6 +233,9 @@ class SpeakerStream:
         self.url = ""  # the stt instance the stream is sticky to
         self.audio_came = asyncio.Event()  # set by push: an idle-closed stream reopens on it
         self.down = False  # participants were told captions are paused
+        self.state = ""  # why: unavailable, busy or backlog
+        self.dropped_s = 0.0  # audio dropped since the last log line saying so
+        self.dropped_logged = -STATUS_REPEAT_S
         self.delay = RETRY_FIRST_S  # reconnect backoff
         self.last_report = 0.0
         self.talked_at = -TALKING_RECENT_S  # monotonic time of the last loud chunk while down
@@ -220,8 +254,20 @@ class SpeakerStream:
             if now - self.talked_at >= TALKING_RECENT_S:
                 self.talk_started.set()
             self.talked_at = now
-        while self.queued > MAX_BUFFER_BYTES:  # stt is away: keep only the latest audio
-            self.queued -= len(self.queue.get_nowait()[0])
+        while self.queued > MAX_BUFFER_BYTES:  # no stream open: keep only the latest audio
+            lost = len(self.queue.get_nowait()[0])
+            self.queued -= lost
+            self.dropped(("busy" if self.state == "backlog" else self.state) if self.down
+                         else "opening", lost / BYTES_PER_S)
+
+    def dropped(self, reason: str, seconds: float) -> None:
+        self.p.audio_dropped.labels(reason).inc(seconds)
+        self.dropped_s += seconds
+        if time.monotonic() - self.dropped_logged >= STATUS_REPEAT_S:
+            log.warning("speaker audio dropped", extra={
+                "reason": reason, "seconds": round(self.dropped_s, 2), "room": self.room,
+                "speaker": self.pid})
+            self.dropped_s, self.dropped_logged = 0.0, time.monotonic()
 
     async def stop(self) -> None:
         if self.task:
@@ -230,10 +276,10 @@ class SpeakerStream:
                 await self.task
 
     async def _status(self, state: str) -> None:
-        message = ("captions paused: speech recognition is unavailable; they resume when it is "
-                   "back" if state == "unavailable" else "captions are back")
-        await self.p.publish(self.room, CaptionsStatus(state=state, speaker=self.pid,
-                                                       message=message))
+        """``state``: available, unavailable, busy, or backlog (said as busy)."""
+        await self.p.publish(self.room, CaptionsStatus(
+            state="busy" if state == "backlog" else state, speaker=self.pid,
+            message=STATUS_MESSAGES[state]))
 
     async def _run(self) -> None:
         me: Participant | None = None
@@ -243,10 +289,12 @@ class SpeakerStream:
             except (aioredis.RedisError, OSError) as exc:
                 log.warning("cannot read the room's people; retrying", extra={"error": str(exc)})
             lang = me.speak if me else "en"
+            leg = None
             try:
-                ws = await self._open(lang)
+                ws, ready = await self._open(lang)
                 self.epoch += 1
                 leg = Leg(self.epoch)
+                await self._result(ready, me, lang, leg)
                 if await self._session(ws, me, lang, leg):
                     continue  # handed over: the next stream opens at once
                 if leg.closed == "idle":  # no audio came for a while: wait for some
@@ -255,7 +303,12 @@ class SpeakerStream:
                         await self.audio_came.wait()
                 else:
                     await asyncio.sleep(0.1)  # stt closed the stream normally: open another
+            except Busy as exc:
+                await self._down(str(exc), "busy")
             except (NoInstance, OSError, WebSocketException, TimeoutError) as exc:
+                if leg is not None and leg.error == "backlog":  # stt fell behind and closed it
+                    await self._down(str(exc), "backlog")
+                    continue
                 self.p.discovery.forget("stt", REFRESH_S)
                 await self._down(str(exc))
             except Exception:  # a bug must not end this speaker's captions for the whole call
@@ -279,32 +332,53 @@ class SpeakerStream:
             out.append((self.url, UNLISTED_TIMEOUT_S))
         return out
 
-    async def _open(self, lang: str) -> Any:
-        errors = []
+    async def _open(self, lang: str) -> tuple[Any, dict[str, Any]]:
+        """A stream whose instance said ``ready`` (returned with it); an instance that refuses
+        it for lack of capacity passes the speaker on to the next. :class:`Busy` when none had
+        room, :class:`NoInstance` when none answered at all."""
+        errors: list[str] = []
+        busy: list[str] = []
         for url, timeout in await self._candidates():
             ws_url = url.replace("http", "ws", 1) + f"/v1/stream?lang={lang}"
+            ws = None
             try:
                 ws = await connect(ws_url, open_timeout=timeout, max_size=2**20)
-            except (OSError, WebSocketException, TimeoutError) as exc:
+                first = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+            except (OSError, WebSocketException, TimeoutError, ValueError) as exc:
                 errors.append(f"{url}: {exc or type(exc).__name__}")
+                if ws is not None:
+                    await ws.close()
                 continue
-            self.url = url
-            return ws
+            if first.get("type") == "ready":
+                self.url = url
+                return ws, first
+            await ws.close()
+            (busy if first.get("code") in BUSY_CODES else errors).append(
+                f"{url}: {first.get('message', first)}")
+        if busy:
+            raise Busy("; ".join(busy + errors))
         raise NoInstance("; ".join(errors) or "no healthy stt instance in Consul")
 
     async def _up(self) -> None:
         """stt said ``ready``: the stream works (a refusal comes after the connection opens)."""
         self.delay = RETRY_FIRST_S
         if self.down:
-            self.down = False
-            log.info("speech recognition is back")
+            self.down, self.state = False, ""
+            log.info("speech recognition is back", extra={"room": self.room, "speaker": self.pid})
             await self._status("available")
 
-    async def _down(self, error: str) -> None:
-        if not self.down or time.monotonic() - self.last_report >= STATUS_REPEAT_S:
-            if not self.down:
-                log.warning("speech recognition unavailable", extra={"error": error})
-            await self._status("unavailable")
+    async def _down(self, error: str, state: str = "unavailable") -> None:
+        """``state``: unavailable, busy (no instance had room) or backlog (the stream fell
+        behind); said to the room at once when it changes, and again every STATUS_REPEAT_S."""
+        changed = not self.down or state != self.state
+        if changed or time.monotonic() - self.last_report >= STATUS_REPEAT_S:
+            if changed:
+                log.warning("speech recognition unavailable for a speaker", extra={
+                    "state": state, "error": error, "room": self.room, "speaker": self.pid})
+                if state != "unavailable" and self.state in ("", "unavailable"):
+                    self.p.captions_busy.inc()  # once per wait for capacity
+            self.state = state
+            await self._status(state)
             self.down, self.last_report = True, time.monotonic()
         talking = time.monotonic() - self.talked_at < TALKING_RECENT_S
         self.delay = min(self.delay, RETRY_TALKING_S if talking else RETRY_QUIET_S)
@@ -369,6 +443,10 @@ class SpeakerStream:
             leg.max_bytes = int(float(res.get("max_session_s") or 0) * BYTES_PER_S)
         if res.get("type") == "closed":
             leg.closed = str(res.get("reason", ""))
+        if res.get("type") == "error":
+            leg.error = str(res.get("code", ""))
+            if leg.error == "backlog":
+                self.dropped("backlog", float(res.get("dropped_s") or 0))
         if res.get("type") == "partial":
             leg.talking = True
         elif res.get("type") == "final":

@@ -7,7 +7,9 @@ the open utterance becomes a final and the server closes with 1000. The server s
 "start_ms", "end_ms"}``, and ``{"type": "error", "code", "message"}`` before closing on a
 problem. Close codes: 1003 bad data (sample rate, odd-length frame, text frame), 1008 an
 unsupported language, 1009 a frame too large, 1011 model missing or recognizer failure,
-1013 full or fell behind (retry later). The service stays up whatever a client sends.
+1013 full (code ``busy``: the instance serves as many streams as it recognizes in real time,
+capacity.py) or fell behind (code ``backlog``, with ``dropped_s``: the audio not recognized);
+either way, retry later or elsewhere. The service stays up whatever a client sends.
 
 Session limits (``ready`` states them): a stream takes at most ``max_session_s`` of audio and
 is closed after ``idle_timeout_s`` without an audio frame. Either way the open utterance becomes
@@ -34,6 +36,7 @@ from jbcalling.common import health, limits
 from jbcalling.common.protocol import LANGUAGES
 from jbcalling.speech.modelfiles import MissingModel
 from jbcalling.stt.backend import Backend, Backlog
+from jbcalling.stt.capacity import Capacity
 from jbcalling.stt.events import Result
 from jbcalling.stt.loader import load_backends
 from jbcalling.stt.settings import SttSettings
@@ -52,9 +55,10 @@ class SessionOver(Exception):
 
 
 class Close(Exception):
-    def __init__(self, code: str, close_code: int, message: str) -> None:
+    def __init__(self, code: str, close_code: int, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.code, self.close_code, self.message = code, close_code, message
+        self.extra = extra  # more fields of the error message
 
 
 def create_app(settings: SttSettings) -> FastAPI:
@@ -73,7 +77,17 @@ def create_app(settings: SttSettings) -> FastAPI:
     decode = Histogram("jb_stt_decode_seconds", "Duration of one decode call (batch: all ready "
                        "streams; final / partial: VAD utterances)", ["lang", "kind"],
                        registry=registry)
+    capacity = Capacity(settings.capacity_streams, settings.capacity_budget,
+                        settings.max_sessions, sorted(backends), settings.capacity_probe_s)
+    Gauge("jb_stt_capacity_streams", "Streams this instance recognizes in real time (measured "
+          "or configured); beyond: refused with busy", registry=registry).set_function(
+        lambda: float(capacity.streams))
+    dropped = Counter("jb_stt_audio_dropped_seconds", "Audio received and not recognized "
+                      "(reason backlog: the stream fell behind and was closed)", ["lang", "reason"],
+                      registry=registry)
     for lang, b in backends.items():
+        if not settings.capacity_streams:
+            b.probe = capacity.probe
         b.observe = lambda kind, seconds, lang=lang: decode.labels(lang, kind).observe(seconds)  # type: ignore[misc]
         rtf.labels(lang).set_function(b.real_time_factor)
         active.labels(lang).set_function(lambda b=b: float(b.active))  # type: ignore[misc]
@@ -101,8 +115,11 @@ def create_app(settings: SttSettings) -> FastAPI:
         if sample_rate != 16000:
             raise Close("bad_sample_rate", 1003,
                         f"sample_rate {sample_rate}: send PCM s16le mono at 16000 Hz")
-        if sum(b.active for b in backends.values()) >= settings.max_sessions:
-            raise Close("busy", 1013, f"server full: {settings.max_sessions} streams open")
+        limit = capacity.streams
+        if sum(b.active for b in backends.values()) >= limit:
+            raise Close("busy", 1013, f"at capacity: {limit} streams open, as many as this "
+                        "instance recognizes in real time; try another instance or later",
+                        capacity_streams=limit)
         return backend
 
     @app.websocket("/v1/stream")
@@ -181,7 +198,14 @@ def create_app(settings: SttSettings) -> FastAPI:
                 try:
                     backend.feed(handle, data)
                 except Backlog as exc:
-                    raise Close("backlog", 1013, f"recognition fell behind: {exc}") from None
+                    # the audio waiting in the stream is recognized no more (its results would
+                    # come after the close) and so is this frame: counted, said, logged
+                    lost = exc.pending_s + len(data) / 32000
+                    dropped.labels(lang, "backlog").inc(lost)
+                    log.warning("stream fell behind; closing it", extra={
+                        "lang": lang, "dropped_s": round(lost, 2)})
+                    raise Close("backlog", 1013, f"recognition fell behind: {exc}",
+                                dropped_s=round(lost, 2)) from None
                 if left <= 0:
                     raise SessionOver("max_length", f"this stream reached its "
                                       f"{settings.max_session_s:g} s of audio; open a new one")
@@ -215,7 +239,8 @@ def create_app(settings: SttSettings) -> FastAPI:
         log.info("stream closed on an error", extra={"code": exc.code, "reason": exc.message})
         if ws.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
-                await ws.send_json({"type": "error", "code": exc.code, "message": exc.message})
+                await ws.send_json({"type": "error", "code": exc.code, "message": exc.message,
+                                    **exc.extra})
                 await ws.close(exc.close_code, exc.message[:120])
 
     async def probe() -> health.Readiness:
@@ -224,6 +249,9 @@ def create_app(settings: SttSettings) -> FastAPI:
         checks.update(problems)
         streams = {lang: b.active for lang, b in backends.items()}
         load = {"streams": sum(streams.values()), "max_sessions": settings.max_sessions,
+                "active_streams": sum(streams.values()), "capacity_streams": capacity.streams,
+                "capacity_source": capacity.source, "capacity_real_time_factor": {
+                    lang: round(rtf, 4) for lang, rtf in capacity.rtf.items()},
                 "per_language": streams,
                 "real_time_factor": {lang: round(b.real_time_factor(), 4)
                                      for lang, b in backends.items()},

@@ -33,6 +33,10 @@ Emit = Callable[[Result | Exception | None], None]  # None: the stream is finish
 class Backlog(Exception):
     """The stream's audio is not recognized as fast as it arrives (retryable)."""
 
+    def __init__(self, message: str, pending_s: float) -> None:
+        super().__init__(message)
+        self.pending_s = pending_s  # audio waiting for the recognizer, seconds
+
 
 @dataclass(eq=False)
 class Stream:
@@ -66,6 +70,8 @@ class Backend(ABC):
         self.thread: threading.Thread | None = None
         # (kind, seconds) of each decode call, for the service's latency histogram
         self.observe: Callable[[str, float], None] = lambda kind, seconds: None
+        # set by the service: measure one stream's real-time factor before serving (capacity.py)
+        self.probe: Callable[[Backend], None] | None = None
 
     def start(self) -> None:
         self.running = True
@@ -84,7 +90,8 @@ class Backend(ABC):
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         with self.lock:
             if stream.pending + len(samples) > self.max_backlog:
-                raise Backlog(f"{stream.pending / SAMPLE_RATE:.1f} s of audio not yet recognized")
+                raise Backlog(f"{stream.pending / SAMPLE_RATE:.1f} s of audio not yet recognized",
+                              stream.pending / SAMPLE_RATE)
             stream.inbox.append(samples)
             stream.pending += len(samples)
         self.wake.set()
@@ -113,8 +120,24 @@ class Backend(ABC):
     def active(self) -> int:
         return len(self.streams)
 
+    def cost(self, audio: np.ndarray) -> float:
+        """Worker seconds to recognize ``audio`` as one talking speaker's stream (the capacity
+        probe, capacity.py): the backend's own steps, 100 ms at a time, then the end."""
+        stream = Stream(lambda item: None)
+        stream.state = self.start_stream()
+        t0 = time.perf_counter()
+        for k in range(0, len(audio), PIECE):
+            self.step([(stream, audio[k:k + PIECE], False)], True)
+        self.step([(stream, None, True)], True)
+        return time.perf_counter() - t0
+
     # -- the worker ------------------------------------------------------------------------
     def _run(self) -> None:
+        if self.probe is not None:
+            try:  # before any stream's audio: the probe must not compete with it
+                self.probe(self)
+            except Exception:
+                log.exception("capacity probe failed", extra={"lang": self.lang})
         while self.running:
             self.wake.wait(0.1)
             self.wake.clear()

@@ -132,6 +132,19 @@ class VadOfflineBackend(Backend):
             if closing:
                 self._finish(s)
 
+    def cost(self, audio: np.ndarray) -> float:
+        """One talking speaker's decodes (see Backend.cost), without the VAD (the probe signal
+        need not sound like speech to it): the partials as :meth:`step` schedules them, then the
+        final."""
+        t0 = time.perf_counter()
+        n = self.first_partial if self.partial_every else len(audio)
+        while n < len(audio):
+            t = time.perf_counter()
+            self.decoder.decode([audio[:n]])
+            n += self.partial_every + int(2 * (time.perf_counter() - t) * SAMPLE_RATE)
+        self.decoder.decode([audio])
+        return time.perf_counter() - t0
+
     def _loudness(self, st: _State, audio: np.ndarray) -> None:
         """Quiet (20 dB under the segment's peak) for ``stable_partial_quiet_ms`` while the VAD
         still says speech: the speaker probably finished; a partial now is likely the final."""

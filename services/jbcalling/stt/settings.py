@@ -49,6 +49,16 @@ class SttSettings(SpeechSettings):
                                       "10-20 % faster but misheard the human test recording.")
     threads: int = Field(2, ge=1, le=16, description="Threads per recognizer.")
     max_sessions: int = Field(16, ge=1, description="Open streams at most; beyond: closed with 1013.")
+    capacity_streams: int = Field(0, ge=0, description="Streams this instance recognizes in "
+                                  "real time; beyond: a new stream is refused (1013, busy). 0: "
+                                  "measured at start-up on this hardware (capacity_probe_s of "
+                                  "audio per language), at most max_sessions.")
+    capacity_budget: float = Field(1.2, gt=0, le=16, description="Worker seconds per second the "
+                                   "measured streams may take together (1: one core busy with "
+                                   "every speaker talking non-stop; speakers pause, so a little "
+                                   "above 1).")
+    capacity_probe_s: float = Field(3.0, ge=1, le=10, description="Audio decoded per language "
+                                    "by the start-up measurement, seconds.")
     max_frame_bytes: int = Field(64000, ge=320, description="Largest audio frame (2 s), bytes.")
     max_backlog_s: float = Field(10.0, gt=0, description="Audio waiting for recognition at most, "
                                  "per stream, seconds; beyond: the stream is closed with 1013.")
