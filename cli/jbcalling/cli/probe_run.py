@@ -136,7 +136,7 @@ async def run_probe(signaling: str, tts: str, utterances: int, timeout_s: float,
                 # speech event says how long it plays from then (streamed: one per piece)
                 ends = [at + ev.get("duration_ms", 0) / 1000 for at, ev in events
                         if ev.get("type") == "speech" and ev.get("segment") not in seen]
-                await asyncio.sleep(1.0 + max([e - time.time() for e in ends], default=0.0))
+                await asyncio.sleep(1.0 + max([e - time.time() for e in ends] + [0.0]))
         finally:
             listener.cancel()
             drainer.cancel()
