@@ -13,6 +13,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -67,6 +68,116 @@ def test_a_call_and_the_probe_through_the_deployed_stack(stack: Stack) -> None:
     summary = json.loads(probe.stdout)["summary"]
     assert all(s["n"] == 2 and s["missing"] == 0 for s in summary.values()), summary
     assert all(u["recognized"] for u in json.loads(probe.stdout)["utterances"])
+
+
+def test_status_says_where_to_click_with_json_after_the_command(stack: Stack) -> None:
+    """`jbctl status --json` (global option after the command) and the human output name the
+    Nomad and Consul UIs, Prometheus (ingress and its own address) and, last, the call page."""
+    import httpx
+
+    c = stack.cluster
+    res = c.jbctl("status", "--json")
+    assert res.returncode == 0, res.stderr[-2000:]
+    doc = json.loads(res.stdout)
+    assert doc["public_urls"] == [stack.public]
+    assert (doc["nomad_ui"], doc["consul_ui"]) == (c.nomad + "/ui/", c.consul + "/ui/")
+    through, direct = doc["prometheus_urls"]
+    assert through == stack.public + "/prometheus/"
+    [inst] = c.passing("prometheus")
+    assert direct == f"http://{inst['Service']['Address']}:{inst['Service']['Port']}/prometheus/"
+    ready = httpx.get(direct + "api/v1/status/buildinfo", timeout=10)
+    assert ready.status_code == 200 and ready.json()["status"] == "success", ready.text
+    # the ingress routes /prometheus/ (operators only: it may ask for credentials)
+    assert httpx.get(through, timeout=10).status_code in (200, 401)
+    human = c.jbctl("status")
+    assert human.returncode == 0, human.stderr[-2000:]
+    lines = human.stderr.strip().splitlines()
+    assert f"Nomad UI:  {c.nomad}/ui/" in lines and f"Consul UI: {c.consul}/ui/" in lines
+    assert f"Prometheus: {through}" in lines and f"Prometheus: {direct}" in lines
+    assert lines[-1] == f"participants open: {stack.public}/"
+    assert f"Prometheus: {direct}" in stack.up.stderr.splitlines()  # tools/up.sh prints it too
+
+
+def _scraped_services(c: Cluster) -> set[str]:
+    """The services Prometheus scrapes by tag: every jbcalling service that registers it."""
+    import httpx
+
+    catalog = httpx.get(c.consul + "/v1/catalog/services", timeout=10).json()
+    return {name for name, tags in catalog.items() if "jb-metrics" in tags}
+
+
+def test_top_json_has_the_figures_of_every_service(stack: Stack) -> None:
+    """After the probe's call: every scraped service up with CPU, memory and request rates; the
+    rooms' gauges; caption latency p50/p95 (the recording rules) per pair, with history."""
+    import time
+
+    c = stack.cluster
+    scraped = _scraped_services(c)
+    assert {"signaling", "gateway", "stt", "mt", "tts"} <= scraped, scraped
+    deadline = time.monotonic() + 60  # a target added last may wait for its first scrapes
+    while True:
+        res = c.jbctl("top", "--json")
+        assert res.returncode == 0, res.stderr[-2000:]
+        doc = json.loads(res.stdout)
+        by = {s["service"]: s for s in doc["services"]}
+        missing = [name for name in sorted(scraped) if not (
+            name in by and by[name]["instances_up"] == by[name]["targets"] >= 1
+            and by[name]["cpu_cores"] is not None and by[name]["memory_bytes"] is not None)]
+        finals = [p for p in doc["captions"] if p["kind"] == "final" and p["p95_s"] is not None]
+        if (not missing and finals) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert not missing, {name: by.get(name) for name in missing}
+    assert set(scraped) <= set(by) and doc["prometheus"].endswith("/prometheus/")
+    assert all(by[name]["cpu_cores"] >= 0 and by[name]["memory_bytes"] > 1e6 for name in scraped)
+    # every jbcalling service answers HTTP (its health checks, the scrapes): a request rate
+    assert all(by[name]["requests_per_s"] > 0 for name in ("signaling", "gateway", "stt", "mt", "tts"))
+    assert doc["rooms"]["participants"] is not None and doc["rooms"]["media_peers"] is not None
+    # the probe's English speech captioned in English and translated: p50 <= p95, with history
+    assert finals, doc["captions"]
+    assert all(0 < p["p50_s"] <= p["p95_s"] < 10 and p["p95_history_s"] for p in finals), finals
+
+
+def test_top_live_view_in_a_terminal_shows_every_service(stack: Stack, tmp_path: Path) -> None:
+    """The live view, screenshot-free: `jbctl top` in a tmux pane of its own tmux server,
+    read with capture-pane; it redraws (the clock moves) and Ctrl-C ends it with exit 0."""
+    import re
+    import time
+
+    from jbctl_helpers import JBCTL
+
+    c = stack.cluster
+    sock = str(tmp_path / "tmux.sock")
+
+    def tmux(*args: str) -> str:
+        res = subprocess.run(["tmux", "-S", sock, *args], env={**c.env, "TERM": "xterm-256color"},
+                             capture_output=True, text=True, timeout=30, check=True)
+        return res.stdout
+
+    tmux("new-session", "-d", "-s", "top", "-x", "200", "-y", "50", "bash", "-c",
+         f"{JBCTL} top --interval 1; echo exit $?; sleep 120")
+    try:
+        want = {"signaling", "gateway", "stt", "mt", "tts", "redis", "ingress"} | _scraped_services(c)
+        clocks: list[str] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            screen = tmux("capture-pane", "-p", "-t", "top")
+            clock = re.search(r"jbctl top  \S+  (\d\d:\d\d:\d\d)", screen)
+            if clock and all(f"│ {name} " in screen for name in want):
+                clocks.append(clock.group(1))
+                if len(set(clocks)) >= 2:
+                    break
+            time.sleep(0.5)
+        assert len(set(clocks)) >= 2, screen  # every service shown, and the view refreshed
+        assert "caption latency after end of speech" in screen and "last refresh failed" not in screen
+        tmux("send-keys", "-t", "top", "C-c")
+        deadline = time.monotonic() + 15
+        while "exit 0" not in (screen := tmux("capture-pane", "-p", "-t", "top")):
+            assert time.monotonic() < deadline, screen
+            time.sleep(0.3)
+    finally:
+        subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True, timeout=30,
+                       check=False)
 
 
 def _call_through_the_deployed_stack(signaling: str) -> None:
