@@ -15,9 +15,10 @@ start=$SECONDS
 # the ingress job; nftables (the firewall the production test loads in its nodes) and
 # libnss3-tools (certutil: Chromium trusts the production test's CA); python3-venv (Debian's
 # Python makes the test nodes' release venvs, as on the VMs); coturn (the TURN relay test runs
-# Debian's turnserver with the jb_turn role's configuration; its own service stays off).
+# Debian's turnserver with the jb_turn role's configuration; its own service stays off); tmux
+# (the test of `jbctl top`'s live view reads its terminal with capture-pane).
 apt_pkgs=(redis-server espeak-ng iproute2 openssl chromium chromium-driver nginx nftables libnss3-tools
-          python3-venv coturn)
+          python3-venv coturn tmux)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
