@@ -65,3 +65,17 @@ gateway_port          = 0
 gateway_ice_addresses = ["127.0.0.1"]
 gateway_cpu           = 200
 gateway_memory        = 256
+
+# Prometheus and Alertmanager: short intervals so that a test sees a scrape, a rule and an alert
+# within seconds; alert_webhook_url empty (tests redeploy alertmanager with their receiver).
+prometheus_scrape_interval = "5s"
+prometheus_scrape_timeout  = "4s"
+prometheus_eval_interval   = "5s"
+prometheus_sd_refresh      = "5s"
+prometheus_retention       = "1d"
+prometheus_cpu             = 100
+prometheus_memory          = 256
+alert_down_for             = "10s"
+alert_for                  = "1m"
+alertmanager_cpu           = 50
+alert_group_wait           = "1s"

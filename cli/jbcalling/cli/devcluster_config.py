@@ -13,7 +13,7 @@ from pathlib import Path
 # The node roles (edge, ai, tts: docs/architecture.md); the one dev node carries them all, so
 # every job places on it.
 DEV_ROLES = "edge,ai,tts"
-HOST_VOLUMES = ("models", "redis-data")
+HOST_VOLUMES = ("models", "redis-data", "prometheus-data")
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,9 @@ def consul_argv(binary: str, ports: Ports, layout: Layout) -> list[str]:
         "-server-port", str(ports.consul_server), "-serf-lan-port", str(ports.consul_serf_lan),
         "-serf-wan-port", str(ports.consul_serf_wan), "-grpc-port", str(ports.consul_grpc),
         "-grpc-tls-port", str(ports.consul_grpc_tls),
+        # /v1/agent/metrics?format=prometheus answers only with a retention time (Prometheus
+        # scrapes it: jobs/prometheus.nomad.hcl).
+        "-hcl", 'telemetry {\n prometheus_retention_time = "60s"\n disable_hostname = true\n}',
         "-log-level", "warn",
     ]
 
@@ -133,6 +136,14 @@ client {{
     jb_role = "{DEV_ROLES}"
   }}
 {volumes}
+}}
+
+# /v1/metrics?format=prometheus, with the allocations' CPU and memory (jobs/prometheus.nomad.hcl).
+telemetry {{
+  collection_interval        = "5s"
+  prometheus_metrics         = true
+  publish_allocation_metrics = true
+  publish_node_metrics       = true
 }}
 
 plugin "raw_exec" {{

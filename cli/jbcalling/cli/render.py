@@ -20,7 +20,8 @@ from jbcalling.cli.settings import CliSettings
 
 # Dependencies first: signaling and the speech services need Redis; the ingress routes to
 # signaling; the gateway needs them all.
-DEPLOY_ORDER = ["redis", "signaling", "ingress", "stt", "mt", "tts", "gateway"]
+DEPLOY_ORDER = ["redis", "signaling", "ingress", "stt", "mt", "tts", "gateway", "alertmanager",
+                "prometheus"]
 OWNER_KEY, OWNER_VALUE = "jb_managed_by", "jbctl"
 SHARED_VARIABLES = "variables.hcl"
 POLICIES = "policies.hcl"
