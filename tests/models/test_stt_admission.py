@@ -1,0 +1,184 @@
+"""Admission instead of silent loss (docs/operations.md "Admission"): an stt instance that serves
+as many streams as it recognizes in real time refuses the next one, the room is told that the
+speaker's captions wait (``captions_status: busy``), and they come once the first speaker leaves.
+
+Real parts: a jb-gateway process, the signaling app, an stt (VAD + Whisper tiny.en) configured for
+one stream, tts (joe voice) to speak the sentence, real Redis, real aiortc participants on
+loopback; mt is stopped (captions only). A and B both speak English in one room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from conftest import free_port
+from gateway_process import start_gateway, stop_gateway
+from jbcalling.client import PcmTrack, SyntheticPeer, negotiate_over_signaling
+from jbcalling.common.audio import resample_to_48k
+from jbcalling.gateway import ice
+from jbcalling.signaling.app import create_app as create_signaling
+from jbcalling.signaling.settings import SignalingSettings
+from jbcalling.speech.layout import DEV_VOICES, DEV_WHISPER_EN
+from jbcalling.stt.app import create_app as create_stt
+from jbcalling.stt.settings import SttSettings
+from jbcalling.tts.app import create_app as create_tts
+from jbcalling.tts.settings import TtsSettings
+from speech_fixtures import models_dir, wer  # noqa: F401
+
+pytestmark = pytest.mark.models
+SENTENCE = "We should start the project next week."
+Event = dict[str, Any]
+
+
+@pytest.fixture(autouse=True)
+def loopback_ice() -> Iterator[None]:
+    ice.use_host_addresses(["127.0.0.1"])
+    yield
+    ice.use_host_addresses([])
+
+
+class Speaker:
+    def __init__(self, joined: dict[str, Any], gateway: str, room: str) -> None:
+        self.pid, self.token = joined["participant_id"], joined["token"]
+        self.mic = PcmTrack()
+        self.peer = SyntheticPeer(gateway, room, self.pid, audio=self.mic)
+        self.events: list[Event] = []
+        self.ws: ClientConnection | None = None
+        self.reader: asyncio.Future[None] | None = None
+
+    async def connect(self, signaling: str, room: str) -> None:
+        self.ws = await connect(signaling.replace("http", "ws") + f"/ws/rooms/{room}?token="
+                                + self.token)
+        self.events.extend(await negotiate_over_signaling(self.peer, self.ws))
+        self.reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        assert self.ws is not None
+        async for raw in self.ws:
+            self.events.append(json.loads(raw))
+
+    async def wait(self, pred: Callable[[Event], bool], timeout: float) -> Event | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            hit = next((e for e in self.events if pred(e)), None)
+            if hit is not None:
+                return hit
+            await asyncio.sleep(0.1)
+        return None
+
+    async def leave(self) -> None:
+        if self.reader is not None:
+            self.reader.cancel()
+        if self.ws is not None:
+            await self.ws.close()
+        await self.peer.close()
+
+
+def status(pid: str, state: str) -> Callable[[Event], bool]:
+    return lambda e: e["type"] == "captions_status" and e["speaker"] == pid and e["state"] == state
+
+
+def captions_of(events: list[Event], pid: str) -> list[Event]:
+    return [e for e in events if e["type"] == "caption" and e["speaker"] == pid]
+
+
+async def streams(stt: str) -> dict[str, Any]:
+    async with httpx.AsyncClient(timeout=5) as http:
+        return dict((await http.get(stt + "/ready")).json()["load"])
+
+
+async def refused(stt: str) -> tuple[Event, int | None]:
+    """A stream opened directly while the one place is taken: stt's own refusal."""
+    async with connect(stt.replace("http", "ws") + "/v1/stream?lang=en") as ws:
+        message = json.loads(await ws.recv())
+        await ws.wait_closed()
+        return message, ws.close_code
+
+
+def metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + " ") or line.startswith(name + "{"))
+
+
+def test_a_speaker_beyond_capacity_is_told_busy_and_gets_captions_once_room_frees(
+        models_dir: Path, redis_url: str, serve: Any, tmp_path: Path) -> None:  # noqa: F811
+    stt_app = create_stt(SttSettings(models_dir=models_dir, capacity_streams=1,
+                                     languages={"en": f"vad-whisper:{DEV_WHISPER_EN}"}))
+    dead = f"http://127.0.0.1:{free_port()}"  # mt: nothing listens (captions only)
+    with serve(stt_app) as stt, serve(create_tts(TtsSettings(models_dir=models_dir,
+                                                             voices=DEV_VOICES))) as tts:
+        speech = httpx.post(tts.url + "/v1/synthesize", json={"lang": "en", "text": SENTENCE},
+                            timeout=30)
+        assert speech.status_code == 200
+        utterance = resample_to_48k(speech.content, int(speech.headers["X-Sample-Rate"]))
+        utterance += bytes(48000 * 2 * 2)
+        proc, gateway = start_gateway(redis_url, tmp_path / "gateway.log",
+                                      urls={"stt": stt.url, "mt": dead, "tts": tts.url})
+        try:
+            settings = SignalingSettings(redis_url=redis_url, jwt_secret="k" * 40,
+                                         gateway_url=gateway)
+            with serve(create_signaling(settings)) as sig:
+                out = asyncio.run(_scenario(sig.url, gateway, stt.url, utterance))
+            out["metrics"] = httpx.get(gateway + "/metrics", timeout=10).text
+        finally:
+            stop_gateway(proc)
+    a = out["a"]
+    assert out["load"]["capacity_streams"] == 1 and out["load"]["active_streams"] == 1, out["load"]
+    assert out["load"]["capacity_source"] == "configured"
+    message, code = out["refused"]
+    assert code == 1013 and message["code"] == "busy" and message["capacity_streams"] == 1, out
+    busy = out["busy"]
+    assert busy is not None, [e for e in out["events"] if e["type"] == "captions_status"]
+    assert "capacity" in busy["message"]
+    assert not [e for e in out["events"] if e["type"] == "captions_status"
+                and e["speaker"] == a], "A's captions were never paused"
+    assert out["while_busy"] == [], "B had captions while stt had no room for them"
+    assert out["available"] is not None, "B was not told that captions came"
+    final = out["final"]
+    assert final is not None and wer(SENTENCE, final["text"]) <= 0.2, final
+    assert metric(out["metrics"], "jb_gateway_captions_busy_total") == 1
+    # B's audio while it waited, beyond the few seconds kept for the replay, is counted
+    dropped = metric(out["metrics"], 'jb_gateway_audio_dropped_seconds_total{reason="busy"}')
+    assert dropped > 1.0, dropped
+
+
+async def _scenario(signaling: str, gateway: str, stt: str, utterance: bytes) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    async with httpx.AsyncClient(timeout=10) as http:
+        room = (await http.post(signaling + "/api/rooms")).json()["room_id"]
+        joined = [(await http.post(f"{signaling}/api/rooms/{room}/join", json={
+            "name": name, "speak": "en", "captions": "en", "hear_translation": False})).json()
+            for name in ("An", "Binh")]
+    a, b = Speaker(joined[0], gateway, room), Speaker(joined[1], gateway, room)
+    out["a"], out["b"] = a.pid, b.pid
+    try:
+        await a.connect(signaling, room)
+        deadline = time.monotonic() + 15
+        while (await streams(stt))["active_streams"] < 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        out["load"] = await streams(stt)
+        out["refused"] = await refused(stt)
+        await b.connect(signaling, room)
+        out["busy"] = await b.wait(status(b.pid, "busy"), 15)
+        b.mic.play(utterance)  # heard by nobody: stt has no room for B
+        await asyncio.sleep(len(utterance) / 96000 + 1.0)
+        out["while_busy"] = captions_of(b.events, b.pid)
+        await a.leave()
+        out["available"] = await b.wait(status(b.pid, "available"), 25)
+        b.mic.play(utterance)
+        out["final"] = await b.wait(lambda e: e["type"] == "caption" and e["kind"] == "final"
+                                    and e["speaker"] == b.pid, 30)
+        out["events"] = list(b.events)
+    finally:
+        await b.leave()
+        await a.leave()
+    return out
