@@ -179,6 +179,8 @@ job "ingress" {
         scheme  = local.scheme
         # the port participants use: https when TLS is on, else http
         public_port = var.ingress_tls ? "${NOMAD_PORT_https}" : "${NOMAD_PORT_http}"
+        # nginx has no /metrics (not tagged jb-metrics); dashboard: request rates per service
+        dashboard = "/prometheus/graph?g0.expr=sum%20by%20%28job%2C%20status%29%20%28rate%28jb_http_requests_total%5B5m%5D%29%29&g0.tab=0&g0.range_input=1h"
       }
 
       # nginx itself (a fixed answer on the plain port); signaling's health is its own check.
@@ -188,6 +190,13 @@ job "ingress" {
         path     = "/.jb/ingress"
         interval = "5s"
         timeout  = "2s"
+
+        # nginx answers this from memory: 3 failures in a row, 5 s apart (10 to 17 s without an
+        # answer), is a hung nginx; grace 20s covers its start (the chroot is built before).
+        check_restart {
+          limit = 3
+          grace = "20s"
+        }
       }
     }
 

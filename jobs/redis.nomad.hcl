@@ -65,16 +65,27 @@ job "redis" {
       provider = "consul"
       tags     = ["jbcalling", "redis"]
 
+      # No /metrics (no exporter): not tagged jb-metrics; dashboard: the alerts page.
       meta {
-        version = var.release
-        role    = "edge"
+        version   = var.release
+        role      = "edge"
+        dashboard = "/prometheus/alerts"
       }
 
+      # A TCP connect sees only a closed port, not a hung server (the kernel still accepts),
+      # which signaling's and the gateway's /ready show as "redis unreachable". Restarted after 3
+      # failures 5 s apart (10 to 17 s); grace 15s: Redis listens within a second, after
+      # replaying its append-only file, which is small here (captions, rooms).
       check {
         name     = "redis tcp"
         type     = "tcp"
         interval = "5s"
         timeout  = "2s"
+
+        check_restart {
+          limit = 3
+          grace = "15s"
+        }
       }
     }
 

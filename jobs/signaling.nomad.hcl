@@ -100,11 +100,16 @@ job "signaling" {
       name     = "signaling"
       port     = "http"
       provider = "consul"
-      tags     = ["jbcalling", "public"]
+      tags     = ["jbcalling", "public", "jb-metrics"]
 
+      # Shown in the Consul UI; jb-metrics (tags) and metrics_path: what Prometheus scrapes
+      # (jobs/prometheus.nomad.hcl); dashboard: a Prometheus graph, relative to the ingress:
+      # sockets per instance.
       meta {
-        version = var.release
-        role    = "edge"
+        version      = var.release
+        role         = "edge"
+        metrics_path = "/metrics"
+        dashboard    = "/prometheus/graph?g0.expr=sum%20by%20%28instance%29%20%28jb_signaling_sockets%29&g0.tab=0&g0.range_input=1h"
       }
 
       check {
@@ -113,6 +118,24 @@ job "signaling" {
         path     = "/ready"
         interval = "3s"
         timeout  = "2s"
+      }
+
+      # Liveness, the check Nomad restarts on: /health answers whenever the process serves HTTP,
+      # whatever Redis or the load, so failing it 3 times in a row, 3 s apart (6 to 11 s without
+      # an answer) means a hung process. /ready above carries no check_restart: it fails when
+      # Redis is down, and restarting then would only cut every participant's connection.
+      # grace 30s: no model to load; imports take a few seconds, more on a loaded node.
+      check {
+        name     = "signaling alive"
+        type     = "http"
+        path     = "/health"
+        interval = "3s"
+        timeout  = "2s"
+
+        check_restart {
+          limit = 3
+          grace = "30s"
+        }
       }
     }
 

@@ -129,11 +129,16 @@ job "stt" {
       name     = "stt"
       port     = "http"
       provider = "consul"
-      tags     = ["jbcalling", "speech"]
+      tags     = ["jbcalling", "speech", "jb-metrics"]
 
+      # Shown in the Consul UI; jb-metrics (tags) and metrics_path: what Prometheus scrapes
+      # (jobs/prometheus.nomad.hcl); dashboard: a Prometheus graph, relative to the ingress:
+      # open streams per instance.
       meta {
-        version = var.release
-        role    = "ai"
+        version      = var.release
+        role         = "ai"
+        metrics_path = "/metrics"
+        dashboard    = "/prometheus/graph?g0.expr=sum%20by%20%28instance%2C%20lang%29%20%28jb_stt_active_streams%29&g0.tab=0&g0.range_input=1h"
       }
 
       check {
@@ -142,6 +147,27 @@ job "stt" {
         path     = "/ready"
         interval = "3s"
         timeout  = "2s"
+      }
+
+      # Liveness, the check Nomad restarts on: /health answers whenever the process serves HTTP,
+      # whatever Redis or the load, so failing it 3 times in a row, 3 s apart (6 to 11 s without
+      # an answer) means a hung process. /ready above carries no check_restart: it fails for
+      # reasons a restart cannot fix (a missing model, Redis down) and a restart would only cut
+      # every stream. grace = healthy_deadline (2m in prod, 60s in dev): the models load before
+      # the HTTP server starts, up to a minute or two on a busy node, and a task still loading
+      # after healthy_deadline has failed its deployment anyway; before that it is never
+      # restarted for not answering.
+      check {
+        name     = "stt alive"
+        type     = "http"
+        path     = "/health"
+        interval = "3s"
+        timeout  = "2s"
+
+        check_restart {
+          limit = 3
+          grace = var.healthy_deadline
+        }
       }
     }
 

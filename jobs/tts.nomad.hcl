@@ -89,11 +89,16 @@ job "tts" {
       name     = "tts"
       port     = "http"
       provider = "consul"
-      tags     = ["jbcalling", "speech"]
+      tags     = ["jbcalling", "speech", "jb-metrics"]
 
+      # Shown in the Consul UI; jb-metrics (tags) and metrics_path: what Prometheus scrapes
+      # (jobs/prometheus.nomad.hcl); dashboard: a Prometheus graph, relative to the ingress:
+      # time to first audio p95 per voice.
       meta {
-        version = var.release
-        role    = "tts"
+        version      = var.release
+        role         = "tts"
+        metrics_path = "/metrics"
+        dashboard    = "/prometheus/graph?g0.expr=histogram_quantile%280.95%2C%20sum%20by%20%28le%2C%20lang%29%20%28rate%28jb_tts_first_audio_seconds_bucket%5B5m%5D%29%29%29&g0.tab=0&g0.range_input=1h"
       }
 
       check {
@@ -102,6 +107,27 @@ job "tts" {
         path     = "/ready"
         interval = "3s"
         timeout  = "2s"
+      }
+
+      # Liveness, the check Nomad restarts on: /health answers whenever the process serves HTTP,
+      # whatever Redis or the load, so failing it 3 times in a row, 3 s apart (6 to 11 s without
+      # an answer) means a hung process. /ready above carries no check_restart: it fails for
+      # reasons a restart cannot fix (a missing model, Redis down) and a restart would only cut
+      # every stream. grace = healthy_deadline (2m in prod, 60s in dev): the models load before
+      # the HTTP server starts, up to a minute or two on a busy node, and a task still loading
+      # after healthy_deadline has failed its deployment anyway; before that it is never
+      # restarted for not answering.
+      check {
+        name     = "tts alive"
+        type     = "http"
+        path     = "/health"
+        interval = "3s"
+        timeout  = "2s"
+
+        check_restart {
+          limit = 3
+          grace = var.healthy_deadline
+        }
       }
     }
 
