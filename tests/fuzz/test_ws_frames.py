@@ -39,7 +39,8 @@ ALLOWED = (DOCUMENTED - {1011}) | {1009}
 TYPES = sorted(client_message_types())
 OTHER, SELF = "$OTHER", "$SELF"  # replaced by the other participant's and the fuzzer's own id
 FIELDS = ["type", "settings", "sdp", "target", "on", "muted", "participant", "to", "speak",
-          "captions", "hear_translation", "candidate"]
+          "captions", "hear_translation", "candidate", "text", "raised", "emoji", "locked",
+          "request", "admit"]
 
 scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
            | st.text(max_size=80))
@@ -175,6 +176,11 @@ def test_generated_frames_get_an_answer_or_a_documented_close(stack: Stack, role
     @example(frame='{"type": "settings", "settings": {"muted": false, "speak": "xx"}}')
     @example(frame='{"type": "remove", "target": "$OTHER"}')
     @example(frame='{"type": "remove", "target": "$SELF"}')
+    @example(frame='{"type": "chat", "text": "xin chào"}')
+    @example(frame='{"type": "hand", "raised": false, "target": "$OTHER"}')
+    @example(frame='{"type": "react", "emoji": "🎉"}')
+    @example(frame='{"type": "lock"}')
+    @example(frame='{"type": "admit", "request": "$OTHER"}')
     @example(frame='{"type": "end"}')
     def run(frame: str | bytes) -> None:
         answered.append(seat.exchange(frame))
