@@ -1,0 +1,199 @@
+"""Benchmark: N concurrent rooms against the running dev stack, to show admission (issue 14).
+
+    JB_DEV_PORT_OFFSET=16000 JB_STATE_DIR=/tmp/h3state bash tools/up.sh   # a dev stack
+    JB_DEV_PORT_OFFSET=16000 JB_STATE_DIR=/tmp/h3state \\
+        .venv/bin/python benchmarks/capacity.py [--rooms 1 2 4 6 8] [--label after]
+
+For each N, N rooms at once, each with one speaker who plays five English sentences (spoken by
+the cluster's own tts, two seconds of silence after each) and one listener (English captions,
+no spoken translation: the benchmark loads speech recognition, not tts). The listener records
+every event. Per N it reports: finals after the end of speech (p50/p95 over the sentences that
+got a caption; the last final of a sentence counts), the word error rate of the captions shown
+(the sentences with captions), the speakers told ``captions_status: busy``, and the speakers
+without any caption who were never told busy (silent loss: must be 0). Saves
+benchmarks/results/capacity[-<label>].json (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+from speech_fixtures import wer  # noqa: E402  (the tests' word error rate, one definition)
+
+SENTENCES = [
+    "Please send me the report before the meeting tomorrow.",
+    "We should start the project next week.",
+    "Thank you for joining the call today.",
+    "Can you hear me clearly now?",
+    "The new office opens in March.",
+]
+GAP_S = 2.0  # silence after each sentence
+TAIL_S = 10.0  # waited after the last sentence for its captions
+
+
+def healthy(ctx: Any, service: str) -> str:
+    for inst in ctx.consul.service_health(service):
+        if all(ch["Status"] == "passing" for ch in inst["Checks"]):
+            svc = inst["Service"]
+            return f"http://{svc.get('Address') or inst['Node']['Address']}:{svc['Port']}"
+    raise SystemExit(f"no healthy {service} instance in Consul: is the stack up? "
+                     "(`bash tools/up.sh` with the same JB_DEV_PORT_OFFSET / JB_STATE_DIR)")
+
+
+async def room(signaling: str, clips: list[tuple[str, bytes]], start_at: float) -> dict[str, Any]:
+    """One room: speaker plays the clips from ``start_at`` (wall time); the listener's events."""
+    from websockets.asyncio.client import connect
+
+    from jbcalling.client import PcmTrack, SyntheticPeer, ice_servers_of, negotiate_over_signaling
+
+    async with httpx.AsyncClient(timeout=30) as http:
+        room_id = (await http.post(signaling + "/api/rooms")).json()["room_id"]
+        a, b = [(await http.post(f"{signaling}/api/rooms/{room_id}/join", json={
+            "name": name, "speak": "en", "captions": "en", "hear_translation": False})).json()
+            for name in ("speaker", "listener")]
+    base = signaling.replace("http", "ws", 1) + f"/ws/rooms/{room_id}?token="
+    mic = PcmTrack()
+    pa = SyntheticPeer("", room_id, a["participant_id"], audio=mic, ice_servers=ice_servers_of(a))
+    pb = SyntheticPeer("", room_id, b["participant_id"], ice_servers=ice_servers_of(b))
+    events: list[tuple[float, dict[str, Any]]] = []
+    sentences: list[dict[str, Any]] = []
+    async with connect(base + a["token"]) as wa, connect(base + b["token"]) as wb:
+        await negotiate_over_signaling(pa, wa)
+        await negotiate_over_signaling(pb, wb)
+
+        async def listen() -> None:
+            async for raw in wb:
+                events.append((time.time(), json.loads(raw)))
+
+        async def drain() -> None:  # the speaker's socket is read too (signaling's keepalive)
+            async for _ in wa:
+                pass
+
+        tasks = [asyncio.ensure_future(listen()), asyncio.ensure_future(drain())]
+        try:
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            for text, pcm in clips:
+                onset = mic.play(pcm + bytes(int(48000 * 2 * GAP_S)))
+                sentences.append({"text": text, "onset": onset, "end": onset + len(pcm) / 96000})
+                await asyncio.sleep(max(0.0, sentences[-1]["end"] + GAP_S - time.time()))
+            await asyncio.sleep(TAIL_S)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await pa.close()
+            await pb.close()
+    return score(a["participant_id"], sentences, events)
+
+
+def score(speaker: str, sentences: list[dict[str, Any]],
+          events: list[tuple[float, dict[str, Any]]]) -> dict[str, Any]:
+    """Each final goes to the sentence whose audio its ``audio_end_ms`` falls in (or nearest)."""
+    finals = [(at, ev) for at, ev in events if ev.get("type") == "caption"
+              and ev.get("kind") == "final" and ev.get("speaker") == speaker]
+    for s in sentences:
+        s["finals"] = []
+    for at, ev in finals:
+        audio_end = ev["audio_end_ms"] / 1000
+        best = min(sentences, key=lambda s: 0 if s["onset"] <= audio_end <= s["end"] + GAP_S
+                   else min(abs(audio_end - s["onset"]), abs(audio_end - s["end"])))
+        best["finals"].append((at, ev["text"]))
+    for s in sentences:
+        if s["finals"]:
+            s["final_ms"] = round((max(at for at, _ in s["finals"]) - s["end"]) * 1000)
+            s["recognized"] = " ".join(text for _, text in s["finals"])
+            s["wer"] = round(wer(s["text"], s["recognized"]), 3)
+        del s["finals"]
+    statuses = [ev for _, ev in events if ev.get("type") == "captions_status"
+                and ev.get("speaker") == speaker]
+    return {"sentences": sentences, "busy": sum(1 for e in statuses if e["state"] == "busy"),
+            "unavailable": sum(1 for e in statuses if e["state"] == "unavailable"),
+            "captioned": sum(1 for s in sentences if "wer" in s)}
+
+
+def pct(values: list[int], q: float) -> int | None:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] if values else None
+
+
+async def run_n(n: int, signaling: str, clips: list[tuple[str, bytes]]) -> dict[str, Any]:
+    start_at = time.time() + 3.0 + 0.6 * n  # every room connected before anyone speaks
+    rooms = await asyncio.gather(*(room(signaling, clips, start_at) for _ in range(n)))
+    shown = [s for r in rooms for s in r["sentences"] if "wer" in s]
+    ref_words = sum(len(s["text"].split()) for s in shown)
+    latencies = [s["final_ms"] for s in shown]
+    return {
+        "rooms": n, "sentences": sum(len(r["sentences"]) for r in rooms),
+        "captioned": len(shown),
+        "final_p50_ms": round(statistics.median(latencies)) if latencies else None,
+        "final_p95_ms": pct(latencies, 0.95),
+        # errors weighted by words: the WER of every caption shown, as one text
+        "wer_shown": round(sum(s["wer"] * len(s["text"].split()) for s in shown) / ref_words, 3)
+        if ref_words else None,
+        "wer_worst_sentence": max((s["wer"] for s in shown), default=None),
+        "speakers_busy": sum(1 for r in rooms if r["busy"]),
+        "speakers_without_captions": sum(1 for r in rooms if not r["captioned"]),
+        "silent_loss": sum(1 for r in rooms if not r["captioned"] and not r["busy"]),
+        "uncaptioned_sentences_without_busy": sum(
+            len(r["sentences"]) - r["captioned"] for r in rooms if not r["busy"]),
+        "detail": rooms,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rooms", type=int, nargs="+", default=[1, 2, 4, 6, 8])
+    parser.add_argument("--label", default="", help="suffix of the result file")
+    args = parser.parse_args()
+    from jbcalling.cli.context import Ctx
+    from jbcalling.cli.settings import CliSettings
+    from jbcalling.common.audio import resample_to_48k
+    from jbcalling.gateway import ice
+
+    ctx = Ctx(CliSettings())
+    signaling, tts, stt = (healthy(ctx, s) for s in ("signaling", "tts", "stt"))
+    ice.use_host_addresses(["127.0.0.1"])  # the dev stack's gateway answers on loopback
+    clips = []
+    for text in SENTENCES:
+        resp = httpx.post(tts + "/v1/synthesize", json={"lang": "en", "text": text}, timeout=60)
+        resp.raise_for_status()
+        clips.append((text, resample_to_48k(resp.content, int(resp.headers["X-Sample-Rate"]))))
+    stt_load = httpx.get(stt + "/ready", timeout=10).json()["load"]
+    doc: dict[str, Any] = {"stt_load": stt_load, "cpus": os.cpu_count(), "runs": []}
+    print(f"stt capacity {stt_load.get('capacity_streams')} streams "
+          f"({stt_load.get('capacity_source')}); load average {os.getloadavg()}", file=sys.stderr)
+    print(f"{'N':>2} {'final p50':>9} {'p95':>6} {'WER':>5} {'captioned':>10} {'busy':>4} "
+          f"{'silent loss':>11}  load", file=sys.stderr)
+    for n in args.rooms:
+        load_before = os.getloadavg()
+        run = asyncio.run(run_n(n, signaling, clips))
+        run.update({"loadavg_before": load_before, "loadavg_after": os.getloadavg()})
+        doc["runs"].append(run)
+        print(f"{n:>2} {run['final_p50_ms']!s:>9} {run['final_p95_ms']!s:>6} "
+              f"{run['wer_shown']!s:>5} {run['captioned']:>4}/{run['sentences']:<5} "
+              f"{run['speakers_busy']:>4} {run['silent_loss']:>11}  {load_before[0]:.1f}",
+              file=sys.stderr)
+        time.sleep(5)  # the rooms' stt streams close before the next N
+    doc["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, cwd=HERE, check=False).stdout.strip()
+    out = HERE / "results" / (f"capacity-{args.label}.json" if args.label else "capacity.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2))
+    print(f"saved {out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
