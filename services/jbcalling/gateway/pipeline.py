@@ -30,7 +30,9 @@ that, between two utterances (or at the latest ``HANDOVER_LAST_S`` before it), t
 stream hands over: the next chunk goes to a new stt stream, the old one gets ``{"type": "end"}``
 and its last results are still published while it drains. Every chunk goes to exactly one
 stream, so a long talk loses no caption. After an ``idle`` close the stream reopens when audio
-comes again.
+comes again. A speaker who changes the language they speak (``settings``; the stream reads
+the participant record every ``SPEAK_CHECK_S``) is handed over the same way, at once: the next
+chunk goes to a stream in the new language.
 
 Audio is dropped only where counted (``jb_gateway_audio_dropped_seconds_total{reason}``) and
 said: the oldest audio held while no stream is open (reason ``unavailable``, ``busy``, or
@@ -91,6 +93,10 @@ REFRESH_S = 0.5  # every speaker's stream fails at once when stt stops: one Cons
 HANDOVER_FROM = 0.9  # of stt's max_session_s: hand over at the next pause between utterances,
 HANDOVER_LAST_S = 2.0  # and at the latest this long before stt would cut the stream
 BYTES_PER_S = 32000  # 16 kHz s16le
+# How often a speaker's stream checks the language they speak (the participant record in Redis,
+# changed by signaling on a `settings` message): a change hands the stream over to a new one in
+# the new language, like the session limit does, so the next caption is in the new language.
+SPEAK_CHECK_S = 1.0
 STT_END = '{"type": "end"}'  # stt's own control message (stt/app.py), not a room event
 BUSY_CODES = ("busy", "backlog")  # stt's refusals for lack of capacity (stt/app.py)
 STATUS_MESSAGES = {
@@ -118,10 +124,13 @@ class Leg:
     started_wall_ms: int = 0
     talking: bool = False  # a partial came and its final not yet
     closed: str = ""  # the reason stt gave when it closed the stream at a limit
+    switch: bool = False  # the speaker changed the language they speak: hand over at once
     # a stable partial's text -> its translation, asked before the final came
     early: dict[str, asyncio.Future[tuple[str, str]]] = field(default_factory=dict)
 
     def hand_over(self) -> bool:
+        if self.switch:
+            return True
         if not self.max_bytes:
             return False
         if self.sent >= self.max_bytes - min(HANDOVER_LAST_S * BYTES_PER_S, self.max_bytes / 20):
@@ -404,8 +413,17 @@ class SpeakerStream:
             async for raw in ws:
                 await self._result(json.loads(raw), me, lang, leg)
 
+        async def watch() -> None:  # "I speak" may change during the call
+            key = room_key(self.room, "people")
+            while not leg.switch:
+                await asyncio.sleep(SPEAK_CHECK_S)
+                with contextlib.suppress(aioredis.RedisError, OSError, ValueError, TypeError):
+                    raw = await self.p.redis.hget(key, self.pid)
+                    leg.switch = raw is not None and Participant.parse(raw).speak != lang
+
         sender = asyncio.ensure_future(send())
         receiver = asyncio.ensure_future(receive())
+        watcher = asyncio.ensure_future(watch())
         try:
             await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
             if sender.done() and sender.exception() is None and not receiver.done():
@@ -424,6 +442,7 @@ class SpeakerStream:
             raise
         finally:
             sender.cancel()
+            watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketException, OSError):
                 await sender
 
