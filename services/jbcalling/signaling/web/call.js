@@ -384,6 +384,12 @@ export class Call {
     const opts = { signal: this.abort.signal };
     $("#btn-end").hidden = !this.host;
     $("#btn-share").hidden = !navigator.mediaDevices?.getDisplayMedia;
+    $("#call-speak").value = this.prefs.speak;
+    $("#call-speak").addEventListener("change", (e) => {
+      // the gateway hands the stt stream over: the next caption is in the new language
+      this.prefs.speak = e.target.value;
+      this.signal.send({ type: "settings", settings: { speak: e.target.value } });
+    }, opts);
     $("#call-captions").value = this.prefs.captions;
     $("#call-hear").checked = Boolean(this.prefs.hear);
     $("#call-captions").addEventListener("change", (e) => {
