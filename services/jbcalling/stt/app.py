@@ -116,7 +116,7 @@ def create_app(settings: SttSettings) -> FastAPI:
             raise Close("bad_sample_rate", 1003,
                         f"sample_rate {sample_rate}: send PCM s16le mono at 16000 Hz")
         limit = capacity.streams
-        if sum(b.active for b in backends.values()) >= limit:
+        if sum(b.taking_audio for b in backends.values()) >= limit:
             raise Close("busy", 1013, f"at capacity: {limit} streams open, as many as this "
                         "instance recognizes in real time; try another instance or later",
                         capacity_streams=limit)

@@ -120,6 +120,13 @@ class Backend(ABC):
     def active(self) -> int:
         return len(self.streams)
 
+    @property
+    def taking_audio(self) -> int:
+        """Streams not yet closing: what admission counts (a stream the gateway handed over
+        only finishes its last final, and must not make its successor wait)."""
+        with self.lock:
+            return sum(1 for s in self.streams if not s.closing)
+
     def cost(self, audio: np.ndarray) -> float:
         """Worker seconds to recognize ``audio`` as one talking speaker's stream (the capacity
         probe, capacity.py): the backend's own steps, 100 ms at a time, then the end."""
