@@ -65,6 +65,12 @@ variable "ingress_ws_timeout" {
   default     = "1h"
 }
 
+variable "prometheus_user" {
+  description = "User name of the operator's basic auth on /prometheus/ (the password: prometheus_password in Nomad Variable nomad/jobs/ingress, which jbctl generates)."
+  type        = string
+  default     = "operator"
+}
+
 variable "ingress_cpu" {
   description = "CPU reserved per instance, MHz."
   type        = number
@@ -93,6 +99,24 @@ locals {
   app = <<-EOT
     location ~ ^/(metrics|ready|health|docs|redoc|openapi\.json)(/|$) {
       return 404;
+    }
+
+    # Prometheus (jobs/prometheus.nomad.hcl), for the operator only: basic auth, never public.
+    # $jb_operator comes from secrets/operator.conf.
+    location ^~ /prometheus/ {
+      ${indent(2, local.headers)}
+      if ($jb_operator != 1) {
+        ${indent(4, local.headers)}
+        add_header WWW-Authenticate 'Basic realm="jbcalling operator", charset="UTF-8"' always;
+        return 401;
+      }
+      proxy_pass http://prometheus;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Proto ${local.scheme};
+      proxy_set_header Authorization "";
     }
 
     location /ws/ {
@@ -127,6 +151,8 @@ locals {
 job "ingress" {
   meta {
     jb_service = "ingress"
+    # the operator's password for /prometheus/ (jbctl generates it in nomad/jobs/ingress)
+    jb_secrets = "prometheus_password"
   }
 
   constraint {
@@ -256,6 +282,8 @@ job "ingress" {
             access_log /dev/stdout combined;
             server_tokens off;
             default_type application/octet-stream;
+            # room for secrets/operator.conf's long key (an Authorization header)
+            map_hash_bucket_size 256;
 
             # The room id of every room path signaling serves (/r/<room>, /api/rooms/<room>/...,
             # /ws/rooms/<room>): all of a room's requests and sockets reach the same replica.
@@ -281,6 +309,16 @@ job "ingress" {
               {{ else }}server 127.0.0.1:9 down;  # no healthy signaling replica in Consul
               {{ end }}
               keepalive 16;
+            }
+
+            # The operator's credentials for /prometheus/: read by the master when it loads the
+            # config (a worker could not read a file in the dev cluster's 0700 data dir).
+            include {{ env "NOMAD_SECRETS_DIR" }}/operator.conf;
+
+            upstream prometheus {
+              {{ range service "prometheus" }}server {{ .Address }}:{{ .Port }};
+              {{ else }}server 127.0.0.1:9 down;  # no healthy prometheus in Consul
+              {{ end }}
             }
 
             server {
@@ -321,6 +359,23 @@ job "ingress" {
               ${indent(6, local.app)}
             }
             %{endif}
+          }
+          EOT
+      }
+
+      # The operator's basic auth for /prometheus/: the exact Authorization header of user
+      # prometheus_user with password prometheus_password (Nomad Variable nomad/jobs/ingress).
+      template {
+        destination   = "secrets/operator.conf"
+        perms         = "0600"
+        uid           = var.task_uid
+        gid           = var.task_gid
+        change_mode   = "signal"
+        change_signal = "SIGHUP"
+        data          = <<-EOT
+          map $http_authorization $jb_operator {
+            default 0;
+            {{ with nomadVar "nomad/jobs/ingress" }}"Basic {{ print "${var.prometheus_user}:" .prometheus_password | base64Encode }}" 1;{{ end }}
           }
           EOT
       }
