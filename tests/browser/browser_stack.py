@@ -109,7 +109,8 @@ def stack(redis_url: str, models_dir: Path,  # noqa: F811
                                            max_peers="4")
         try:
             settings = SignalingSettings(redis_url=redis_url, jwt_secret="b" * 40,
-                                         gateway_url=gateway, max_participants=MAX_PARTICIPANTS)
+                                         gateway_url=gateway, max_participants=MAX_PARTICIPANTS,
+                                         mt_url=services["mt"].url)
             sig = stack.enter_context(ServedApp(create_signaling(settings)))
             yield Stack(sig.url, gateway, services)
         finally:

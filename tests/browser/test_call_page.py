@@ -4,9 +4,14 @@ only the speaker's fake microphone plays speech), real signaling, gateway, stt, 
 An (host, speaks English; the microphone plays a real human English recording), Binh (wants
 Vietnamese captions and to hear the translation) and Cara (camera permission refused: audio
 only) join one room through the lobby. Each sees the others' video playing; Binh sees An's words
-as captions (partial, then final in place, then the translation) and downloads the transcript;
+as captions (partial, then final in place, then the translation); An's chat message reaches
+Binh translated (the original a click away) and Cara as written; Cara then Binh raise their
+hands (everyone sees the order; the host lowers Cara's); a reaction shows on Binh's tile; a long
+unbroken caption wraps inside the overlay; Binh downloads the transcript (captions and chat);
 a fourth joiner is refused (room full); the host mutes Binh and removes Cara, whose pages say
-so; with mt down the captions say "translation unavailable"; the host ends the room.
+so; the host locks the room, and the fourth person waits (their page says so) until the host
+admits them; with mt down the captions say "translation unavailable" and chat goes out
+untranslated, marked so; the host ends the room.
 Screenshots (lobby is in test_lobby.py): a 3-person call with captions, the phone layout.
 """
 
@@ -30,6 +35,7 @@ from browser_stack import (  # noqa: F401
     speech_wav,
     stack,
 )
+from jbcalling.common.protocol import Caption, events_channel
 
 pytestmark = pytest.mark.browser
 # The words of the recording (Samuel Beckett, "Worstward Ho"), which Whisper tiny.en recognizes.
@@ -110,8 +116,17 @@ def video_flows(page: Any, sources: list[str], timeout_s: float = 45) -> dict[st
         time.sleep(1)
 
 
+def publish(redis_url: str, room: str, text: str) -> None:
+    """A room event on the room's channel, as the gateway publishes it."""
+    import redis
+
+    with redis.Redis.from_url(redis_url) as r:
+        r.publish(events_channel(room), text)
+
+
 def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav: Path,  # noqa: F811
-                                         silent_wav: Path, artifacts: Path) -> None:  # noqa: F811
+                                         silent_wav: Path, artifacts: Path,  # noqa: F811
+                                         redis_url: str) -> None:
     started = time.monotonic()
     speaker_browser = launch(playwright, speech_wav, screen_share=True)
     listener_browser = launch(playwright, silent_wav)
@@ -224,6 +239,60 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
             "el => el.scrollTop + el.clientHeight >= el.scrollHeight - 24")
         assert binh_page.locator("#jump").is_hidden()
 
+        # Chat: An writes in English; Binh reads it in Vietnamese (mt), the original a click
+        # away; Cara (English captions) reads it as written.
+        said = "Please read the agenda before Friday"
+        an_page.get_by_label("Message").fill(said)
+        an_page.get_by_role("button", name="Send").click()
+        binh_msg = binh_page.locator(".chat-msg[data-shown='translation']")
+        binh_msg.wait_for(timeout=30000)
+        shown = binh_msg.locator(".text").inner_text()
+        assert shown.strip() and shown != said and binh_msg.locator(".text").get_attribute("lang") == "vi"
+        assert binh_msg.locator(".who").inner_text() == "An"
+        binh_msg.get_by_role("button", name="Show original").click()
+        assert binh_msg.locator(".text").inner_text() == said
+        binh_msg.get_by_role("button", name="Show translation").click()
+        assert binh_msg.locator(".text").inner_text() == shown
+        cara_msg = cara_page.locator(".chat-msg")
+        cara_msg.wait_for(timeout=30000)
+        assert cara_msg.locator(".text").inner_text() == said
+        assert cara_msg.get_by_role("button").count() == 0  # nothing to toggle
+
+        # Raised hands: Cara then Binh; everyone sees that order; the host lowers Cara's.
+        cara_page.get_by_role("button", name="Raise hand").click()
+        cara_page.wait_for_selector("#hands li")
+        binh_page.get_by_role("button", name="Raise hand").click()
+        hands = "() => [...document.querySelectorAll('#hands li .name')].map(e => e.textContent)"
+        for p in (an_page, binh_page, cara_page):
+            p.wait_for_function(f"() => ({hands})().join() === 'Cara,Binh'")
+        assert "(1)" in an_page.locator(f".tile[data-pid='{cara}'] .badge.hand").inner_text()
+        assert "(2)" in an_page.locator(f".tile[data-pid='{binh}'] .badge.hand").inner_text()
+        an_page.get_by_role("button", name="Lower hand: Cara", exact=True).click()
+        for p in (an_page, binh_page, cara_page):
+            p.wait_for_function(f"() => ({hands})().join() === 'Binh'")
+        assert cara_page.get_by_role("button", name="Raise hand").is_visible()
+        binh_page.get_by_role("button", name="Lower hand", exact=True).click()
+        an_page.wait_for_selector("#hands-box", state="hidden")
+
+        # A reaction shows on the sender's tile at the others.
+        binh_page.get_by_role("button", name="Reactions: 👍").click()
+        an_page.wait_for_selector(f".tile[data-pid='{binh}'] .reaction", timeout=10000)
+        assert an_page.locator(f".tile[data-pid='{binh}'] .reaction").inner_text() == "👍"
+
+        # The overlay wraps a long unbroken string (a URL, a long translation) inside the tile.
+        room_id = link.rstrip("/").rsplit("/", 1)[1]
+        long_word = "https://example.org/" + "x" * 400
+        now = int(time.time() * 1000)
+        publish(redis_url, room_id, Caption(
+            kind="final", speaker=an, speaker_name="An", segment="wrap", lang="en",
+            text=long_word, start_ms=0, end_ms=1, audio_end_ms=now, emitted_ms=now).to_json())
+        line = binh_page.locator("#overlay p", has_text="x" * 40)
+        line.wait_for(timeout=10000)
+        fits = line.evaluate("""el => { const s = document.querySelector('.stage').getBoundingClientRect();
+            const r = el.getBoundingClientRect();
+            return [el.scrollWidth <= el.clientWidth, r.right <= s.right + 1, r.height > 60]; }""")
+        assert fits == [True, True, True], fits  # fits the width, on several lines
+
         binh_page.screenshot(path=str(artifacts / "call-3-people.png"))
         assert binh_page.evaluate(CONTRAST) == []  # WCAG AA text contrast in the call
         assert binh_page.locator("#grid .tile").count() == 3
@@ -240,6 +309,7 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
             (artifacts / f"transcript.{fmt}").write_text(text)
             assert dl.value.suggested_filename.endswith(f".{fmt}")
             assert ("An (en):" in text) if fmt == "txt" else text.startswith("WEBVTT"), text[:300]
+            assert (f"An (en, chat): {said}" if fmt == "txt" else f"<v An>[chat] {said}") in text
 
         # An shares the screen: Binh receives it in An's tile (the fake screen is 1280x720; the
         # camera is at most 640 wide, less when the encoder adapts to the CPU), and gets the
@@ -324,8 +394,28 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
         assert not cara_page.locator("#rejoin").is_visible()
         binh_page.wait_for_function("() => document.querySelectorAll('#grid .tile').length === 2")
 
-        # mt goes down: the next sentence's caption says the translation is unavailable.
+        # The host locks the room: the fourth person now waits (their page says so) until the
+        # host admits them, and then enters the call.
+        an_page.get_by_role("button", name="Lock room").click()
+        binh_page.wait_for_selector("#banner-lock:visible")
+        extra.get_by_role("button", name="Join").click()
+        extra.wait_for_function("""() => { const s = document.querySelector('#wait-status');
+            return !s.hidden && s.textContent.includes('waiting for a host'); }""")
+        assert extra.locator("body[data-screen='lobby']").count() == 1
+        an_page.get_by_role("button", name="Admit Dung").click()
+        extra.wait_for_selector("body[data-screen='call'] .tile.self", timeout=15000)
+        an_page.wait_for_function("() => document.querySelectorAll('#grid .tile').length === 3")
+        assert extra.locator("#banner-lock").is_visible()
+        assert an_page.locator("#waiting-box").is_hidden()
+
+        # mt goes down: the next sentence's caption says the translation is unavailable, and
+        # chat goes out as written, marked untranslated.
         stack.services["mt"].__exit__(None, None, None)
+        an_page.get_by_label("Message").fill("Second message")
+        an_page.get_by_role("button", name="Send").click()
+        untranslated = binh_page.locator(".chat-msg", has_text="Second message")
+        untranslated.wait_for(timeout=30000)
+        assert untranslated.locator(".mark").inner_text() == "untranslated"
         binh_page.wait_for_selector(".cap .trans.unavailable", timeout=120000)
         assert "translation unavailable" in binh_page.locator(".cap .trans.unavailable").first.inner_text()
 
@@ -343,9 +433,15 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
         an_page.get_by_role("button", name="Yes").click()
         binh_page.wait_for_function(
             "() => document.querySelector('#end-message').textContent.includes('ended this call')")
-        # The link of an ended room says so to whoever opens it.
-        extra.get_by_role("button", name="Join").click()
         extra.wait_for_function(
+            "() => document.querySelector('#end-message').textContent.includes('ended this call')")
+        # The link of an ended room says so to whoever opens it.
+        late = context(listener_browser, []).new_page()
+        late.goto(link)
+        late.wait_for_selector("body[data-ready='1']")
+        late.get_by_label("Your name").fill("Hoa")
+        late.get_by_role("button", name="Join").click()
+        late.wait_for_function(
             "() => document.querySelector('#join-error').textContent.includes('has ended')")
         assert errors == []
     except Exception:
