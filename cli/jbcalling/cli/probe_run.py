@@ -36,6 +36,9 @@ STAGES = ("first_partial_ms", "final_ms", "translation_ms", "first_audio_ms")
 @dataclass
 class ProbeResult:
     utterances: list[dict[str, Any]] = field(default_factory=list)
+    # caption events the listener received, by kind (a translation once per language it
+    # carries): what the gateway's jb_caption_latency_seconds counted for this room
+    captions: dict[str, int] = field(default_factory=dict)
 
     def summary(self) -> dict[str, dict[str, float | int | None]]:
         out: dict[str, dict[str, float | int | None]] = {}
@@ -140,6 +143,10 @@ async def run_probe(signaling: str, tts: str, utterances: int, timeout_s: float,
         finally:
             listener.cancel()
             drainer.cancel()
+            for _, ev in events:
+                if ev.get("type") == "caption":
+                    n = len(ev.get("translations") or {}) if ev["kind"] == "translation" else 1
+                    result.captions[ev["kind"]] = result.captions.get(ev["kind"], 0) + n
             await pa.close()
             await pb.close()
     return result

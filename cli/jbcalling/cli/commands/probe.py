@@ -56,7 +56,8 @@ def probe(
     result = asyncio.run(run_probe(signaling, tts, utterances, timeout, c.out.say, camera))
     summary = result.summary()
     doc = {"signaling": signaling, "camera": camera, "utterances": result.utterances,
-           "summary": summary, "wall_s": round(time.monotonic() - started, 1),
+           "summary": summary, "captions": result.captions,
+           "wall_s": round(time.monotonic() - started, 1),
            "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
            "cpus": os.cpu_count()}
     if save:
