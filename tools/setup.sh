@@ -16,9 +16,10 @@ start=$SECONDS
 # libnss3-tools (certutil: Chromium trusts the production test's CA); python3-venv (Debian's
 # Python makes the test nodes' release venvs, as on the VMs); coturn (the TURN relay test runs
 # Debian's turnserver with the jb_turn role's configuration; its own service stays off); tmux
-# (the test of `jbctl top`'s live view reads its terminal with capture-pane).
+# (the test of `jbctl top`'s live view reads its terminal with capture-pane); prometheus (and its
+# promtool, which checks the rules) and prometheus-alertmanager for their jobs.
 apt_pkgs=(redis-server espeak-ng iproute2 openssl chromium chromium-driver nginx nftables libnss3-tools
-          python3-venv coturn tmux)
+          python3-venv coturn tmux prometheus prometheus-alertmanager)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -28,6 +29,20 @@ if ((${#missing[@]})); then
   # No init system here: do not let the package start its own redis.
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
+
+# Prometheus and Alertmanager run only as Nomad jobs (jobs/prometheus.nomad.hcl,
+# jobs/alertmanager.nomad.hcl): the packages' own services are stopped and masked, so that no
+# default Prometheus on :9090 or Alertmanager on :9093 can answer in a job's place.
+sudo=""; [[ $EUID -ne 0 ]] && sudo="sudo"
+for unit in prometheus prometheus-alertmanager; do
+  if [[ -d /run/systemd/system ]]; then
+    $sudo systemctl disable --now "$unit.service" >/dev/null 2>&1 || true
+  elif [[ -x /etc/init.d/$unit ]] && /etc/init.d/"$unit" status >/dev/null 2>&1; then
+    $sudo /etc/init.d/"$unit" stop >&2
+  fi
+  [[ "$(readlink "/etc/systemd/system/$unit.service" 2>/dev/null)" == /dev/null ]] ||
+    $sudo systemctl mask "$unit.service" >&2
+done
 
 # Python venv with the project and its dev tools.
 py="${JB_PYTHON:-python3}"
