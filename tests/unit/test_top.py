@@ -71,7 +71,8 @@ def test_the_view_shows_every_service_room_and_pair() -> None:
     console = Console(width=160, record=True, color_system=None)
     console.print(top_view.view(doc, error="timed out"))
     text = console.export_text()
-    for needle in ("redis", "signaling", "stt", "nomad", "2/2", "12.5%", "100.0 MiB", "3.5/s",
+    for needle in ("redis", "not scraped", "signaling", "stt", "0/1", "nomad", "2/2",
+                   "12.5%", "100.0 MiB", "3.5/s",
                    "rooms 2, participants 5 (signaling); media rooms -, peers 4",
                    "0.70 s", "0.98 s", "▅█", "last refresh failed: timed out"):
         assert needle in text, needle

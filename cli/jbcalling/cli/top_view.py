@@ -53,8 +53,10 @@ def services_table(doc: dict[str, Any]) -> Table:
                          ("memory", "right"), ("requests", "right"), ("5xx", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for s in doc["services"]:
-        style = "red" if s["instances_up"] < max(1, s["targets"]) else ""
-        table.add_row(s["service"], f"{s['instances_up']}/{s['targets']}", cores(s["cpu_cores"]),
+        # redis and the ingress have no /metrics: not scraped is not down
+        up = f"{s['instances_up']}/{s['targets']}" if s["targets"] else "not scraped"
+        style = "red" if s["instances_up"] < s["targets"] else "dim" if not s["targets"] else ""
+        table.add_row(s["service"], up, cores(s["cpu_cores"]),
                       size(s["memory_bytes"]), rate(s["requests_per_s"]), rate(s["errors_per_s"]),
                       style=style)
     return table
