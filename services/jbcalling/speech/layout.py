@@ -22,6 +22,7 @@ DEV_WHISPER_EN = "whisper-tiny.en-ct2"
 DEV_VAD = "silero-vad"
 DEV_TRANSDUCER = "sherpa-lstm-transducer-standin"
 DEV_OFFLINE_VI = "sherpa-zipformer-vi-offline-standin"
+DEV_LANGID = "whisper-lid-standin"  # stt "detect": speech/standin_whisper_lid.py
 
 
 def _package_dir(name: str) -> Path | None:
@@ -56,7 +57,7 @@ def pypi_models() -> dict[str, dict[str, Path]]:
 
 
 def standin_builders() -> dict[str, Callable[[Path], object]]:
-    from jbcalling.speech import standin_marian, standin_piper, standin_transducer
+    from jbcalling.speech import standin_marian, standin_piper, standin_transducer, standin_whisper_lid
 
     return {
         DEV_MT["en-vi"]: lambda d: standin_marian.build(d, "tiny", seed=1),
@@ -64,6 +65,7 @@ def standin_builders() -> dict[str, Callable[[Path], object]]:
         DEV_VOICES["vi"]: lambda d: standin_piper.build(d, DEV_VOICES["vi"]),
         DEV_TRANSDUCER: lambda d: standin_transducer.build(d, "tiny"),
         DEV_OFFLINE_VI: lambda d: standin_transducer.build_offline(d, "tiny"),
+        DEV_LANGID: lambda d: standin_whisper_lid.build(d, "tiny"),
     }
 
 
