@@ -30,11 +30,12 @@ ANSWERS = {
     "p95": [_vec("0.98", kind="final", source="en", lang="vi")],
 }
 HISTORY = [{"metric": {"kind": "final", "source": "en", "lang": "vi"},
-            "values": [[1.0, "0.5"], [2.0, "1.0"], [3.0, "NaN"]]}]
+            "values": [[1030.0, "0.5"], [1060.0, "1.0"], [1090.0, "NaN"], [1150.0, "0.25"]]}]
+START = 1000.0
 
 
 def test_assemble_groups_the_answers_per_service_room_and_pair() -> None:
-    doc = prom_api.assemble(ANSWERS, HISTORY, ["redis", "signaling", "stt"])
+    doc = prom_api.assemble(ANSWERS, HISTORY, ["redis", "signaling", "stt"], START)
     by = {s["service"]: s for s in doc["services"]}
     # every known service appears, in the given order, then the other scraped jobs
     assert [s["service"] for s in doc["services"]] == ["redis", "signaling", "stt", "nomad"]
@@ -48,8 +49,8 @@ def test_assemble_groups_the_answers_per_service_room_and_pair() -> None:
     assert doc["rooms"] == {"rooms": 2, "participants": 5, "media_rooms": None, "media_peers": 4}
     final, partial = doc["captions"]
     assert final == {"kind": "final", "source": "en", "lang": "vi", "p50_s": 0.7, "p95_s": 0.98,
-                     "p95_history_s": [0.5, 1.0, None]}
-    assert partial["p50_s"] is None and partial["p95_s"] is None
+                     "p95_history_s": [None, 0.5, 1.0, None, None, 0.25] + [None] * 14}
+    assert partial["p50_s"] is None and partial["p95_history_s"] == [None] * 20
 
 
 def test_sparkline_scales_to_the_maximum_and_shows_gaps() -> None:
@@ -67,14 +68,14 @@ def test_units() -> None:
 
 def test_the_view_shows_every_service_room_and_pair() -> None:
     doc = {"prometheus": "http://p/prometheus/", "time": 0.0,
-           **prom_api.assemble(ANSWERS, HISTORY, ["redis", "signaling", "stt"])}
+           **prom_api.assemble(ANSWERS, HISTORY, ["redis", "signaling", "stt"], START)}
     console = Console(width=160, record=True, color_system=None)
     console.print(top_view.view(doc, error="timed out"))
     text = console.export_text()
     for needle in ("redis", "not scraped", "signaling", "stt", "0/1", "nomad", "2/2",
                    "12.5%", "100.0 MiB", "3.5/s",
                    "rooms 2, participants 5 (signaling); media rooms -, peers 4",
-                   "0.70 s", "0.98 s", "▅█", "last refresh failed: timed out"):
+                   "0.70 s", "0.98 s", " ▅█  ▃", "last refresh failed: timed out"):
         assert needle in text, needle
 
 

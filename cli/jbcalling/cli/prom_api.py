@@ -42,8 +42,8 @@ QUERIES = {
 }
 # The sparkline: p95 over the last minutes, one point per step.
 HISTORY = QUERIES["p95"]
-HISTORY_S = 600
 HISTORY_STEP_S = 30
+HISTORY_POINTS = 20  # the last 10 minutes
 PAIR = ("kind", "source", "lang")
 
 
@@ -93,10 +93,11 @@ def snapshot(api: PrometheusApi, services: list[str], now: float | None = None) 
     at = time.time() if now is None else now
     with ThreadPoolExecutor(max_workers=len(QUERIES) + 1) as pool:
         futures = {name: pool.submit(api.query, q, at) for name, q in QUERIES.items()}
-        history_f = pool.submit(api.query_range, HISTORY, at - HISTORY_S, at, HISTORY_STEP_S)
+        start = at - (HISTORY_POINTS - 1) * HISTORY_STEP_S
+        history_f = pool.submit(api.query_range, HISTORY, start, at, HISTORY_STEP_S)
         answers = {name: f.result() for name, f in futures.items()}
         history = history_f.result()
-    return {"prometheus": api.base, "time": at, **assemble(answers, history, services)}
+    return {"prometheus": api.base, "time": at, **assemble(answers, history, services, start)}
 
 
 def _value(sample: dict[str, Any]) -> float | None:
@@ -113,10 +114,22 @@ def _total(answer: list[dict[str, Any]]) -> int | None:
     return int(sum(values)) if values else None
 
 
+def _slots(values: list[list[Any]], start: float) -> list[float | None]:
+    """A range query's points on the fixed grid from ``start`` (None where it has none, so a
+    sparkline shows when the figures were missing)."""
+    slots: list[float | None] = [None] * HISTORY_POINTS
+    for ts, v in values:
+        i = round((float(ts) - start) / HISTORY_STEP_S)
+        if 0 <= i < HISTORY_POINTS and not math.isnan(float(v)):
+            slots[i] = float(v)
+    return slots
+
+
 def assemble(answers: dict[str, list[dict[str, Any]]], history: list[dict[str, Any]],
-             services: list[str]) -> dict[str, Any]:
+             services: list[str], start: float) -> dict[str, Any]:
     """The document of :func:`snapshot` from the queries' answers (``services``: those that
-    must appear even when Prometheus has no target for them)."""
+    must appear even when Prometheus has no target for them; ``start``: the history's first
+    point's time)."""
     per = {name: _by(answers.get(name, []), "job") for name in
            ("up", "targets", "cpu", "memory", "requests", "errors")}
     jobs = list(services) + sorted({j for (j,) in per["targets"]} - set(services))
@@ -133,9 +146,10 @@ def assemble(answers: dict[str, list[dict[str, Any]]], history: list[dict[str, A
         ("media_peers", "media_peers"))}
     p50, p95 = _by(answers.get("p50", []), *PAIR), _by(answers.get("p95", []), *PAIR)
     series = {tuple(s["metric"].get(label, "") for label in PAIR):
-              [None if math.isnan(float(v)) else float(v) for _, v in s.get("values", [])]
+              _slots(s.get("values", []), start)
               for s in history}
     captions = [{"kind": k, "source": src, "lang": lang, "p50_s": p50.get((k, src, lang)),
-                 "p95_s": p95.get((k, src, lang)), "p95_history_s": series.get((k, src, lang), [])}
+                 "p95_s": p95.get((k, src, lang)),
+                 "p95_history_s": series.get((k, src, lang), [None] * HISTORY_POINTS)}
                 for k, src, lang in sorted(set(p50) | set(p95))]
     return {"services": rows, "rooms": rooms, "captions": captions}

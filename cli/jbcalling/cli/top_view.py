@@ -75,7 +75,7 @@ def rooms_line(doc: dict[str, Any]) -> Text:
 def captions_table(doc: dict[str, Any]) -> Table:
     table = Table(title="caption latency after end of speech (5 min)", title_justify="left")
     for col in ("kind", "source", "lang", "p50", "p95", "p95, last 10 min"):
-        table.add_column(col, justify="right" if col.startswith("p") else "left")
+        table.add_column(col, justify="right" if col in ("p50", "p95") else "left")
     for c in doc["captions"]:
         table.add_row(c["kind"], c["source"], c["lang"], seconds(c["p50_s"]), seconds(c["p95_s"]),
                       sparkline(c["p95_history_s"]))
