@@ -6,8 +6,10 @@ sizes (4 encoder layers of 384, 6 heads, 4 text layers, vocabulary 51865; MatMul
 sherpa-onnx's ``tiny-*.int8.onnx``), and with the dev stand-in (``tiny``: 1 layer of 32) for
 comparison; 1 ONNX thread. sherpa-onnx runs the encoder on the utterance plus 1000 frames (10 s)
 of padding, as it does with the real model, so the cost follows the real encoder's shape; the
-weights are random, so this is the cost of the computation, not of a particular checkpoint (the
-real tiny's attention and convolutions have the same sizes).
+weights are random, so this is the cost of the computation, not of a particular checkpoint: the
+encoder has the real tiny's convolutions, attention and feed-forward sizes; the decoder is
+simpler (cross-attention only, one head) but runs a single step, and its 51865-token output
+layer, the bulk of a real one-step cost, is the real size.
 
 Feature: the stand-in's score (speech/standin_whisper_lid.py) per utterance, for 8 English
 sentences in the Piper joe voice and 8 Vietnamese ones from espeak-ng, as raw 16 kHz audio and

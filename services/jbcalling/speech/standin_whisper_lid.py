@@ -28,19 +28,19 @@ the other languages' logits sit 30 below. With ``weight=0`` both logits are equa
 (which keeps the first of equal logits, in ``all_language_tokens`` order) answers ``en`` for
 everything: a model not built to tell them apart.
 
-Measured (2026-12-03, numpy Whisper log-mel, 8 sentences each: the Piper joe voice through
-tts/engine.py resampled to 16 kHz, espeak-ng ``-v vi``), per utterance, as raw 16 kHz audio /
-after a round trip through aiortc's Opus encoder and decoder (96 kb/s, ``voip``):
+Measured (2026-12-03, benchmarks/speech_langid_bench.py: the score by this encoder on
+stt/features.py's Whisper log-mel; 8 sentences each, the Piper joe voice through tts/engine.py
+resampled to 16 kHz, and espeak-ng ``-v vi``), raw 16 kHz audio / after a round trip through
+aiortc's Opus encoder and decoder (96 kb/s, ``voip``):
 
-    term                     joe voice (en)              espeak-ng vi
-    high (6.6-7.4 kHz)       -0.28 .. -0.17 / -0.28 .. -0.18   +0.12 .. +0.32 / +0.10 .. +0.31
-    low (below 90 Hz)        -0.74 .. -0.66 / -0.76 .. -0.69   -0.34 .. -0.26 / -0.36 .. -0.28
-    score (offset 0.5)       about -0.42 .. -0.36            about +0.33 .. +0.58
+    joe voice (en)     score -0.45 .. -0.36 / -0.50 .. -0.38    sherpa-onnx: en 8/8 / 8/8
+    espeak-ng vi       score +0.32 .. +0.54 / +0.28 .. +0.51    sherpa-onnx: vi 8/8 / 8/8
 
-Both terms separate the two with no overlap, each alone; together they also survive a 100 Hz
-high-pass (low term: en -0.82 .. -0.74, vi -0.40 .. -0.33). It is a fact about these two
-synthesizers (espeak-ng's formant voice has more energy below 90 Hz and above 6.6 kHz), not
-about the languages: real speech needs the real model (models/manifest.toml).
+Each term alone separated them too, in a first look at the same clips with a numpy filterbank
+(raw and Opus together; high: en -0.28 .. -0.17, vi +0.10 .. +0.32; low: en -0.76 .. -0.66,
+vi -0.36 .. -0.26, and after a 100 Hz high-pass en -0.82 .. -0.74, vi -0.42 .. -0.33). It is a
+fact about these two synthesizers (espeak-ng's formant voice has more energy below 90 Hz and
+above 6.6 kHz), not about the languages: real speech needs the real model (models/manifest.toml).
 """
 
 from __future__ import annotations
