@@ -68,6 +68,16 @@ def test_three_participants_each_receive_the_other_two(gateway: str) -> None:
             ready = (await http.get(gateway + "/ready")).json()["load"]
             assert ready["peers"] == 4 and ready["video_encoders_started"] == 0
             assert ready["forwarded_video_frames"] >= decoded >= 2 * 30
+            # /metrics counts the same forwarding where aiortc packs each frame (gateway/counters.py)
+            m = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in
+                 (await http.get(gateway + "/metrics")).text.splitlines() if line.startswith("jb_")}
+            assert m["jb_gateway_peers"] == 4 and m["jb_gateway_rooms"] == 1
+            video = m['jb_gateway_forwarded_packets_total{kind="video"}']
+            assert video >= m["jb_gateway_forwarded_video_frames_total"] >= decoded
+            assert m['jb_gateway_forwarded_bytes_total{kind="video"}'] > video
+            assert m['jb_gateway_forwarded_packets_total{kind="audio"}'] >= 2 * 50
+            assert m['jb_gateway_encoders_started_total{kind="video"}'] == 0
+            assert m["jb_gateway_keyframe_requests_total"] >= 2  # the late joiner's two sources
             # a fifth peer is refused with a reason (max 4 per room here)
             full = await http.post(f"{gateway}/v1/rooms/roomAAAAAA/peers/fifthAAA/offer")
             assert full.status_code == 503 and full.json()["error"]["code"] == "room_full"

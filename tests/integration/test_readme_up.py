@@ -8,12 +8,14 @@ when two checkouts run it side by side), so it never touches a developer's clust
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -62,12 +64,45 @@ def test_up_sh_deploys_every_service_and_prints_urls(stack: Stack) -> None:
 
 def test_a_call_and_the_probe_through_the_deployed_stack(stack: Stack) -> None:
     _call_through_the_deployed_stack(stack.public)
+    # Prometheus's caption count before the probe (test_prometheus_... compares after it)
+    _PROBE["before"] = _caption_counts(stack)
     # The whole pipeline, stage by stage (latency targets are benchmarks, not asserted here).
-    probe = stack.cluster.jbctl("--json", "probe", "-n", "2", "--timeout", "40", timeout=300)
+    probe = stack.cluster.jbctl("--json", "probe", "-n", "5", "--timeout", "40", timeout=400)
     assert probe.returncode == 0, probe.stderr[-3000:]
     summary = json.loads(probe.stdout)["summary"]
-    assert all(s["n"] == 2 and s["missing"] == 0 for s in summary.values()), summary
+    assert all(s["n"] == 5 and s["missing"] == 0 for s in summary.values()), summary
     assert all(u["recognized"] for u in json.loads(probe.stdout)["utterances"])
+    _PROBE["doc"] = json.loads(probe.stdout)
+
+
+# What the probe test leaves for the Prometheus test after it.
+_PROBE: dict[str, Any] = {}
+
+
+def _prometheus(stack: Stack, query: str) -> list[dict[str, Any]]:
+    """An instant query through the ingress's /prometheus/, as the operator (basic auth with
+    the password jbctl generated in Nomad Variable nomad/jobs/ingress)."""
+    import httpx
+
+    password = _nomad(stack.cluster, "/v1/var/nomad/jobs/ingress")["Items"]["prometheus_password"]
+    resp = httpx.get(stack.public + "/prometheus/api/v1/query", params={"query": query},
+                     auth=("operator", password), timeout=10)
+    assert resp.status_code == 200, resp.text[:500]
+    result: list[dict[str, Any]] = resp.json()["data"]["result"]
+    return result
+
+
+def _caption_counts(stack: Stack) -> dict[str, int]:
+    """jb_caption_latency_seconds_count by kind, once Prometheus scrapes the gateway (a kind
+    the gateway has not observed yet has no series: 0)."""
+    import time
+
+    deadline = time.monotonic() + 90  # Prometheus is deployed last; its first scrapes
+    while not _prometheus(stack, 'up{job="gateway"} == 1'):
+        assert time.monotonic() < deadline, "Prometheus does not scrape the gateway"
+        time.sleep(1)
+    rows = _prometheus(stack, "sum by (kind) (jb_caption_latency_seconds_count)")
+    return {r["metric"]["kind"]: int(float(r["value"][1])) for r in rows}
 
 
 def test_status_says_where_to_click_with_json_after_the_command(stack: Stack) -> None:
@@ -103,6 +138,53 @@ def _scraped_services(c: Cluster) -> set[str]:
 
     catalog = httpx.get(c.consul + "/v1/catalog/services", timeout=10).json()
     return {name for name, tags in catalog.items() if "jb-metrics" in tags}
+
+
+def test_prometheus_scrapes_every_service_and_counted_the_probe_s_captions(stack: Stack) -> None:
+    """Through the ingress (basic auth): every target of every jb-metrics service up, and the
+    Nomad and Consul agents'; the caption latency histogram grew by exactly the captions the
+    probe's listener received, by kind; the p50/p95 recording rules have values."""
+    import time
+
+    import httpx
+
+    c = stack.cluster
+    assert httpx.get(stack.public + "/prometheus/api/v1/query", params={"query": "up"},
+                     timeout=10).status_code == 401  # never without the password
+    scraped = _scraped_services(c) | {"nomad", "consul"}
+    assert {"signaling", "gateway", "stt", "mt", "tts", "prometheus", "alertmanager"} <= scraped
+    deadline = time.monotonic() + 60
+    while True:
+        up: dict[str, list[str]] = {}
+        for r in _prometheus(stack, "up"):
+            up.setdefault(r["metric"]["job"], []).append(r["value"][1])
+        down = {s: up.get(s) for s in scraped if not up.get(s) or set(up[s]) != {"1"}}
+        if not down or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    assert not down, down
+    # every instance Consul has of a jb-metrics service is a target (instance = address:port)
+    for service in ("gateway", "stt"):
+        want = {u.removeprefix("http://") for u in c.urls(service)}
+        got = {r["metric"]["instance"] for r in _prometheus(stack, f'up{{job="{service}"}}')}
+        assert want == got, (service, want, got)
+
+    probe = _PROBE["doc"]["captions"]
+    assert probe.get("final", 0) >= 5 and probe.get("translation", 0) >= 5, probe
+    want = {k: _PROBE["before"].get(k, 0) + n for k, n in probe.items()}
+    deadline = time.monotonic() + 30  # the next scrape of the gateway
+    while (counts := _caption_counts(stack)) != want and time.monotonic() < deadline:
+        time.sleep(1)
+    assert counts == want, {"before": _PROBE["before"], "probe saw": probe, "after": counts}
+    deadline = time.monotonic() + 30  # the next rule evaluation
+    while not (p95 := _prometheus(stack, 'jb:caption_latency_seconds:p95_5m{kind="final"}')):
+        assert time.monotonic() < deadline, "no value from jb:caption_latency_seconds:p95_5m"
+        time.sleep(1)
+    p50 = _prometheus(stack, 'jb:caption_latency_seconds:p50_5m{kind="final"}')
+    assert [(r["metric"]["source"], r["metric"]["lang"]) for r in p95] == [("en", "en")], p95
+    assert 0 < float(p50[0]["value"][1]) <= float(p95[0]["value"][1]) <= 10, (p50, p95)
+    print(f"prometheus: probe captions {probe}, final p50 {p50[0]['value'][1]} s, "
+          f"p95 {p95[0]['value'][1]} s")
 
 
 def test_top_json_has_the_figures_of_every_service(stack: Stack) -> None:
@@ -180,6 +262,80 @@ def test_top_live_view_in_a_terminal_shows_every_service(stack: Stack, tmp_path:
                        check=False)
 
 
+# Tests below stop or hang a service: they go last, after every test that only reads the stack
+# (the stopped-stt alert test follows this one).
+def test_a_hung_mt_is_restarted_by_nomad(stack: Stack) -> None:
+    """SIGSTOP mt's process (found through its running allocation): its liveness check fails,
+    check_restart has Nomad restart the task (a new process, a restart event that names the
+    unhealthy check) and mt is healthy again in Consul (jobs/mt.nomad.hcl, "mt alive")."""
+    import signal
+    import time
+
+    c = stack.cluster
+    (alloc,) = [a for a in _nomad(c, "/v1/job/mt/allocations") if a["ClientStatus"] == "running"]
+    restarts = alloc["TaskStates"]["mt"]["Restarts"]
+    (pid,) = _task_pids(alloc["ID"], "jb-mt")
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        new: list[int] = []
+        while not new:
+            assert time.monotonic() - t0 < 120, "mt was not restarted within 120 s"
+            time.sleep(1)
+            new = [p for p in _task_pids(alloc["ID"], "jb-mt") if p != pid]
+        restarted_after = time.monotonic() - t0
+        while not (healthy := c.passing("mt")):
+            assert time.monotonic() - t0 < 180, "mt not healthy again within 180 s"
+            time.sleep(1)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # never leave a stopped process behind
+            os.kill(pid, signal.SIGCONT)
+    state = _nomad(c, f"/v1/allocation/{alloc['ID']}")["TaskStates"]["mt"]
+    assert state["Restarts"] == restarts + 1 and state["State"] == "running", state
+    events = [e for e in state["Events"] if e["Type"] == "Restart Signaled"]
+    assert events and "mt alive" in events[-1]["DisplayMessage"] \
+        and "unhealthy" in events[-1]["DisplayMessage"], state["Events"]
+    assert not _alive(pid), "the hung process is still there"
+    assert [i["Service"]["ID"] for i in healthy], healthy
+    print(f"hung mt: restarted {restarted_after:.1f} s after SIGSTOP, "
+          f"healthy {time.monotonic() - t0:.1f} s after")
+
+
+def _nomad(c: Cluster, path: str) -> Any:
+    """up.sh's dev cluster runs without ACLs: no token."""
+    import httpx
+
+    resp = httpx.get(c.nomad + path, timeout=10)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def _task_pids(alloc_id: str, needle: str) -> list[int]:
+    """Processes of an allocation's task: raw_exec runs them in the allocation's task dir."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                cwd = os.readlink(entry / "cwd")
+            except OSError:
+                continue
+            if needle in cmd and f"/alloc/{alloc_id}/" in cwd + "/" and not _zombie(entry):
+                pids.append(int(entry.name))
+    return pids
+
+
+def _zombie(proc: Path) -> bool:
+    try:
+        return (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and not _zombie(Path(f"/proc/{pid}"))
+
+
 def _call_through_the_deployed_stack(signaling: str) -> None:
     """Two synthetic participants call each other through the deployed ingress, signaling and
     gateway (``signaling``: the public URL)."""
@@ -215,3 +371,56 @@ def _call_through_the_deployed_stack(signaling: str) -> None:
         asyncio.run(scenario())
     finally:
         ice.use_host_addresses([])
+
+
+def test_stopping_stt_fires_the_no_healthy_instance_alert_to_the_webhook(stack: Stack) -> None:
+    """Last: stops stt. `jbctl stop stt` (the service is gone, not hung: a hung stt is
+    restarted by check_restart, as the mt test shows) fires ServiceNoHealthyInstance, which
+    Alertmanager, redeployed with a webhook on this test's receiver, posts within the rule's
+    `for` (jobs/vars/dev.hcl alert_down_for) plus 30 s."""
+    import http.server
+    import re
+    import threading
+    import time
+
+    received: list[tuple[float, dict[str, Any]]] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((time.monotonic(), json.loads(body)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        c = stack.cluster
+        url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
+        res = c.jbctl("deploy", "alertmanager", "--var", f"alert_webhook_url={url}", timeout=300)
+        assert res.returncode == 0, res.stderr[-3000:]
+        dev = (ROOT / "jobs" / "vars" / "dev.hcl").read_text()
+        m = re.search(r'^alert_down_for\s*=\s*"(\d+)s"', dev, re.M)
+        assert m, "jobs/vars/dev.hcl sets no alert_down_for"
+        for_s = int(m.group(1))
+        res = c.jbctl("stop", "stt", timeout=300)
+        assert res.returncode == 0, res.stderr[-3000:]
+        stopped = time.monotonic()
+        assert not c.passing("stt")
+
+        def fired() -> list[float]:
+            return [at for at, doc in received for a in doc["alerts"]
+                    if a["status"] == "firing" and a["labels"].get("job") == "stt"
+                    and a["labels"]["alertname"] == "ServiceNoHealthyInstance"]
+
+        while not fired() and time.monotonic() - stopped < for_s + 30:
+            time.sleep(0.5)
+        assert fired(), {"within_s": for_s + 30, "received": [d for _, d in received]}
+        print(f"alert: stt stopped, webhook got ServiceNoHealthyInstance "
+              f"{fired()[0] - stopped:.1f} s later (for = {for_s} s)")
+    finally:
+        server.shutdown()
+        server.server_close()
