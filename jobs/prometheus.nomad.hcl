@@ -79,7 +79,7 @@ variable "consul_metrics_port" {
 }
 
 variable "hashi_tls" {
-  description = "Scrape the agents with the cluster CA and a client certificate from Nomad Variable nomad/jobs/prometheus (hashi_ca, hashi_cert, hashi_key: Ansible's edge role writes them)."
+  description = "Scrape the agents with the cluster CA, a client certificate and a Consul token from Nomad Variable nomad/jobs/prometheus (hashi_ca, hashi_cert, hashi_key, consul_token: Ansible's jb_origin role writes them)."
   type        = bool
   default     = false
 }
@@ -103,6 +103,10 @@ locals {
   # Relative paths in Prometheus's config are relative to the config file (local/).
   hashi_tls = { for k, v in {
     tls_config = { ca_file = "../secrets/hashi-ca.pem", cert_file = "../secrets/hashi.pem", key_file = "../secrets/hashi-key.pem" }
+  } : k => v if var.hashi_tls }
+  # Consul's /v1/agent/metrics wants agent read (ACL policy jb-prometheus) in production.
+  consul_auth = { for k, v in {
+    authorization = { type = "Bearer", credentials_file = "../secrets/consul.token" }
   } : k => v if var.hashi_tls }
   files  = { refresh_interval = var.prometheus_sd_refresh }
   config = {
@@ -135,7 +139,7 @@ locals {
         params          = { format = ["prometheus"] }
         scheme          = var.hashi_metrics_scheme
         file_sd_configs = [merge(local.files, { files = ["targets/consul.yml"] })]
-      }, local.hashi_tls),
+      }, local.hashi_tls, local.consul_auth),
     ]
   }
   # The target files, rendered from Consul's catalog by Nomad's template (consul-template):
@@ -355,9 +359,9 @@ job "prometheus" {
           EOT
       }
 
-      # The cluster CA and a client certificate for the agents' TLS APIs (production).
+      # The cluster CA, a client certificate and the Consul token for the agents' APIs (production).
       dynamic "template" {
-        for_each = var.hashi_tls ? { "hashi-ca.pem" = "hashi_ca", "hashi.pem" = "hashi_cert", "hashi-key.pem" = "hashi_key" } : {}
+        for_each = var.hashi_tls ? { "hashi-ca.pem" = "hashi_ca", "hashi.pem" = "hashi_cert", "hashi-key.pem" = "hashi_key", "consul.token" = "consul_token" } : {}
         content {
           destination   = "secrets/${template.key}"
           perms         = "0600"

@@ -73,3 +73,22 @@ gateway_announced_ip = "" # the edge node's public IP when it is behind 1:1 NAT
 gateway_udp_ports    = "40000-44999" # = Ansible's jb_gateway_udp_port_min/max
 gateway_cpu          = 1500
 gateway_memory       = 2048
+
+# Prometheus and Alertmanager on the edge node (the operator reaches Prometheus at
+# <public_url>/prometheus/ with basic auth). The agents' APIs are TLS: the CA, a client certificate
+# and a Consul token come from Nomad Variable nomad/jobs/prometheus (Ansible's jb_origin role).
+prometheus_scrape_interval = "15s"
+prometheus_scrape_timeout  = "10s"
+prometheus_eval_interval   = "15s"
+prometheus_sd_refresh      = "30s"
+prometheus_retention       = "15d"
+prometheus_cpu             = 300
+prometheus_memory          = 512
+hashi_metrics_scheme       = "https"
+consul_metrics_port        = 8501
+hashi_tls                  = true
+alert_down_for             = "1m"
+alert_for                  = "5m"
+alertmanager_cpu           = 100
+alert_group_wait           = "30s"
+alert_webhook_url          = "" # where the operator's alerts go, e.g. a chat's incoming webhook

@@ -290,7 +290,7 @@ def test_one_cluster_with_tls_gossip_and_acls(nodes: Nodes, cluster: Api) -> Non
     for n in ready:
         detail = api.nomad(EDGE, f"/v1/node/{n['ID']}").json()
         assert detail["Meta"]["jb_role"] == HOSTS[n["Name"]]
-        assert {"models", "redis-data", "acme"} <= set(detail["HostVolumes"])
+        assert {"models", "redis-data", "prometheus-data", "acme"} <= set(detail["HostVolumes"])
     # Nomad: a request without a token is refused; one without a client certificate too
     assert api.nomad(EDGE, "/v1/jobs", token="").status_code == 403
     with pytest.raises(httpx.HTTPError):
@@ -380,7 +380,7 @@ def deployed(nodes: Nodes, cluster: Api) -> dict[str, Any]:
 
 
 ROLE_OF = {"redis": "edge", "signaling": "edge", "ingress": "edge", "gateway": "edge",
-           "stt": "ai", "mt": "ai", "tts": "tts"}
+           "prometheus": "edge", "alertmanager": "edge", "stt": "ai", "mt": "ai", "tts": "tts"}
 
 
 def test_every_service_runs_healthy_on_the_node_of_its_role(deployed: dict[str, Any]) -> None:
@@ -428,6 +428,38 @@ def test_outside_the_cluster_only_the_public_ports_answer(nodes: Nodes, cluster:
     plain = httpx.get(f"http://{edge}/r/abc?x=1", timeout=10)
     assert plain.status_code in (301, 308)
     assert plain.headers["location"] == f"https://{edge}/r/abc?x=1"
+
+
+def test_prometheus_answers_the_operator_only_and_scrapes_every_agent(
+        nodes: Nodes, cluster: Api, deployed: dict[str, Any]) -> None:
+    """https://<edge>/prometheus/: 401 without the password (or with a wrong one), 200 with the
+    operator's (prometheus_password, which jbctl generated in nomad/jobs/ingress); Prometheus
+    on the edge node scrapes every jb-metrics service and all three nodes' Nomad and Consul
+    agents over their TLS APIs (the CA, certificate and token from Ansible's jb_origin)."""
+    edge = nodes.addr(EDGE)
+    items = cluster.nomad(EDGE, "/v1/var/nomad/jobs/ingress").json()["Items"]
+    url = f"https://{edge}/prometheus/api/v1/query"
+    with httpx.Client(verify=_site_ca(nodes), timeout=10) as http:
+        for auth in (None, ("operator", "wrong"), ("admin", items["prometheus_password"])):
+            resp = http.get(url, params={"query": "up"}, auth=auth)
+            assert resp.status_code == 401 and "www-authenticate" in resp.headers, auth
+        operator = ("operator", items["prometheus_password"])
+        assert http.get(f"https://{edge}/prometheus/graph", auth=operator,
+                        follow_redirects=True).status_code == 200
+
+        def up() -> dict[str, list[str]] | None:
+            resp = http.get(url, params={"query": "up"}, auth=operator)
+            assert resp.status_code == 200, resp.text[:300]
+            jobs: dict[str, list[str]] = {}
+            for r in resp.json()["data"]["result"]:
+                jobs.setdefault(r["metric"]["job"], []).append(r["value"][1])
+            want = {"nomad": 3, "consul": 3, "signaling": 2, "gateway": 1, "stt": 1, "mt": 1,
+                    "tts": 1, "prometheus": 1, "alertmanager": 1}
+            ok = all(jobs.get(j, []).count("1") == n and set(jobs[j]) == {"1"}
+                     for j, n in want.items())
+            return jobs if ok else None
+
+        wait_for("every target up in Prometheus", up, 180, nodes, every=3)
 
 
 _PY_IN_NODE = """
