@@ -85,8 +85,14 @@ def test_english_only_whisper_or_missing_files_are_refused_with_what_to_do(tmp_p
         if prop.key == "is_multilingual":
             prop.value = "0"
     onnx.save(encoder, str(folder / "encoder.onnx"))
-    # sherpa-onnx itself would end the process on this model: refused before it loads.
-    with pytest.raises(NotALanguageIdModel, match="sherpa-onnx-whisper-tiny"):
+    # sherpa-onnx itself would end the process on these models: refused before it loads.
+    with pytest.raises(NotALanguageIdModel, match=r"is_multilingual=0\).*sherpa-onnx-whisper-tiny"):
+        LanguageId("tiny.en", folder)
+    kept = [p for p in encoder.metadata_props if p.key != "n_text_ctx"]
+    del encoder.metadata_props[:]
+    encoder.metadata_props.extend(kept)
+    onnx.save(encoder, str(folder / "encoder.onnx"))
+    with pytest.raises(NotALanguageIdModel, match="no metadata n_text_ctx"):
         LanguageId("tiny.en", folder)
     with pytest.raises(MissingModel, match="jbctl models pull nowhere"):
         LanguageId("nowhere", tmp_path / "nowhere")

@@ -17,7 +17,7 @@ what the model said (``reported``) so that this shows in logs and metrics.
 Errors: :class:`~jbcalling.speech.modelfiles.MissingModel` (files missing: the message says how
 to pull them); :class:`NotALanguageIdModel` (the folder holds a Whisper that cannot identify
 languages: an English-only one, or one without vi or en). sherpa-onnx would end the whole process
-on an English-only model, so this is checked before it loads.
+on an English-only model or on missing metadata, so both are checked before it loads.
 """
 
 from __future__ import annotations
@@ -35,6 +35,10 @@ SAMPLE_RATE = 16000
 LANGUAGES = ("vi", "en")
 FILES = ["encoder.onnx", "decoder.onnx"]
 MIN_SAMPLES = SAMPLE_RATE // 10  # under 100 ms there is nothing to identify
+# The encoder metadata sherpa-onnx reads; it ends the process when one is missing.
+METADATA = ("n_mels", "n_text_layer", "n_text_ctx", "n_text_state", "n_vocab", "sot", "eot",
+            "blank_id", "translate", "transcribe", "is_multilingual", "no_timestamps", "no_speech",
+            "sot_sequence", "all_language_tokens", "all_language_codes")
 
 
 class NotALanguageIdModel(Exception):
@@ -72,11 +76,17 @@ class LanguageId:
                              f"not {default!r}")
         require(model, folder, FILES)
         meta = whisper_metadata(folder / "encoder.onnx")
-        codes = meta.get("all_language_codes", "").split(",")
-        if meta.get("is_multilingual") != "1" or not set(LANGUAGES) <= set(codes):
+        missing = [key for key in METADATA if key not in meta]
+        if missing:
+            raise NotALanguageIdModel(
+                f"model {model}: {folder / 'encoder.onnx'} is not a Whisper encoder exported for "
+                f"sherpa-onnx (no metadata {', '.join(missing)}); pull a multilingual one such as "
+                f"sherpa-onnx-whisper-tiny (`jbctl models pull sherpa-onnx-whisper-tiny`)")
+        codes = meta["all_language_codes"].split(",")
+        if meta["is_multilingual"] != "1" or not set(LANGUAGES) <= set(codes):
             raise NotALanguageIdModel(
                 f"model {model} in {folder} is not a multilingual Whisper that knows vi and en "
-                f"(is_multilingual={meta.get('is_multilingual', 'missing')}); use a multilingual "
+                f"(is_multilingual={meta['is_multilingual']}); use a multilingual "
                 f"one such as sherpa-onnx-whisper-tiny (`jbctl models pull sherpa-onnx-whisper-tiny`)")
         config = sherpa_onnx.SpokenLanguageIdentificationConfig(
             whisper=sherpa_onnx.SpokenLanguageIdentificationWhisperConfig(
