@@ -84,6 +84,12 @@ variable "hashi_tls" {
   default     = false
 }
 
+variable "public_url" {
+  description = "The public origin (https://call.example); Prometheus's links (alerts' generatorURL) use <public_url>/prometheus/; empty: its own address."
+  type        = string
+  default     = ""
+}
+
 variable "prometheus_cpu" {
   description = "CPU reserved for Prometheus, MHz."
   type        = number
@@ -98,6 +104,8 @@ variable "prometheus_memory" {
 
 locals {
   data_dir = var.driver == "exec" ? "/data" : "${var.host_volume_root}/prometheus-data"
+  # where links point: the public origin, else Prometheus's own address (Nomad fills it in)
+  external_base = var.public_url != "" ? trimsuffix(var.public_url, "/") : "http://$${NOMAD_ADDR_http}"
   # The Consul servers' HTTP(S) API port (their catalog entry has the RPC port).
   consul_port = var.consul_metrics_port != 0 ? "${var.consul_metrics_port}" : element(split(":", var.consul_http_addr), length(split(":", var.consul_http_addr)) - 1)
   # Relative paths in Prometheus's config are relative to the config file (local/).
@@ -247,7 +255,7 @@ job "prometheus" {
           "--storage.tsdb.path=${local.data_dir}",
           "--storage.tsdb.retention.time=${var.prometheus_retention}",
           "--web.listen-address=${NOMAD_ADDR_http}",
-          "--web.external-url=http://${NOMAD_ADDR_http}/prometheus/",
+          "--web.external-url=${local.external_base}/prometheus/",
           "--web.route-prefix=/prometheus/",
           "--log.level=warn",
         ]
