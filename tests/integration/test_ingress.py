@@ -124,6 +124,23 @@ def test_internal_endpoints_are_not_public(cluster: Cluster, ingress: str) -> No
         assert httpx.get(replica + "/metrics", timeout=5).status_code == 200
 
 
+def test_prometheus_path_is_for_the_operator_only(cluster: Cluster, ingress: str) -> None:
+    """/prometheus/ asks for basic auth: 401 (with WWW-Authenticate and the security headers)
+    without credentials, with a wrong password or user; the operator's password (jbctl generated
+    it in nomad/jobs/ingress) passes to the upstream - 502 here, where no prometheus runs."""
+    items = cluster.nomad_get("/v1/var/nomad/jobs/ingress")["Items"]
+    password = items["prometheus_password"]
+    assert len(password) >= 40
+    for auth in (None, ("operator", "x" + password), ("root", password)):
+        resp = httpx.get(ingress + "/prometheus/api/v1/query?query=up", auth=auth, timeout=10)
+        assert resp.status_code == 401, (auth, resp.status_code)
+        assert resp.headers["www-authenticate"].startswith('Basic realm="jbcalling operator"')
+        assert resp.headers["x-frame-options"] == "DENY"
+    resp = httpx.get(ingress + "/prometheus/api/v1/query?query=up", auth=("operator", password),
+                     timeout=10)
+    assert resp.status_code == 502, resp.status_code
+
+
 def _client(source: str) -> httpx.Client:
     """An HTTP client whose connections come from ``source`` (any 127.x address is this
     machine): signaling counts its rate limits per client address, as the ingress reports it."""
