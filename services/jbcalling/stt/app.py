@@ -86,16 +86,23 @@ def create_app(settings: SttSettings) -> FastAPI:
                       "(reason backlog: the stream fell behind and was closed)", ["lang", "reason"],
                       registry=registry)
     for lang, b in backends.items():
-        if not settings.capacity_streams:
-            b.probe = capacity.probe
         b.observe = lambda kind, seconds, lang=lang: decode.labels(lang, kind).observe(seconds)  # type: ignore[misc]
         rtf.labels(lang).set_function(b.real_time_factor)
         active.labels(lang).set_function(lambda b=b: float(b.active))  # type: ignore[misc]
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for b in backends.values():
-            b.start()
+        # each worker measures before it serves, one language after the other: a probe must not
+        # compete with streams or with another probe (capacity.py); the process answers
+        # nothing meanwhile
+        for lang, b in backends.items():
+            key = (settings.languages[lang], str(settings.models_dir), settings.threads,
+                   settings.partial_interval_ms, settings.partial_first_ms,
+                   settings.whisper_window_s, settings.whisper_compute_type,
+                   settings.decoding_method)
+            serving = b.start(None if settings.capacity_streams else
+                              lambda b, key=key: capacity.probe(b, key))  # type: ignore[misc]
+            await asyncio.to_thread(serving.wait)
         log.info("stt started", extra={"languages": {k: b.kind for k, b in backends.items()},
                                        "unavailable": sorted(problems)})
         yield

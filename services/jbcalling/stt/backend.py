@@ -70,13 +70,25 @@ class Backend(ABC):
         self.thread: threading.Thread | None = None
         # (kind, seconds) of each decode call, for the service's latency histogram
         self.observe: Callable[[str, float], None] = lambda kind, seconds: None
-        # set by the service: measure one stream's real-time factor before serving (capacity.py)
-        self.probe: Callable[[Backend], None] | None = None
 
-    def start(self) -> None:
+    def start(self, first: Callable[[Backend], None] | None = None) -> threading.Event:
+        """Start the worker; it runs ``first`` (the capacity probe) before any stream's audio, in
+        its own thread: the recognizer is then only ever called from that thread. The event is
+        set when the worker serves."""
         self.running = True
-        self.thread = threading.Thread(target=self._run, name=f"stt-{self.lang}", daemon=True)
+        serving = threading.Event()
+
+        def run() -> None:
+            try:
+                if first is not None:
+                    first(self)
+            finally:
+                serving.set()
+            self._run()
+
+        self.thread = threading.Thread(target=run, name=f"stt-{self.lang}", daemon=True)
         self.thread.start()
+        return serving
 
     # -- called from the event loop -------------------------------------------------------
     def open(self, emit: Emit) -> Stream:
@@ -140,11 +152,6 @@ class Backend(ABC):
 
     # -- the worker ------------------------------------------------------------------------
     def _run(self) -> None:
-        if self.probe is not None:
-            try:  # before any stream's audio: the probe must not compete with it
-                self.probe(self)
-            except Exception:
-                log.exception("capacity probe failed", extra={"lang": self.lang})
         while self.running:
             self.wake.wait(0.1)
             self.wake.clear()

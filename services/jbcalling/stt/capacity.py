@@ -1,12 +1,13 @@
 """How many streams this instance recognizes in real time, measured on its own hardware.
 
-Each language's worker thread, before it serves any audio, decodes ``capacity_probe_s`` of a
-synthetic voiced signal the way it decodes one talking speaker (the backend's own schedule:
+At start-up, before it serves any audio, the service decodes ``capacity_probe_s`` of a
+synthetic voiced signal per language the way it decodes one talking speaker (the backend's own schedule:
 ``Backend.cost``: partials, then the final) and times it: worker seconds per second of speech,
 the real-time factor of one stream. The instance's capacity is the number of such streams that
 fit in ``capacity_budget`` worker seconds per second for its most costly language (the languages'
 workers share the instance's cores), at least 1 and at most ``max_sessions``. A configured
-``capacity_streams`` skips the measurement.
+``capacity_streams`` skips the measurement. A process measures each (model, settings) once: the
+same hardware gives the same answer, and tests start many apps in one process.
 
 The probe signal is synthetic (a gliding 120 Hz voice with harmonics, syllables at 4 Hz) so that
 no recording ships with the service; recognizers' decode time depends mostly on the audio's
@@ -25,6 +26,7 @@ from jbcalling.stt.backend import Backend
 
 log = logging.getLogger("jbcalling.stt")
 SAMPLE_RATE = 16000
+_measured: dict[str, float] = {}  # probe key -> real-time factor, in this process
 
 
 def probe_audio(seconds: float) -> np.ndarray:
@@ -84,12 +86,19 @@ class Capacity:
         with self.lock:
             self.waiting.discard(lang)
 
-    def probe(self, backend: Backend) -> None:
-        """Run in ``backend``'s worker thread before it serves: measure one stream's cost."""
+    def probe(self, backend: Backend, key: object = None) -> None:
+        """Measure one stream's cost on ``backend`` (before it serves); ``key``: what makes the
+        cost (model, settings), measured once per process."""
+        known = _measured.get(repr((key, self.probe_s))) if key is not None else None
+        if known is not None:
+            self.measured(backend.lang, known)
+            return
         try:
             audio = probe_audio(self.probe_s)
             backend.cost(audio[:SAMPLE_RATE // 2])  # warm-up: a model's first decodes are slower
             rtf = backend.cost(audio) / (len(audio) / SAMPLE_RATE)
+            if key is not None:
+                _measured[repr((key, self.probe_s))] = rtf
         except Exception:
             log.exception("capacity probe failed; max_sessions limits", extra={
                 "lang": backend.lang})
