@@ -214,6 +214,15 @@ def test_top_json_has_the_figures_of_every_service(stack: Stack) -> None:
     # every jbcalling service answers HTTP (its health checks, the scrapes): a request rate
     assert all(by[name]["requests_per_s"] > 0 for name in ("signaling", "gateway", "stt", "mt", "tts"))
     assert doc["rooms"]["participants"] is not None and doc["rooms"]["media_peers"] is not None
+    # through the ingress, as the operator (basic auth with the password jbctl generated): the
+    # same figures; a wrong user is refused with what to check
+    ingress = c.jbctl("top", "--json", "--via", "ingress")
+    assert ingress.returncode == 0, ingress.stderr[-2000:]
+    through = json.loads(ingress.stdout)
+    assert through["prometheus"] == stack.public + "/prometheus/"
+    assert {s["service"] for s in through["services"]} == set(by)
+    refused = c.jbctl("top", "--json", "--via", "ingress", "--user", "nobody")
+    assert refused.returncode == 3 and "prometheus_password" in refused.stderr, refused.stderr
     # the probe's English speech captioned in English and translated: p50 <= p95, with history
     assert finals, doc["captions"]
     assert all(0 < p["p50_s"] <= p["p95_s"] < 10 and p["p95_history_s"][-1] is not None

@@ -9,6 +9,7 @@ name, so the per-service figures group by ``job``.
 
 from __future__ import annotations
 
+import base64
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +19,11 @@ from jbcalling.cli import endpoints
 from jbcalling.cli.consul_api import ConsulApi
 from jbcalling.cli.errors import JbctlError
 from jbcalling.cli.http_api import Agent, AgentApi, AgentError
+from jbcalling.cli.nomad_api import NomadApi
 from jbcalling.cli.settings import CliSettings
 
 SERVICE = "prometheus"
+PASSWORD_VAR, PASSWORD_ITEM = "nomad/jobs/ingress", "prometheus_password"
 DEPLOY_HINT = "deploy it with `jbctl deploy prometheus`"
 
 # Instant queries; each answers a vector whose labels name the service (job), room or pair.
@@ -50,10 +53,15 @@ PAIR = ("kind", "source", "lang")
 class PrometheusApi(AgentApi):
     """Prometheus's HTTP API at ``base`` (its URL with the route prefix, e.g. .../prometheus/)."""
 
-    def __init__(self, base: str, settings: CliSettings) -> None:
-        agent = Agent(product="Prometheus", addr=base.rstrip("/") + "/api", token_header="",
-                      token="", cacert=settings.consul_cacert, unreachable_hint=(
-                          f"see `jbctl status`, or {DEPLOY_HINT}"))
+    def __init__(self, base: str, settings: CliSettings, auth: tuple[str, str] | None = None) -> None:
+        # Through the ingress: basic auth (its public certificate is checked against the
+        # system's CAs); at its own address: plain http on the private network.
+        basic = "Basic " + base64.b64encode(":".join(auth).encode()).decode() if auth else ""
+        agent = Agent(product="Prometheus", addr=base.rstrip("/") + "/api",
+                      token_header="Authorization", token=basic, cacert="",
+                      unreachable_hint=f"see `jbctl status`, or {DEPLOY_HINT}",
+                      token_hint=f"check --user (the ingress's prometheus_user) and the password "
+                                 f"{PASSWORD_ITEM} in Nomad Variable {PASSWORD_VAR}")
         super().__init__(agent, settings.http_timeout_s)
         self.base = self.addr = base  # the URL the operator knows, in messages
 
@@ -86,6 +94,24 @@ def locate(consul: ConsulApi) -> str:
         raise JbctlError("Prometheus is deployed but no instance passes its Consul checks",
                          hint="see `jbctl status` and `jbctl logs prometheus --stderr`")
     return endpoints.prometheus_url(passing[0])
+
+
+def connect(consul: ConsulApi, nomad: NomadApi, settings: CliSettings, via: str,
+            user: str) -> PrometheusApi:
+    """Prometheus at its own address (``via`` "direct"), or through the ingress's /prometheus/
+    as the operator (``via`` "ingress": basic auth, the password jbctl generated in Nomad)."""
+    direct = locate(consul)
+    if via == "direct":
+        return PrometheusApi(direct, settings)
+    public = endpoints.public_urls(consul.service_health("ingress"))
+    if not public:
+        raise JbctlError("no healthy ingress in Consul to reach Prometheus through",
+                         hint="deploy it with `jbctl deploy ingress`, or use --via direct")
+    items = (nomad.variable(PASSWORD_VAR) or {}).get("Items") or {}
+    if not items.get(PASSWORD_ITEM):
+        raise JbctlError(f"Nomad Variable {PASSWORD_VAR} has no {PASSWORD_ITEM}",
+                         hint="`jbctl deploy ingress` generates it; or use --via direct")
+    return PrometheusApi(public[0] + "/prometheus/", settings, auth=(user, items[PASSWORD_ITEM]))
 
 
 def snapshot(api: PrometheusApi, services: list[str], now: float | None = None) -> dict[str, Any]:

@@ -19,18 +19,29 @@ def register(app: typer.Typer) -> None:
 
 def top(ctx: typer.Context,
         interval: Annotated[float, typer.Option(min=0.5, help="Seconds between refreshes.")] = 2.0,
-        once: Annotated[bool, typer.Option(help="One snapshot, even on a terminal.")] = False) -> None:
+        once: Annotated[bool, typer.Option(help="One snapshot, even on a terminal.")] = False,
+        via: Annotated[str | None, typer.Option(
+            help="direct: Prometheus's own address from Consul (default in dev); ingress: the "
+                 "public URL's /prometheus/ with the operator's basic auth (default in prod).")
+        ] = None,
+        user: Annotated[str, typer.Option(help="Basic auth user through the ingress (the "
+                                               "ingress job's prometheus_user).")] = "operator",
+        ) -> None:
     """Per service: instances up, CPU, memory, requests and 5xx rates; per room: participants;
     caption latency p50/p95 after end of speech per language pair, with a sparkline.
 
     A live view refreshed every --interval seconds on a terminal (Ctrl-C ends it); one snapshot
     otherwise, or with --json (the same figures as a document). Needs Prometheus deployed
-    (`jbctl deploy prometheus`); it is found in Consul.
+    (`jbctl deploy prometheus`); it is found in Consul. In prod it is reached through the
+    ingress as the operator (the password from Nomad Variable nomad/jobs/ingress).
 
     Example: jbctl top --json | jq '.services[] | {service, cpu_cores}'
     """
     c: Ctx = ctx.obj
-    api = prom_api.PrometheusApi(prom_api.locate(c.consul), c.settings)
+    via = via or ("direct" if c.settings.env == "dev" else "ingress")
+    if via not in ("direct", "ingress"):
+        raise typer.BadParameter(f"{via!r}: choose direct or ingress", param_hint="--via")
+    api = prom_api.connect(c.consul, c.nomad, c.settings, via, user)
     services = render.known_services(c.settings.jobs_dir)
     doc = prom_api.snapshot(api, services)
     live = c.out.out.is_terminal and not c.out.as_json and not once
