@@ -415,6 +415,7 @@ def test_stopping_stt_fires_the_no_healthy_instance_alert_to_the_webhook(stack: 
         m = re.search(r'^alert_down_for\s*=\s*"(\d+)s"', dev, re.M)
         assert m, "jobs/vars/dev.hcl sets no alert_down_for"
         for_s = int(m.group(1))
+        asked = time.monotonic()  # alerts from before this moment do not count
         res = c.jbctl("stop", "stt", timeout=300)
         assert res.returncode == 0, res.stderr[-3000:]
         stopped = time.monotonic()
@@ -422,14 +423,14 @@ def test_stopping_stt_fires_the_no_healthy_instance_alert_to_the_webhook(stack: 
 
         def fired() -> list[float]:
             return [at for at, doc in received for a in doc["alerts"]
-                    if a["status"] == "firing" and a["labels"].get("job") == "stt"
+                    if at >= asked and a["status"] == "firing" and a["labels"].get("job") == "stt"
                     and a["labels"]["alertname"] == "ServiceNoHealthyInstance"]
 
         while not fired() and time.monotonic() - stopped < for_s + 30:
             time.sleep(0.5)
         assert fired(), {"within_s": for_s + 30, "received": [d for _, d in received]}
-        print(f"alert: stt stopped, webhook got ServiceNoHealthyInstance "
-              f"{fired()[0] - stopped:.1f} s later (for = {for_s} s)")
+        print(f"alert: stt stopped (jbctl stop took {stopped - asked:.1f} s), webhook got "
+              f"ServiceNoHealthyInstance {fired()[0] - stopped:.1f} s later (for = {for_s} s)")
     finally:
         server.shutdown()
         server.server_close()
