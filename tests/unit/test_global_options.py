@@ -17,6 +17,8 @@ ROOT = get_command(app)
     (["status", "--json"], ["--json", "status"]),
     (["--json", "status"], ["--json", "status"]),
     (["cluster", "up", "-q", "--acl"], ["-q", "cluster", "up", "--acl"]),
+    (["cluster", "--json", "status"], ["--json", "cluster", "status"]),
+    (["top", "--via", "ingress", "--json"], ["--json", "top", "--via", "ingress"]),
     (["deploy", "signaling", "--env", "prod"], ["--env", "prod", "deploy", "signaling"]),
     (["deploy", "--env=prod", "-v"], ["--env=prod", "-v", "deploy"]),
     # a command option's value stays with it, even when it looks like a global option

@@ -97,3 +97,54 @@ def test_prometheus_links_through_the_ingress_and_in_dev_its_own_address() -> No
     # not deployed, or no instance passing: no link
     assert endpoints.prometheus_links(public, [], direct=True) == []
     assert endpoints.prometheus_links(public, [_inst(9090, {}, "critical")], direct=True) == []
+
+
+class _Consul:
+    """Consul's /v1/health/service answers, scripted (the real ConsulApi's method)."""
+
+    def __init__(self, services: dict[str, list[dict[str, Any]]]) -> None:
+        self.services = services
+
+    def service_health(self, name: str) -> list[dict[str, Any]]:
+        return self.services.get(name, [])
+
+
+class _Nomad:
+    def __init__(self, items: dict[str, str] | None) -> None:
+        self.items = items
+
+    def variable(self, path: str) -> dict[str, Any] | None:
+        assert path == "nomad/jobs/ingress"
+        return None if self.items is None else {"Items": self.items}
+
+
+def _connect(services: dict[str, list[dict[str, Any]]], items: dict[str, str] | None,
+             via: str) -> prom_api.PrometheusApi:
+    from jbcalling.cli.settings import CliSettings
+
+    return prom_api.connect(_Consul(services), _Nomad(items), CliSettings(), via,  # type: ignore[arg-type]
+                            "operator")
+
+
+def test_connect_says_what_to_do_when_prometheus_cannot_be_reached() -> None:
+    from jbcalling.cli.errors import JbctlError
+
+    prom = [_inst(9090, {"path_prefix": "/prometheus/"})]
+    ingress = [_inst(8080, {"public_port": "443", "scheme": "https"})]
+    cases = [({}, None, "direct", "Prometheus is not deployed", "jbctl deploy prometheus"),
+             ({"prometheus": [_inst(9090, {}, "critical")]}, None, "direct",
+              "no instance passes its Consul checks", "jbctl logs prometheus"),
+             ({"prometheus": prom}, None, "ingress", "no healthy ingress", "--via direct"),
+             ({"prometheus": prom, "ingress": ingress}, {}, "ingress", "has no prometheus_password",
+              "jbctl deploy ingress")]
+    for services, items, via, message, hint in cases:
+        with pytest.raises(JbctlError) as err:
+            _connect(services, items, via)
+        assert message in err.value.message and hint in err.value.hint, (err.value.message, via)
+    direct = _connect({"prometheus": prom}, None, "direct")
+    assert direct.base == "http://127.0.0.1:9090/prometheus/"
+    assert "Authorization" not in direct.http.headers
+    through = _connect({"prometheus": prom, "ingress": ingress}, {"prometheus_password": "pw"},
+                       "ingress")
+    assert through.base == "https://127.0.0.1/prometheus/"
+    assert through.http.headers["Authorization"] == "Basic b3BlcmF0b3I6cHc="  # operator:pw
