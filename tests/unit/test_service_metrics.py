@@ -109,16 +109,19 @@ def _types(app: FastAPI) -> dict[str, str]:
     return {f.name: f.type for f in text_string_to_metric_families(text)}
 
 
-def test_mt_and_tts_metrics_are_named_with_units(tmp_path: Path) -> None:
+def test_stt_mt_and_tts_metrics_are_named_with_units(tmp_path: Path) -> None:
     from jbcalling.mt.app import create_app as mt
     from jbcalling.mt.settings import MtSettings
+    from jbcalling.stt.app import create_app as stt
+    from jbcalling.stt.settings import SttSettings
     from jbcalling.tts.app import create_app as tts
     from jbcalling.tts.settings import TtsSettings
 
     # no model in tmp_path: the apps start (not ready) and still expose every metric family
     mt_types = _types(mt(MtSettings(models_dir=tmp_path, redis_url="")))
     tts_types = _types(tts(TtsSettings(models_dir=tmp_path)))
-    for types in (mt_types, tts_types):
+    stt_types = _types(stt(SttSettings(models_dir=tmp_path)))
+    for types in (mt_types, tts_types, stt_types):
         assert types["process_cpu_seconds"] == "counter"  # the family of ..._total
         assert types["jb_http_requests"] == "counter"
         assert types["jb_http_request_seconds"] == "histogram"
@@ -128,3 +131,7 @@ def test_mt_and_tts_metrics_are_named_with_units(tmp_path: Path) -> None:
     assert mt_types["jb_mt_cache_hits"] == "counter"
     assert tts_types["jb_tts_first_audio_seconds"] == "histogram"
     assert tts_types["jb_tts_audio_seconds"] == "counter"
+    assert stt_types["jb_stt_decode_seconds"] == "histogram"
+    assert stt_types["jb_stt_active_streams"] == stt_types["jb_stt_capacity_streams"] == "gauge"
+    assert stt_types["jb_stt_real_time_factor"] == "gauge"
+    assert stt_types["jb_stt_audio_received_seconds"] == "counter"
