@@ -40,7 +40,7 @@ app = typer.Typer(
          "Examples:\n\n"
          "  jbctl cluster up            # a local Nomad + Consul dev cluster\n\n"
          "  jbctl deploy                # every service, in dependency order\n\n"
-         "  jbctl status --json         # global options go before or after the command\n\n"
+         "  jbctl status --json         # options before or after the command\n\n"
          "  jbctl --env prod deploy signaling\n\n" + EXIT_CODES,
     no_args_is_help=True,
     add_completion=False,

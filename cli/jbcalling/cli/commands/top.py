@@ -19,7 +19,7 @@ def register(app: typer.Typer) -> None:
 
 def top(ctx: typer.Context,
         interval: Annotated[float, typer.Option(min=0.5, help="Seconds between refreshes.")] = 2.0,
-        once: Annotated[bool, typer.Option(help="One snapshot, even on a terminal.")] = False,
+        once: Annotated[bool, typer.Option("--once", help="One snapshot, even on a terminal.")] = False,
         via: Annotated[str | None, typer.Option(
             help="direct: Prometheus's own address from Consul (default in dev); ingress: the "
                  "public URL's /prometheus/ with the operator's basic auth (default in prod).")
@@ -27,7 +27,7 @@ def top(ctx: typer.Context,
         user: Annotated[str, typer.Option(help="Basic auth user through the ingress (the "
                                                "ingress job's prometheus_user).")] = "operator",
         ) -> None:
-    """Per service: instances up, CPU, memory, requests and 5xx rates; per room: participants;
+    """Per service: instances up, CPU, memory, requests and 5xx rates; rooms and participants;
     caption latency p50/p95 after end of speech per language pair, with a sparkline.
 
     A live view refreshed every --interval seconds on a terminal (Ctrl-C ends it); one snapshot
