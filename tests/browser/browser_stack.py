@@ -96,7 +96,10 @@ def stack(redis_url: str, models_dir: Path,  # noqa: F811
     from jbcalling.tts.app import create_app as create_tts
     from jbcalling.tts.settings import TtsSettings
 
-    stt = create_stt(SttSettings(models_dir=models_dir,
+    # The call has three English speakers at most (two of them silent): a capacity fixed at 3,
+    # since the start-up probe on a loaded CI machine measures as little as one stream, which
+    # a silent listener's stream then takes before the speaker's (captions "busy").
+    stt = create_stt(SttSettings(models_dir=models_dir, capacity_streams=MAX_PARTICIPANTS,
                                  languages={"en": f"vad-whisper:{DEV_WHISPER_EN}"}))
     mt = create_mt(MtSettings(models_dir=models_dir, pairs=DEV_MT, beam_size=1,
                               max_decoding_length=12, redis_url=redis_url))

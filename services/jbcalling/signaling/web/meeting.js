@@ -213,6 +213,7 @@ export class Meeting {
     lock.textContent = this.locked ? t("unlock") : t("lock");
     lock.setAttribute("aria-pressed", String(this.locked));
     for (const msg of this.messages) this.show(msg);
+    if (this.host && this.waiting.length) this.setWaiting(this.waiting); // in the new language
   }
 
   clear() {
