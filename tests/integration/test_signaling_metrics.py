@@ -48,6 +48,8 @@ def test_rooms_sockets_joins_and_refusals_by_reason(redis_url: str) -> None:
         after = _metrics(client)
 
     assert live["jb_signaling_rooms"] == 1 and live["jb_signaling_sockets"] == 1
+    assert live["jb_signaling_rooms_by_participants{participants=1}"] == 1
+    assert "jb_signaling_rooms_by_participants{participants=1}" not in after  # the room emptied
     assert after["jb_signaling_rooms_created_total"] == 1
     assert after["jb_signaling_joins_total"] == 1
     assert after["jb_signaling_socket_connects_total"] == 1

@@ -25,6 +25,8 @@ ANSWERS = {
     "requests": [_vec("3.5", job="signaling"), _vec("0", job="stt")],
     "errors": [_vec("0.5", job="signaling")],
     "rooms": [_vec("2")], "sockets": [_vec("5")], "media_peers": [_vec("4")],
+    "sizes": [_vec("1", participants="10+"), _vec("1", participants="2"),
+              _vec("0", participants="1")],
     "p50": [_vec("0.7", kind="final", source="en", lang="vi"),
             _vec("NaN", kind="partial", source="vi", lang="vi")],
     "p95": [_vec("0.98", kind="final", source="en", lang="vi")],
@@ -46,7 +48,8 @@ def test_assemble_groups_the_answers_per_service_room_and_pair() -> None:
     # requests but no 5xx series: no errors, not unknown
     assert by["stt"]["errors_per_s"] == 0.0 and by["stt"]["instances_up"] == 0
     # no gateway target answered: unknown, not zero
-    assert doc["rooms"] == {"rooms": 2, "participants": 5, "media_rooms": None, "media_peers": 4}
+    assert doc["rooms"] == {"rooms": 2, "participants": 5, "media_rooms": None, "media_peers": 4,
+                            "by_participants": {"2": 1, "10+": 1}}
     final, partial = doc["captions"]
     assert final == {"kind": "final", "source": "en", "lang": "vi", "p50_s": 0.7, "p95_s": 0.98,
                      "p95_history_s": [None, 0.5, 1.0, None, None, 0.25] + [None] * 14}
@@ -75,6 +78,7 @@ def test_the_view_shows_every_service_room_and_pair() -> None:
     for needle in ("redis", "not scraped", "signaling", "stt", "0/1", "nomad", "2/2",
                    "12.5%", "100.0 MiB", "3.5/s",
                    "rooms 2, participants 5 (signaling); media rooms -, peers 4",
+                   "rooms of 2: 1, rooms of 10+: 1",
                    "0.70 s", "0.98 s", " ▅█  ▃", "last refresh failed: timed out"):
         assert needle in text, needle
 

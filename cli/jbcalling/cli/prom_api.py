@@ -38,6 +38,7 @@ QUERIES = {
     # A room spread over two signaling replicas counts on each.
     "rooms": "sum(jb_signaling_rooms)",
     "sockets": "sum(jb_signaling_sockets)",
+    "sizes": "sum by (participants) (jb_signaling_rooms_by_participants)",
     "media_rooms": "sum(jb_gateway_rooms)",
     "media_peers": "sum(jb_gateway_peers)",
     "p50": "max by (kind, source, lang) (jb:caption_latency_seconds:p50_5m)",
@@ -167,9 +168,14 @@ def assemble(answers: dict[str, list[dict[str, Any]]], history: list[dict[str, A
                      "requests_per_s": per["requests"].get((job,)),
                      "errors_per_s": per["errors"].get((job,), 0.0 if (job,) in per["requests"]
                                                        else None)})
-    rooms = {name: _total(answers.get(key, [])) for name, key in (
+    rooms: dict[str, Any] = {name: _total(answers.get(key, [])) for name, key in (
         ("rooms", "rooms"), ("participants", "sockets"), ("media_rooms", "media_rooms"),
         ("media_peers", "media_peers"))}
+    sizes = _by(answers.get("sizes", []), "participants")
+    # "1", "2", ... "10+": in numeric order; a size no room has right now is absent
+    rooms["by_participants"] = {n: int(v or 0) for (n,), v in
+                                sorted(sizes.items(), key=lambda kv: int(kv[0][0].rstrip("+")))
+                                if v}
     p50, p95 = _by(answers.get("p50", []), *PAIR), _by(answers.get("p95", []), *PAIR)
     series = {tuple(s["metric"].get(label, "") for label in PAIR):
               _slots(s.get("values", []), start)

@@ -68,8 +68,10 @@ def rooms_line(doc: dict[str, Any]) -> Text:
     def n(key: str) -> str:
         return MISSING if r[key] is None else str(r[key])
 
+    sizes = ", ".join(f"rooms of {size}: {rooms}" for size, rooms in r.get("by_participants", {}).items())
     return Text(f"rooms {n('rooms')}, participants {n('participants')} (signaling); "
-                f"media rooms {n('media_rooms')}, peers {n('media_peers')} (gateway)")
+                f"media rooms {n('media_rooms')}, peers {n('media_peers')} (gateway)"
+                + (f"\n{sizes}" if sizes else ""))
 
 
 def captions_table(doc: dict[str, Any]) -> Table:

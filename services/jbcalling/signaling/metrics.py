@@ -16,6 +16,7 @@ Refusals, labelled by ``reason``:
 
 from __future__ import annotations
 
+import collections
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -58,6 +59,13 @@ class _Live(Collector):
                                 "replica", value=len(rooms))
         yield GaugeMetricFamily("jb_signaling_sockets", "Participant sockets open on this "
                                 "replica", value=sum(len(s) for s in rooms.values()))
+        # Room sizes without room ids (a room id is personal data): rooms per participant count.
+        sizes = GaugeMetricFamily("jb_signaling_rooms_by_participants", "Rooms on this replica by "
+                                  "their participant sockets here (10+: ten or more)",
+                                  labels=["participants"])
+        for n, count in sorted(collections.Counter(min(len(s), 10) for s in rooms.values()).items()):
+            sizes.add_metric(["10+" if n == 10 else str(n)], count)
+        yield sizes
 
 
 def install(app: FastAPI, metrics: SignalingMetrics) -> None:
