@@ -28,12 +28,13 @@ the other languages' logits sit 30 below. With ``weight=0`` both logits are equa
 (which keeps the first of equal logits, in ``all_language_tokens`` order) answers ``en`` for
 everything: a model not built to tell them apart.
 
-Measured (2026-12-03, benchmarks/speech_langid_bench.py: the score by this encoder on
+Measured (2026-12-03, benchmarks/speech_langid_bench.py, two runs: the score by this encoder on
 stt/features.py's Whisper log-mel; 8 sentences each, the Piper joe voice through tts/engine.py
-resampled to 16 kHz, and espeak-ng ``-v vi``), raw 16 kHz audio / after a round trip through
-aiortc's Opus encoder and decoder (96 kb/s, ``voip``):
+resampled to 16 kHz (Piper's noise makes each run's audio differ a little), and espeak-ng
+``-v vi``), raw 16 kHz audio / after a round trip through aiortc's Opus encoder and decoder
+(96 kb/s, ``voip``):
 
-    joe voice (en)     score -0.45 .. -0.36 / -0.50 .. -0.38    sherpa-onnx: en 8/8 / 8/8
+    joe voice (en)     score -0.46 .. -0.34 / -0.50 .. -0.38    sherpa-onnx: en 8/8 / 8/8
     espeak-ng vi       score +0.32 .. +0.54 / +0.28 .. +0.51    sherpa-onnx: vi 8/8 / 8/8
 
 Each term alone separated them too, in a first look at the same clips with a numpy filterbank
