@@ -84,7 +84,7 @@ def start(exits: ExitStack, models: Path, redis_url: str, tmp: Path) -> Stack:
     # limits most frames would be answered `rate_limited` unread (the limits have their own
     # tests); here every frame reaches the parser and the handlers.
     signaling = exits.enter_context(ServedApp(create_signaling(SignalingSettings(
-        redis_url=redis_url, jwt_secret=JWT_SECRET, gateway_url=gateway,
+        redis_url=redis_url, jwt_secret=JWT_SECRET, gateway_url=gateway, mt_url=mt.url,
         rate_join_per_min=100_000, rate_create_per_min=100_000,
         rate_room_media_per_min=100_000, rate_room_events_per_min=100_000,
         ws_rate_limits={kind: (10_000.0, 10_000.0) for kind in WS_RATE_DEFAULTS}))))
