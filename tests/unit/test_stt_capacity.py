@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import pytest
@@ -85,3 +86,27 @@ def test_probe_audio_is_voiced_and_deterministic() -> None:
     a, b = probe_audio(1.0), probe_audio(1.0)
     assert a.dtype == np.float32 and len(a) == 16000 and np.array_equal(a, b)
     assert 0.02 < float(np.sqrt(np.mean(a ** 2))) < 0.3 and float(np.abs(a).max()) <= 1
+
+
+def test_backlog_counts_audio_a_slow_worker_took_but_did_not_recognize() -> None:
+    from jbcalling.stt.backend import Backend, Backlog
+
+    class Idle(Backend):  # a worker that never gets to its audio
+        def start_stream(self) -> None:
+            return None
+
+        def step(self, work: Any, last: bool) -> None:
+            return None
+
+    b = Idle("en", "m", max_backlog_s=2.0)
+    stream = b.open(lambda item: None)
+    second = np.zeros(16000, dtype="<i2").tobytes()
+    b.feed(stream, second)
+    with b.lock:  # what the worker does when it takes the inbox, before stepping through it
+        stream.inbox, stream.pending = [], 0
+    b.feed(stream, second)  # 2 s behind: at the limit
+    with pytest.raises(Backlog, match=r"2\.0 s of audio not yet recognized") as caught:
+        b.feed(stream, second)
+    assert caught.value.pending_s == 2.0
+    stream.samples = 32000  # the worker caught up
+    b.feed(stream, second)

@@ -5,8 +5,9 @@ results from a queue; all VAD and model work happens in the backend's worker thr
 wakes on new audio and steps every open stream at once (so the streaming backend decodes all
 ready streams in one ``decode_streams`` call, and the VAD backends batch their segments).
 
-Errors: :class:`Backlog` (a stream's audio waits longer than ``max_backlog_s``: the client is
-told to slow down / retry, the service goes on); an exception inside the worker ends the
+Errors: :class:`Backlog` (a stream's audio received but not yet stepped through the recognizer
+exceeds ``max_backlog_s``, whether it waits in the inbox or in a worker that falls behind: the
+client is told to slow down / retry, the service goes on); an exception inside the worker ends the
 streams it was stepping with an ``error`` and keeps the worker alive.
 """
 
@@ -45,6 +46,7 @@ class Stream:
     emit: Emit
     inbox: list[np.ndarray] = field(default_factory=list)
     pending: int = 0  # samples in inbox
+    fed: int = 0  # samples received so far (``samples`` behind it: the recognizer's lag)
     closing: bool = False
     samples: int = 0  # samples handed to the recognizer so far
     segment: int = 0
@@ -101,11 +103,13 @@ class Backend(ABC):
     def feed(self, stream: Stream, pcm: bytes) -> None:
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         with self.lock:
-            if stream.pending + len(samples) > self.max_backlog:
-                raise Backlog(f"{stream.pending / SAMPLE_RATE:.1f} s of audio not yet recognized",
-                              stream.pending / SAMPLE_RATE)
+            behind = stream.fed - stream.samples  # in the inbox or taken by a busy worker
+            if behind + len(samples) > self.max_backlog:
+                raise Backlog(f"{behind / SAMPLE_RATE:.1f} s of audio not yet recognized",
+                              behind / SAMPLE_RATE)
             stream.inbox.append(samples)
             stream.pending += len(samples)
+            stream.fed += len(samples)
         self.wake.set()
 
     def close(self, stream: Stream) -> None:
