@@ -9,8 +9,10 @@ the cluster's own tts, two seconds of silence after each) and one listener (Engl
 no spoken translation: the benchmark loads speech recognition, not tts). The listener records
 every event. Per N it reports: finals after the end of speech (p50/p95 over the sentences that
 got a caption; the last final of a sentence counts), the word error rate of the captions shown
-(the sentences with captions), the speakers told ``captions_status: busy``, and the speakers
-without any caption who were never told busy (silent loss: must be 0). Saves
+(the sentences with captions; and of those whose speaker's room was told nothing, "untold"),
+the speakers told ``captions_status: busy``, the speakers without any caption who were never
+told busy (silent loss: must be 0), and the sentences without a caption of which the room was
+told nothing ("lost untold": captions later than the 10 s tail, or lost). Saves
 benchmarks/results/capacity[-<label>].json (git-ignored).
 """
 
@@ -118,9 +120,29 @@ def score(speaker: str, sentences: list[dict[str, Any]],
         del s["finals"]
     statuses = [ev for _, ev in events if ev.get("type") == "captions_status"
                 and ev.get("speaker") == speaker]
+    # A sentence the room was told about (captions busy or unavailable before it ended, and not
+    # available again before it began) may be cut: the stream that opens afterwards starts
+    # with the newest few seconds the gateway kept.
+    timeline = [(at, ev["state"]) for at, ev in events if ev.get("type") == "captions_status"
+                and ev.get("speaker") == speaker]
+    for s in sentences:
+        before = [st for at, st in timeline if at < s["onset"]]
+        during = [st for at, st in timeline if s["onset"] <= at <= s["end"] + GAP_S]
+        s["told"] = bool((before and before[-1] != "available") or
+                         any(st != "available" for st in during))
     return {"sentences": sentences, "busy": sum(1 for e in statuses if e["state"] == "busy"),
             "unavailable": sum(1 for e in statuses if e["state"] == "unavailable"),
             "captioned": sum(1 for s in sentences if "wer" in s)}
+
+
+def settle(stt: str, timeout_s: float = 60.0) -> None:
+    """Wait until the rooms' stt streams have closed, so that the next N starts from none."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not httpx.get(stt + "/ready", timeout=10).json()["load"].get("active_streams"):
+            return
+        time.sleep(1.0)
+    print(f"stt streams still open after {timeout_s:.0f} s", file=sys.stderr)
 
 
 def pct(values: list[int], q: float) -> int | None:
@@ -133,6 +155,8 @@ async def run_n(n: int, signaling: str, clips: list[tuple[str, bytes]]) -> dict[
     rooms = await asyncio.gather(*(room(signaling, clips, start_at) for _ in range(n)))
     shown = [s for r in rooms for s in r["sentences"] if "wer" in s]
     ref_words = sum(len(s["text"].split()) for s in shown)
+    whole = [s for s in shown if not s["told"]]
+    whole_words = sum(len(s["text"].split()) for s in whole)
     latencies = [s["final_ms"] for s in shown]
     return {
         "rooms": n, "sentences": sum(len(r["sentences"]) for r in rooms),
@@ -143,6 +167,12 @@ async def run_n(n: int, signaling: str, clips: list[tuple[str, bytes]]) -> dict[
         "wer_shown": round(sum(s["wer"] * len(s["text"].split()) for s in shown) / ref_words, 3)
         if ref_words else None,
         "wer_worst_sentence": max((s["wer"] for s in shown), default=None),
+        # the sentences whose speaker had a stream the whole time (the room told nothing)
+        "wer_untold": round(sum(s["wer"] * len(s["text"].split()) for s in whole) / whole_words, 3)
+        if whole_words else None,
+        "captioned_told": len(shown) - len(whole),
+        "uncaptioned_untold": sum(1 for r in rooms for s in r["sentences"]
+                                  if "wer" not in s and not s["told"]),
         "speakers_busy": sum(1 for r in rooms if r["busy"]),
         "speakers_without_captions": sum(1 for r in rooms if not r["captioned"]),
         "silent_loss": sum(1 for r in rooms if not r["captioned"] and not r["busy"]),
@@ -174,18 +204,19 @@ def main() -> int:
     doc: dict[str, Any] = {"stt_load": stt_load, "cpus": os.cpu_count(), "runs": []}
     print(f"stt capacity {stt_load.get('capacity_streams')} streams "
           f"({stt_load.get('capacity_source')}); load average {os.getloadavg()}", file=sys.stderr)
-    print(f"{'N':>2} {'final p50':>9} {'p95':>6} {'WER':>5} {'captioned':>10} {'busy':>4} "
-          f"{'silent loss':>11}  load", file=sys.stderr)
+    print(f"{'N':>2} {'final p50':>9} {'p95':>6} {'WER':>5} {'untold':>6} {'captioned':>10} "
+          f"{'busy':>4} {'silent loss':>11} {'lost untold':>11}  load", file=sys.stderr)
     for n in args.rooms:
         load_before = os.getloadavg()
         run = asyncio.run(run_n(n, signaling, clips))
         run.update({"loadavg_before": load_before, "loadavg_after": os.getloadavg()})
         doc["runs"].append(run)
         print(f"{n:>2} {run['final_p50_ms']!s:>9} {run['final_p95_ms']!s:>6} "
-              f"{run['wer_shown']!s:>5} {run['captioned']:>4}/{run['sentences']:<5} "
-              f"{run['speakers_busy']:>4} {run['silent_loss']:>11}  {load_before[0]:.1f}",
+              f"{run['wer_shown']!s:>5} {run['wer_untold']!s:>6} "
+              f"{run['captioned']:>4}/{run['sentences']:<5} {run['speakers_busy']:>4} "
+              f"{run['silent_loss']:>11} {run['uncaptioned_untold']:>11}  {load_before[0]:.1f}",
               file=sys.stderr)
-        time.sleep(5)  # the rooms' stt streams close before the next N
+        settle(stt)
     doc["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True, cwd=HERE, check=False).stdout.strip()
     out = HERE / "results" / (f"capacity-{args.label}.json" if args.label else "capacity.json")
