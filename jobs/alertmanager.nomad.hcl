@@ -36,7 +36,7 @@ variable "alert_repeat_interval" {
 variable "alertmanager_cpu" {
   description = "CPU reserved for Alertmanager, MHz."
   type        = number
-  default     = 100
+  default     = 50
 }
 
 variable "alertmanager_memory" {

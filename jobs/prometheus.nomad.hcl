@@ -91,9 +91,9 @@ variable "public_url" {
 }
 
 variable "prometheus_cpu" {
-  description = "CPU reserved for Prometheus, MHz."
+  description = "CPU reserved for Prometheus, MHz (the edge node's 4000 must still hold a signaling canary)."
   type        = number
-  default     = 300
+  default     = 200
 }
 
 variable "prometheus_memory" {

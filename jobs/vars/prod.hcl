@@ -82,13 +82,15 @@ prometheus_scrape_timeout  = "10s"
 prometheus_eval_interval   = "15s"
 prometheus_sd_refresh      = "30s"
 prometheus_retention       = "15d"
-prometheus_cpu             = 300
+# The edge node's 4000 MHz: redis 500 + signaling 2 x 500 + ingress 200 + gateway 1500 +
+# prometheus 200 + alertmanager 50 = 3450, leaving room for a signaling canary (500).
+prometheus_cpu             = 200
 prometheus_memory          = 512
 hashi_metrics_scheme       = "https"
 consul_metrics_port        = 8501
 hashi_tls                  = true
 alert_down_for             = "1m"
 alert_for                  = "5m"
-alertmanager_cpu           = 100
+alertmanager_cpu           = 50
 alert_group_wait           = "30s"
 alert_webhook_url          = "" # where the operator's alerts go, e.g. a chat's incoming webhook
