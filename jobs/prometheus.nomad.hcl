@@ -1,5 +1,6 @@
 # prometheus: Debian's Prometheus (2.42) on the edge node, the operator's view of the cluster.
-# Every target comes from Consul (nothing listed here): each service tagged "jb-metrics" (the
+# Every target comes from Consul's catalog through target files that Nomad's templates render
+# (nothing listed here): each service tagged "jb-metrics" (the
 # Prometheus job label is the Consul service name, instance is address:port, the path is the
 # service's meta metrics_path), the Nomad agents (job "nomad": /v1/metrics) and the Consul
 # servers ("consul": /v1/agent/metrics). It finds Alertmanager in Consul too. The UI and
