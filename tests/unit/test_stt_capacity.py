@@ -43,14 +43,22 @@ def test_the_probe_decodes_partials_then_the_final_and_times_them() -> None:
     assert capacity.source == "measuring" and capacity.streams == 50  # max_sessions meanwhile
     capacity.probe(b)
     assert capacity.source == "measured"
-    # after the warm-up (0.5 s: the first partial at 0.1 s, the final): partials at 0.1 s, then
+    # after the warm-up (one decode: the first partial at 0.1 s): partials at 0.1 s, then
     # every 0.6 s plus twice the decode time, and the final of all 3 s
-    probe = decoder.lengths[2:]
+    probe = decoder.lengths[1:]
     assert probe[0] == 1600 and probe[-1] == 48000, probe
     assert all(b - a >= 9600 for a, b in pairwise(probe[:-1])), probe
     rtf = capacity.rtf["en"]
     assert len(probe) * DECODE_S / 3 <= rtf < len(probe) * DECODE_S / 3 * 3, (rtf, probe)
     assert capacity.streams == streams_for(rtf, 1.0, 50) == int(1.0 / rtf)
+
+
+def test_the_probe_stops_after_its_time_on_a_slow_machine() -> None:
+    b, decoder = backend()
+    seconds, heard = b.cost(probe_audio(3.0), limit_s=0.1)
+    assert seconds >= 0.1, seconds
+    assert heard < 3.0 and heard == decoder.lengths[-1] / 16000  # no final: partials only
+    assert len(decoder.lengths) >= 2
 
 
 def test_capacity_bounds() -> None:

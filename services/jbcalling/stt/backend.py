@@ -143,16 +143,19 @@ class Backend(ABC):
         with self.lock:
             return sum(1 for s in self.streams if not s.closing)
 
-    def cost(self, audio: np.ndarray) -> float:
-        """Worker seconds to recognize ``audio`` as one talking speaker's stream (the capacity
-        probe, capacity.py): the backend's own steps, 100 ms at a time, then the end."""
+    def cost(self, audio: np.ndarray, limit_s: float) -> tuple[float, float]:
+        """(worker seconds, seconds of ``audio`` recognized) as one talking speaker's stream (the
+        capacity probe, capacity.py): the backend's own steps, 100 ms at a time, then the end;
+        stopped once ``limit_s`` has passed (a slow machine measures on less audio)."""
         stream = Stream(lambda item: None)
         stream.state = self.start_stream()
         t0 = time.perf_counter()
         for k in range(0, len(audio), PIECE):
             self.step([(stream, audio[k:k + PIECE], False)], True)
+            if time.perf_counter() - t0 >= limit_s:
+                return time.perf_counter() - t0, (k + PIECE) / SAMPLE_RATE
         self.step([(stream, None, True)], True)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, len(audio) / SAMPLE_RATE
 
     # -- the worker ------------------------------------------------------------------------
     def _run(self) -> None:

@@ -1,7 +1,8 @@
 """How many streams this instance recognizes in real time, measured on its own hardware.
 
 At start-up, before it serves any audio, the service decodes ``capacity_probe_s`` of a
-synthetic voiced signal per language the way it decodes one talking speaker (the backend's own schedule:
+synthetic voiced signal per language (for at most about that long in wall time: a slow machine
+measures on the part it got through) the way it decodes one talking speaker (the backend's own schedule:
 ``Backend.cost``: partials, then the final) and times it: worker seconds per second of speech,
 the real-time factor of one stream. The instance's capacity is the number of such streams that
 fit in ``capacity_budget`` worker seconds per second for its most costly language (the languages'
@@ -95,8 +96,10 @@ class Capacity:
             return
         try:
             audio = probe_audio(self.probe_s)
-            backend.cost(audio[:SAMPLE_RATE // 2])  # warm-up: a model's first decodes are slower
-            rtf = backend.cost(audio) / (len(audio) / SAMPLE_RATE)
+            # warm-up (a model's first decode is slower): one partial's decode, or 0.5 s of steps
+            backend.cost(audio[:SAMPLE_RATE // 2], 0.0)
+            seconds, heard = backend.cost(audio, self.probe_s)
+            rtf = seconds / heard
             if key is not None:
                 _measured[repr((key, self.probe_s))] = rtf
         except Exception:

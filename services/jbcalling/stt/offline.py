@@ -132,18 +132,20 @@ class VadOfflineBackend(Backend):
             if closing:
                 self._finish(s)
 
-    def cost(self, audio: np.ndarray) -> float:
+    def cost(self, audio: np.ndarray, limit_s: float) -> tuple[float, float]:
         """One talking speaker's decodes (see Backend.cost), without the VAD (the probe signal
         need not sound like speech to it): the partials as :meth:`step` schedules them, then the
-        final."""
+        final; past ``limit_s``, the audio the partials reached counts."""
         t0 = time.perf_counter()
         n = self.first_partial if self.partial_every else len(audio)
         while n < len(audio):
             t = time.perf_counter()
             self.decoder.decode([audio[:n]])
+            if time.perf_counter() - t0 >= limit_s:
+                return time.perf_counter() - t0, n / SAMPLE_RATE
             n += self.partial_every + int(2 * (time.perf_counter() - t) * SAMPLE_RATE)
         self.decoder.decode([audio])
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, len(audio) / SAMPLE_RATE
 
     def _loudness(self, st: _State, audio: np.ndarray) -> None:
         """Quiet (20 dB under the segment's peak) for ``stable_partial_quiet_ms`` while the VAD

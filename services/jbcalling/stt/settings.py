@@ -58,7 +58,8 @@ class SttSettings(SpeechSettings):
                                    "every speaker talking non-stop; speakers pause, so a little "
                                    "above 1).")
     capacity_probe_s: float = Field(3.0, ge=1, le=10, description="Audio decoded per language "
-                                    "by the start-up measurement, seconds.")
+                                    "by the start-up measurement, seconds; it also stops after "
+                                    "this long in wall time (a slow machine measures on less).")
     max_frame_bytes: int = Field(64000, ge=320, description="Largest audio frame (2 s), bytes.")
     max_backlog_s: float = Field(10.0, gt=0, description="Audio waiting for recognition at most, "
                                  "per stream, seconds; beyond: the stream is closed with 1013.")
