@@ -89,8 +89,13 @@ class Room:
         return out
 
     async def assign_slots(self) -> None:
-        """Give every publisher a slot at every other peer; tell each peer its slot map."""
-        for peer in self.peers.values():
+        """Give every publisher a slot at every other peer; tell each peer its slot map.
+
+        Peers come and go during the awaits below (each change calls this again): the walk is
+        over a copy, and a peer or source gone meanwhile is skipped."""
+        for peer in list(self.peers.values()):
+            if self.peers.get(peer.id) is not peer:
+                continue
             others = [p for p in self.peers if p != peer.id]
             for slot in peer.slots:
                 if slot.source is not None and slot.source not in others:
@@ -100,8 +105,10 @@ class Room:
                     free = next((s for s in peer.slots if s.source is None), None)
                     if free is None:
                         continue
+                    source_peer = self.peers.get(other)
+                    if source_peer is None:
+                        continue
                     free.source = other
-                    source_peer = self.peers[other]
                     if "video" in source_peer.receivers:  # the newcomer needs a keyframe
                         await passthrough.request_keyframe(source_peer.receivers["video"])
             await self.sfu.publish(self.id, MediaSlots(to=peer.id, slots=[
