@@ -18,7 +18,7 @@ import pytest
 
 from conftest import ROOT, ServedApp
 from gateway_process import start_gateway, stop_gateway
-from jbcalling.speech.layout import DEV_MT, DEV_VOICES, DEV_WHISPER_EN
+from jbcalling.speech.layout import DEV_MT, DEV_OFFLINE_VI, DEV_VOICES, DEV_WHISPER_EN
 from speech_fixtures import models_dir, package_dir, read_wav, resample  # noqa: F401
 
 CHROMIUM = os.environ.get("JB_CHROMIUM", "/usr/bin/chromium")
@@ -100,7 +100,8 @@ def stack(redis_url: str, models_dir: Path,  # noqa: F811
     # since the start-up probe on a loaded CI machine measures as little as one stream, which
     # a silent listener's stream then takes before the speaker's (captions "busy").
     stt = create_stt(SttSettings(models_dir=models_dir, capacity_streams=MAX_PARTICIPANTS,
-                                 languages={"en": f"vad-whisper:{DEV_WHISPER_EN}"}))
+                                 languages={"en": f"vad-whisper:{DEV_WHISPER_EN}",
+                                            "vi": f"vad-sherpa:{DEV_OFFLINE_VI}"}))
     mt = create_mt(MtSettings(models_dir=models_dir, pairs=DEV_MT, beam_size=1,
                               max_decoding_length=12, redis_url=redis_url))
     tts = create_tts(TtsSettings(models_dir=models_dir, voices=DEV_VOICES))

@@ -11,7 +11,8 @@ unbroken caption wraps inside the overlay; Binh downloads the transcript (captio
 a fourth joiner is refused (room full); the host mutes Binh and removes Cara, whose pages say
 so; the host locks the room, and the fourth person waits (their page says so) until the host
 admits them; with mt down the captions say "translation unavailable" and chat goes out
-untranslated, marked so; the host ends the room.
+untranslated, marked so; An switches "I speak" to Vietnamese in the call's settings and his next
+caption is Vietnamese; the host ends the room.
 Screenshots (lobby is in test_lobby.py): a 3-person call with captions, the phone layout.
 """
 
@@ -419,6 +420,15 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
         assert untranslated.locator(".mark").inner_text() == "untranslated"
         binh_page.wait_for_selector(".cap .trans.unavailable", timeout=120000)
         assert "translation unavailable" in binh_page.locator(".cap .trans.unavailable").first.inner_text()
+
+        # An now speaks Vietnamese ("I speak" in the call's settings): the gateway switches his
+        # stt stream, and his next caption is recognized as Vietnamese (the stand-in) while the
+        # media goes on.
+        an_page.locator("details.settings").evaluate("d => { d.open = true; }")
+        an_page.locator("#call-speak").select_option("vi")
+        binh_page.wait_for_function("""an => [...document.querySelectorAll('#caption-log .cap')]
+            .some(c => c.dataset.speaker === an && c.querySelector('.orig').lang === 'vi')""",
+                                    arg=an, timeout=60000)
 
         # stt goes down: the page says An's captions are paused, and the call goes on.
         t0 = time.monotonic()
