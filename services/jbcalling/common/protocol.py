@@ -410,7 +410,9 @@ class SpeechStatus(Event):
 
 
 class Speech(Event):
-    """Translated speech of ``segment`` is playing to ``listeners``."""
+    """Translated speech of ``segment`` is playing to ``listeners`` for the next
+    ``duration_ms`` from ``emitted_ms``; a streamed translation sends one as its first sentence
+    is queued and more as the rest comes (gateway/translated_speech.py)."""
 
     type: Literal["speech"] = "speech"
     segment: str
