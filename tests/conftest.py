@@ -129,3 +129,14 @@ class ServedApp:
 def serve() -> type[ServedApp]:
     """``with serve(app) as srv: httpx.get(srv.url + "/health")``"""
     return ServedApp
+
+
+@pytest.fixture
+def loopback_ice() -> Iterator[None]:
+    """This process's aiortc peers gather candidates on 127.0.0.1 only, like the gateway in
+    tests (never another address)."""
+    from jbcalling.gateway import ice
+
+    ice.use_host_addresses(["127.0.0.1"])
+    yield
+    ice.use_host_addresses([])

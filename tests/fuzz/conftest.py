@@ -37,14 +37,6 @@ def stack(models_dir: Path, redis_url: str,  # noqa: F811
             ice.use_host_addresses([])
 
 
-@pytest.fixture
-def loopback_ice() -> Iterator[None]:
-    """This process's aiortc peers gather loopback candidates only."""
-    ice.use_host_addresses(["127.0.0.1"])
-    yield
-    ice.use_host_addresses([])
-
-
 @pytest.fixture(scope="module", autouse=True)
 def healthy_after_module(stack: fuzz_stack.Stack, request: pytest.FixtureRequest) -> Iterator[None]:
     """After each fuzz module every service still answers /health (the real call is placed

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,6 @@ from websockets.exceptions import ConnectionClosed
 
 from gateway_process import start_gateway, stop_gateway
 from jbcalling.client import PcmTrack, SyntheticPeer, negotiate_over_signaling
-from jbcalling.gateway import ice
 from jbcalling.signaling.app import create_app as create_signaling
 from jbcalling.signaling.settings import SignalingSettings
 from jbcalling.speech import layout
@@ -35,13 +33,6 @@ from jbcalling.stt.settings import SttSettings
 pytestmark = pytest.mark.integration
 QUIET_S = 3.0  # how long the muted guest's loud microphone must reach nobody
 SETTLE_S = 0.5  # frames and captions already on their way when the mute took effect
-
-
-@pytest.fixture
-def loopback_ice() -> Iterator[None]:
-    ice.use_host_addresses(["127.0.0.1"])
-    yield
-    ice.use_host_addresses([])
 
 
 def loud_tone(seconds: float) -> bytes:

@@ -18,17 +18,8 @@ import pytest
 
 from gateway_process import start_gateway, stop_gateway
 from jbcalling.client import SyntheticPeer, negotiate_over_signaling
-from jbcalling.gateway import ice
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice() -> Iterator[None]:
-    """The test's own peers gather candidates on 127.0.0.1 only, like the gateway."""
-    ice.use_host_addresses(["127.0.0.1"])
-    yield
-    ice.use_host_addresses([])
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("loopback_ice")]
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,10 @@ from websockets.asyncio.client import connect
 from conftest import free_port
 from gateway_process import start_gateway, stop_gateway
 from jbcalling.client import SyntheticPeer, keep_media, negotiate_over_signaling
-from jbcalling.gateway import ice
 from jbcalling.signaling.app import create_app
 from jbcalling.signaling.settings import SignalingSettings
 
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice() -> Iterator[None]:
-    ice.use_host_addresses(["127.0.0.1"])
-    yield
-    ice.use_host_addresses([])
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("loopback_ice")]
 
 
 async def _until(cond: Any, timeout: float) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ from conftest import free_port
 from gateway_process import start_gateway, stop_gateway
 from jbcalling.client import PcmTrack, SyntheticPeer, negotiate_over_signaling
 from jbcalling.common.audio import resample_to_48k
-from jbcalling.gateway import ice
 from jbcalling.mt.app import create_app as create_mt
 from jbcalling.mt.settings import MtSettings
 from jbcalling.signaling.app import create_app as create_signaling
@@ -35,16 +34,9 @@ from jbcalling.tts.app import create_app as create_tts
 from jbcalling.tts.settings import TtsSettings
 from speech_fixtures import models_dir, wer  # noqa: F401
 
-pytestmark = pytest.mark.models
+pytestmark = [pytest.mark.models, pytest.mark.usefixtures("loopback_ice")]
 SENTENCE = "We should start the project next week."
 Event = dict[str, Any]
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice() -> Iterator[None]:
-    ice.use_host_addresses(["127.0.0.1"])
-    yield
-    ice.use_host_addresses([])
 
 
 def stt_app(models_dir: Path) -> Any:  # noqa: F811

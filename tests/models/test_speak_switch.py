@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from websockets.asyncio.client import connect
 from gateway_process import start_gateway, stop_gateway
 from jbcalling.client import PcmTrack, SyntheticPeer, negotiate_over_signaling
 from jbcalling.common.audio import resample_to_48k
-from jbcalling.gateway import ice
 from jbcalling.mt.app import create_app as create_mt
 from jbcalling.mt.settings import MtSettings
 from jbcalling.signaling.app import create_app as create_signaling
@@ -37,13 +35,6 @@ from speech_fixtures import espeak_vi, models_dir, wer  # noqa: F401
 
 pytestmark = pytest.mark.models
 SENTENCE = "Please send me the report before the meeting tomorrow."
-
-
-@pytest.fixture
-def loopback_ice() -> Iterator[None]:
-    ice.use_host_addresses(["127.0.0.1"])
-    yield
-    ice.use_host_addresses([])
 
 
 def test_changing_i_speak_mid_call_changes_the_next_captions_language(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ from conftest import free_port
 from gateway_process import start_gateway, stop_gateway
 from jbcalling.client import PcmTrack, SyntheticPeer, negotiate_over_signaling
 from jbcalling.common.audio import resample_to_48k
-from jbcalling.gateway import ice
 from jbcalling.signaling.app import create_app as create_signaling
 from jbcalling.signaling.settings import SignalingSettings
 from jbcalling.speech.layout import DEV_VOICES, DEV_WHISPER_EN
@@ -34,16 +33,9 @@ from jbcalling.tts.app import create_app as create_tts
 from jbcalling.tts.settings import TtsSettings
 from speech_fixtures import models_dir, wer  # noqa: F401
 
-pytestmark = pytest.mark.models
+pytestmark = [pytest.mark.models, pytest.mark.usefixtures("loopback_ice")]
 SENTENCE = "We should start the project next week."
 Event = dict[str, Any]
-
-
-@pytest.fixture(autouse=True)
-def loopback_ice() -> Iterator[None]:
-    ice.use_host_addresses(["127.0.0.1"])
-    yield
-    ice.use_host_addresses([])
 
 
 class Speaker:
