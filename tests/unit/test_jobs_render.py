@@ -80,7 +80,9 @@ def test_every_job_has_the_shared_policies_but_where_it_says_otherwise(env: str)
         job = rendered(service, env)
         update = job["Update"]
         assert all(update[k] is not None for k, v in shared["Update"].items() if v is not None)
-        assert (update["Canary"] or 0) == (0 if service in ("gateway", "redis", "ingress") else 1), service
+        # no canary where one instance holds rooms, data or fixed ports
+        single = ("gateway", "redis", "ingress", "prometheus", "alertmanager")
+        assert (update["Canary"] or 0) == (0 if service in single else 1), service
         assert update["MinHealthyTime"] == shared["Update"]["MinHealthyTime"]
         for group in job["TaskGroups"]:
             restart, reschedule = group["RestartPolicy"], group["ReschedulePolicy"]
@@ -109,6 +111,9 @@ def test_prod_runs_the_release_venv_and_paths_inside_the_exec_chroot() -> None:
             command = task["Config"]["command"]
             if service == "redis":
                 assert command == "/usr/bin/redis-server"
+            elif service in ("prometheus", "alertmanager"):  # Debian's, not the release's
+                assert command == {"prometheus": "/usr/bin/prometheus",
+                                   "alertmanager": "/usr/bin/prometheus-alertmanager"}[service]
             elif service == "ingress":
                 assert command == "/usr/sbin/nginx"
                 assert task["Config"]["cap_add"] == ["net_bind_service"]
@@ -135,7 +140,9 @@ def test_the_dev_ingress_is_plain_http_without_the_acme_volume() -> None:
     # one port, dynamic (the dev cluster's nginx sits beside other clusters' on one machine)
     assert not group["Networks"][0]["ReservedPorts"]
     assert [p["Label"] for p in group["Networks"][0]["DynamicPorts"]] == ["http"]
-    assert [t["DestPath"] for t in _tasks(job)[0]["Templates"]] == ["local/nginx.conf"]
+    # nginx.conf, and the operator's credentials for /prometheus/ (no certificate in dev)
+    assert [t["DestPath"] for t in _tasks(job)[0]["Templates"]] == ["local/nginx.conf",
+                                                                    "secrets/operator.conf"]
     assert "return 301" not in _template(job, "local/nginx.conf")
 
 
@@ -192,6 +199,8 @@ def _as_consul_template_would(conf: str, env: dict[str, str], servers: list[str]
                   else ":" + env.get("NOMAD_PORT_https", ""), conf)
     upstream = "".join(f"server {s} max_fails=2 fail_timeout=5s;\n" for s in servers)
     conf = re.sub(r'\{\{ range service "signaling" \}\}.*?\{\{ end \}\}', upstream, conf, flags=re.S)
+    conf = re.sub(r'\{\{ range service "prometheus" \}\}.*?\{\{ end \}\}',
+                  "server 10.0.0.2:9090;\n", conf, flags=re.S)
     conf = re.sub(r'\{\{ env "(\w+)" \}\}', lambda m: env[m.group(1)], conf)
     assert "{{" not in conf, conf
     return conf
@@ -208,6 +217,11 @@ def test_nginx_accepts_the_rendered_configuration(env: str, tmp_path: Path) -> N
     conf = _as_consul_template_would(_template(job, "local/nginx.conf"), values,
                                      ["10.0.0.1:21000", "10.0.0.1:21001"])
     (tmp_path / "local" / "nginx.conf").write_text(conf)
+    # the operator.conf consul-template renders from the Nomad Variable (password "pw")
+    operator = re.sub(r"\{\{ with nomadVar.*\{\{ end \}\}", '"Basic b3BlcmF0b3I6cHc=" 1;',
+                      _template(job, "secrets/operator.conf"))
+    assert "{{" not in operator, operator
+    (tmp_path / "secrets" / "operator.conf").write_text(operator)
     if env == "prod":
         subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                         "ec_paramgen_curve:P-256", "-nodes", "-days", "1", "-subj", "/CN=call.test",
