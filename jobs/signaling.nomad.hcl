@@ -155,6 +155,7 @@ job "signaling" {
         JB_SIGNALING_STUN_URLS        = jsonencode(var.stun_urls)
         JB_SIGNALING_TURN_URLS        = jsonencode(var.turn_urls)
         JB_SIGNALING_CONSUL_HTTP_ADDR = var.consul_http_addr
+        JB_SIGNALING_SPEAK_AUTO       = var.langid_model != "" ? "true" : "false"
       }
 
       # Redis's address (Consul's healthy instance unless redis_url pins one) with its password

@@ -195,6 +195,7 @@ job "stt" {
         JB_STT_MODELS_DIR          = local.models_dir
         JB_STT_LANGUAGES           = jsonencode(var.stt_languages)
         JB_STT_VAD_MODEL           = var.stt_vad_model
+        JB_STT_LANGID_MODEL        = var.langid_model
         JB_STT_THREADS             = var.stt_threads
         JB_STT_MAX_SESSIONS        = var.stt_max_sessions
         JB_STT_WHISPER_WINDOW_S    = var.stt_whisper_window_s

@@ -9,6 +9,13 @@ variable "release" {
   default     = "0.0.0"
 }
 
+# Shared: stt loads it, signaling offers "detect" when it is set.
+variable "langid_model" {
+  description = "Folder (models volume) of the multilingual Whisper for spoken-language ID; set, stt serves lang=auto and the page offers \"I speak: detect\". Needs vi and en on VAD backends (stt_languages). Empty: off."
+  type        = string
+  default     = ""
+}
+
 variable "datacenters" {
   description = "Nomad datacenters the job may run in."
   type        = list(string)

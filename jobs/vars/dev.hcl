@@ -53,6 +53,8 @@ stt_languages = {
   "en" = "vad-whisper:whisper-tiny.en-ct2"
   "vi" = "vad-sherpa:sherpa-zipformer-vi-offline-standin"
 }
+# "I speak: detect" with the language-ID stand-in (services/jbcalling/speech/standin_whisper_lid.py)
+langid_model = "whisper-lid-standin"
 
 # A dev machine is often busy (tests, a browser): a speech service may need most of a minute to
 # import its engines there.

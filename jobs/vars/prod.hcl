@@ -48,6 +48,11 @@ stt_languages = {
   "en" = "streaming:sherpa-onnx-streaming-zipformer-en-2023-06-26"
   "vi" = "vad-sherpa:sherpa-onnx-zipformer-vi-30M-int8-2026-02-09"
 }
+# "I speak: detect" is off: it needs en on a VAD backend (the streaming zipformer decodes as the
+# audio comes, before an utterance's language is known). To offer it: en = vad-whisper with a
+# Whisper model, and langid_model = "sherpa-onnx-whisper-tiny" (`jbctl models pull`; about
+# 0.2 s per utterance on one thread, benchmarks/speech_langid_bench.py).
+langid_model = ""
 
 min_healthy_time  = "10s"
 healthy_deadline  = "2m"

@@ -255,3 +255,35 @@ def test_captions_fan_out_across_replicas_and_transcript(settings: SignalingSett
         assert denied.status_code == 401
         assert httpx.get(f"{r1.url}/api/rooms/{room}/transcript?format=pdf",
                          headers=auth).status_code == 422
+
+
+@pytest.mark.parametrize("speak_auto", [False, True])
+def test_detect_is_offered_only_where_stt_can_identify_languages(settings: SignalingSettings,
+                                                                  serve: Any,
+                                                                  speak_auto: bool) -> None:
+    with serve(create_app(settings.model_copy(update={"speak_auto": speak_auto}))) as s:
+        offered = httpx.get(s.url + "/api/config").json()["speak"]
+        room = _room(s.url)
+        joined = _join(s.url, room["room_id"], "An", room["host_key"], speak="auto")
+        other = _join(s.url, room["room_id"], "Binh").json()
+
+        async def change() -> dict[str, Any]:
+            url = s.url.replace("http", "ws") + f"/ws/rooms/{room['room_id']}?token={other['token']}"
+            async with connect(url, origin="https://call.example") as ws:
+                await ws.send(json.dumps({"type": "settings", "settings": {"speak": "auto"}}))
+                while True:
+                    msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if msg["type"] in ("error", "settings"):
+                        return msg
+
+        answer = asyncio.run(change())
+    if speak_auto:
+        assert offered == ["vi", "en", "auto"]
+        assert joined.status_code == 200 and joined.json()["participant_id"]
+        assert answer["type"] == "settings" and answer["participant"]["speak"] == "auto"
+    else:
+        assert offered == ["vi", "en"]
+        assert joined.status_code == 400
+        assert joined.json()["error"]["code"] == "detect_unavailable"
+        assert "not enabled" in joined.json()["error"]["message"]
+        assert answer["type"] == "error" and answer["code"] == "detect_unavailable"

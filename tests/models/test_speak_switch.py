@@ -1,10 +1,13 @@
-""""I speak" changed during the call: the speaker's next caption is in the new language.
+""""I speak" changed during the call, to "detect": the speaker's next utterances are captioned in
+the language each is spoken in.
 
 Every part real: a jb-gateway process, the signaling app, stt with both recognizers (Whisper
-tiny.en; the Vietnamese stand-in behind Silero VAD), mt and tts, real Redis, real aiortc
-participants on loopback. An speaks English; after a ``settings`` message saying they now speak
-Vietnamese, their next utterance (espeak-ng Vietnamese) is recognized as Vietnamese, on a new stt
-stream (gateway/pipeline.py hands the stream over), with no reconnection of the media.
+tiny.en; the Vietnamese stand-in behind Silero VAD) and the language-ID stand-in, mt and tts, real
+Redis, real aiortc participants on loopback. An speaks English; after a ``settings`` message
+saying ``speak: auto``, the gateway hands his stream over to one with ``lang=auto`` (the
+production path: gateway/pipeline.py, stt/detecting.py), and his next utterances, English (joe)
+then Vietnamese (espeak-ng), come back as English then Vietnamese captions, with no
+reconnection of the media.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from jbcalling.mt.app import create_app as create_mt
 from jbcalling.mt.settings import MtSettings
 from jbcalling.signaling.app import create_app as create_signaling
 from jbcalling.signaling.settings import SignalingSettings
-from jbcalling.speech.layout import DEV_MT, DEV_OFFLINE_VI, DEV_VOICES, DEV_WHISPER_EN
+from jbcalling.speech.layout import DEV_LANGID, DEV_MT, DEV_OFFLINE_VI, DEV_VOICES, DEV_WHISPER_EN
 from jbcalling.stt.app import create_app as create_stt
 from jbcalling.stt.settings import SttSettings
 from jbcalling.tts.app import create_app as create_tts
@@ -37,10 +40,11 @@ pytestmark = pytest.mark.models
 SENTENCE = "Please send me the report before the meeting tomorrow."
 
 
-def test_changing_i_speak_mid_call_changes_the_next_captions_language(
+def test_changing_i_speak_to_detect_mid_call_captions_each_language(
         models_dir: Path, redis_url: str, serve: Any, tmp_path: Path,  # noqa: F811
         loopback_ice: None) -> None:
-    stt = create_stt(SttSettings(models_dir=models_dir, threads=1, languages={
+    stt = create_stt(SttSettings(models_dir=models_dir, threads=1, langid_model=DEV_LANGID,
+                                 capacity_streams=4, languages={
         "en": f"vad-whisper:{DEV_WHISPER_EN}", "vi": f"vad-sherpa:{DEV_OFFLINE_VI}"}))
     mt = create_mt(MtSettings(models_dir=models_dir, pairs=DEV_MT, beam_size=1,
                               max_decoding_length=12, redis_url=redis_url))
@@ -55,15 +59,16 @@ def test_changing_i_speak_mid_call_changes_the_next_captions_language(
                                       urls={"stt": s_stt.url, "mt": s_mt.url, "tts": s_tts.url})
         try:
             settings = SignalingSettings(redis_url=redis_url, jwt_secret="k" * 40,
-                                         gateway_url=gateway)
+                                         gateway_url=gateway, speak_auto=True)
             with serve(create_signaling(settings)) as sig:
                 finals, media_events = asyncio.run(_call(sig.url, gateway, english, vietnamese))
         finally:
             stop_gateway(proc)
-    assert [f["lang"] for f in finals] == ["en", "vi"], finals
-    assert wer(SENTENCE, finals[0]["text"]) <= 0.2, finals[0]["text"]
-    # two stt streams (segment ids carry the stream's epoch), one media session throughout
-    assert finals[0]["segment"].split(":")[0] != finals[1]["segment"].split(":")[0]
+    assert [f["lang"] for f in finals] == ["en", "en", "vi"], finals
+    assert all(wer(SENTENCE, f["text"]) <= 0.2 for f in finals[:2]), finals
+    # a new stt stream at the switch (segment ids carry the stream's epoch), then the same one
+    epochs = [f["segment"].split(":")[0] for f in finals]
+    assert epochs[0] != epochs[1] == epochs[2], epochs
     assert media_events == [], media_events  # no new offer or reconnection after the first
 
 
@@ -102,10 +107,11 @@ async def _call(signaling: str, gateway: str, english: bytes,
         await asyncio.sleep(1.0)
         mic.play(english + bytes(48000 * 2 * 2))
         await asyncio.wait_for(listen(), 60)
-        await wa.send(json.dumps({"type": "settings", "settings": {"speak": "vi"}}))
+        await wa.send(json.dumps({"type": "settings", "settings": {"speak": "auto"}}))
         await asyncio.sleep(2.5)  # the stream checks the speaker's language every second
-        mic.play(vietnamese + bytes(48000 * 2 * 2))
-        await asyncio.wait_for(listen(), 60)
+        for utterance in (english, vietnamese):
+            mic.play(utterance + bytes(48000 * 2 * 2))
+            await asyncio.wait_for(listen(), 60)
         drainer.cancel()
         for p in peers.values():
             await p.close()

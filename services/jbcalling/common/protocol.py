@@ -35,6 +35,9 @@ if TYPE_CHECKING:  # the client (jbcalling.client) needs no Redis
 
 Lang = Literal["vi", "en"]
 LANGUAGES: tuple[Lang, ...] = ("en", "vi")
+# What a participant speaks: a language, or "auto" (stt identifies each utterance's: captions
+# then carry the detected language; stt/detecting.py).
+Speaks = Literal["vi", "en", "auto"]
 
 ROOM_PREFIX = "jb:room:"
 EVENTS_PATTERN = "jb:room:*:events"  # every room's event channel
@@ -74,7 +77,7 @@ class ParticipantView(BaseModel):
 
     id: str
     name: str  # personal data
-    speak: Lang
+    speak: Speaks
     captions: Lang
     hear_translation: bool
     role: Literal["host", "guest"]
@@ -89,7 +92,7 @@ class Participant:
 
     id: str
     name: str
-    speak: Lang
+    speak: Speaks
     captions: Lang
     hear_translation: bool
     role: Literal["host", "guest"]
@@ -311,7 +314,7 @@ class RoomLocked(Event):
 class WaitingPerson(BaseModel):
     id: str  # the request id
     name: str  # personal data
-    speak: Lang
+    speak: Speaks
 
 
 class Waiting(Event):
@@ -451,7 +454,7 @@ class ClientMessage(BaseModel):
 class SettingsChange(BaseModel):
     """The settings a participant changes (each optional)."""
 
-    speak: Lang | None = None
+    speak: Speaks | None = None
     captions: Lang | None = None
     hear_translation: bool | None = None
     muted: bool | None = None  # the participant's own microphone switch, shown to the others

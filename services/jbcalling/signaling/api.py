@@ -17,11 +17,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field, field_validator
 
 from jbcalling.common.errors import ServiceError
-from jbcalling.common.protocol import Joined, Lang
+from jbcalling.common.protocol import Joined, Lang, Speaks
 from jbcalling.signaling import metrics, tokens, transcript, turn
 from jbcalling.signaling.ratelimit import RateLimiter
 from jbcalling.signaling.rooms import RoomLocked, RoomStore, Standing
-from jbcalling.signaling.settings import SignalingSettings
+from jbcalling.signaling.settings import DETECT_UNAVAILABLE, SignalingSettings
 from jbcalling.signaling.waiting import WaitingRoom
 
 log = logging.getLogger("jbcalling.signaling.api")
@@ -30,7 +30,8 @@ ROOM_ID = r"[A-Za-z0-9_-]{22}"
 
 class JoinRequest(BaseModel):
     name: str = Field(min_length=1, max_length=60, description="Display name.")
-    speak: Lang = Field(description="The language this participant speaks.")
+    speak: Speaks = Field(description="The language this participant speaks, or auto: "
+                          "detected per utterance.")
     captions: Lang = Field(description="Captions (and speech) in this language.")
     hear_translation: bool = Field(False, description="Play the translation as speech.")
     host_key: str | None = Field(None, max_length=64, description="The key from room creation.")
@@ -71,11 +72,18 @@ def router(settings: SignalingSettings, store: RoomStore, limiter: RateLimiter,
         return {"room_id": room, "join_url": f"{base.rstrip('/')}/r/{room}",
                 "host_key": host_key}
 
+    @api.get("/config")
+    async def config() -> dict[str, list[str]]:
+        """What the page may offer: the languages one may speak ("auto": detected)."""
+        return {"speak": ["vi", "en", *(["auto"] if settings.speak_auto else [])]}
+
     @api.post("/rooms/{room_id}/join", responses={202: {"description": "the room is locked: "
                                                         "wait for a host (docs/protocol.md)"}})
     async def join(room_id: str, body: JoinRequest, request: Request) -> Response:
         _check_room_id(room_id)
         await _limit("join", request, settings.rate_join_per_min)
+        if body.speak == "auto" and not settings.speak_auto:
+            raise ServiceError(400, "detect_unavailable", DETECT_UNAVAILABLE)
         try:
             person = await store.join(room_id, body.name, body.speak, body.captions,
                                       body.hear_translation, body.host_key)

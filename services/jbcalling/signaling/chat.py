@@ -51,16 +51,18 @@ class ChatRelay:
     async def send(self, room: str, sender: Participant, text: str) -> Chat:
         """Translate, publish and store one message; the published event."""
         sent_ms = int(time.time() * 1000)
-        target = other(sender.speak)
-        translated, error = await self.translate(sender.speak, target, text)
+        # one who speaks "auto" (detected per utterance) writes in the language they read
+        source = sender.captions if sender.speak == "auto" else sender.speak
+        target = other(source)
+        translated, error = await self.translate(source, target, text)
         event = Chat(id=secrets.token_urlsafe(9), sender=sender.id, sender_name=sender.name,
-                     lang=sender.speak, text=text, sent_ms=sent_ms,
+                     lang=source, text=text, sent_ms=sent_ms,
                      translations={target: translated} if translated else {},
                      translation_error=error or None)
         await self.store.publish(room, event)
         at = await self._since_creation(room, sent_ms)
         await append_segment(self.store.redis, room, Segment(
-            speaker=sender.name, speaker_id=sender.id, start_ms=at, end_ms=at, lang=sender.speak,
+            speaker=sender.name, speaker_id=sender.id, start_ms=at, end_ms=at, lang=source,
             text=text, translation=translated, translation_lang=target, kind="chat"))
         return event
 

@@ -21,6 +21,7 @@ from jbcalling.common.protocol import (
     Event,
     Lang,
     Participant,
+    Speaks,
     events_channel,
     room_key,
 )
@@ -80,7 +81,7 @@ class RoomStore:
         ended = await self.redis.hget(room_key(room), "ended")
         return ended is not None and ended != b"1"
 
-    async def join(self, room: str, name: str, speak: Lang, captions: Lang, hear: bool,
+    async def join(self, room: str, name: str, speak: Speaks, captions: Lang, hear: bool,
                    host_key: str | None) -> Participant:
         meta = await self.redis.hgetall(room_key(room))
         if not meta or meta.get(b"ended") == b"1":

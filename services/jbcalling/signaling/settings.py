@@ -18,6 +18,11 @@ WS_RATE_DEFAULTS: dict[str, tuple[float, float]] = {
     "admit": (20, 2.0), "other": (5, 0.5)}
 
 
+# What a participant is told when they ask for "I speak: detect" and it is off (speak_auto).
+DETECT_UNAVAILABLE = ("language detection is not enabled on this server: choose Tiếng Việt or "
+                      "English (an operator enables it with the langid_model job variable)")
+
+
 class SignalingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="JB_SIGNALING_")
 
@@ -27,6 +32,9 @@ class SignalingSettings(ServiceSettings):
     jwt_secret: SecretStr = Field(SecretStr(""), description="HMAC key of participant tokens "
                                   "(>= 32 characters; from Nomad Variables, never a job file).")
     token_ttl_s: int = Field(4 * 3600, ge=60, description="Lifetime of a participant token.")
+    speak_auto: bool = Field(False, description="Offer \"I speak: detect\" (speak=auto): set "
+                             "when stt has a language-ID model (JB_STT_LANGID_MODEL); off, "
+                             "speak=auto is refused with a clear error.")
     public_url: str = Field("", description="Public origin (https://call.example), for join links "
                             "and the WebSocket Origin check; empty: the origin the request came to.")
     allowed_origins: list[str] = Field(default_factory=list,

@@ -19,7 +19,16 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from jbcalling.common.protocol import Error, Joined, Lang, Participant, Waiting, WaitingPerson, room_key
+from jbcalling.common.protocol import (
+    Error,
+    Joined,
+    Lang,
+    Participant,
+    Speaks,
+    Waiting,
+    WaitingPerson,
+    room_key,
+)
 from jbcalling.signaling.rooms import RoomError, RoomStore
 
 STALE_S = 30  # a request not polled this long is hidden from the hosts (the page went away)
@@ -31,7 +40,7 @@ State = Literal["waiting", "admitted", "declined"]
 class Request:
     id: str
     name: str  # personal data
-    speak: Lang
+    speak: Speaks
     captions: Lang
     hear_translation: bool
     at: float
@@ -51,7 +60,7 @@ class WaitingRoom:
     def _key(self, room: str) -> str:
         return room_key(room, "waiting")
 
-    async def enqueue(self, room: str, name: str, speak: Lang, captions: Lang,
+    async def enqueue(self, room: str, name: str, speak: Speaks, captions: Lang,
                       hear: bool) -> Request:
         if len(await self.pending(room)) >= MAX_WAITING:
             raise RoomError(429, "lobby_full", f"{MAX_WAITING} people already wait to enter "

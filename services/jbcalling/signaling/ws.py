@@ -61,7 +61,7 @@ from jbcalling.signaling.chat import ChatRelay
 from jbcalling.signaling.media import MediaError, MediaRelay
 from jbcalling.signaling.ratelimit import RateLimiter, SocketLimits
 from jbcalling.signaling.rooms import RoomStore, Standing
-from jbcalling.signaling.settings import SignalingSettings
+from jbcalling.signaling.settings import DETECT_UNAVAILABLE, SignalingSettings
 from jbcalling.signaling.waiting import WaitingRoom
 
 log = logging.getLogger("jbcalling.signaling.ws")
@@ -347,6 +347,9 @@ async def _loop(s: _Session) -> None:
             refused = await _meeting(s, kind, msg)
             if refused is not None:
                 await _send(ws, refused)
+        elif (kind == "settings" and not s.settings.speak_auto and isinstance(
+                msg.get("settings"), dict) and msg["settings"].get("speak") == "auto"):
+            await _send(ws, _error("detect_unavailable", DETECT_UNAVAILABLE))
         else:
             await _handle(ws, room, s.pid, kind, msg, s.store, s.media)
 
@@ -417,7 +420,8 @@ async def _handle(ws: WebSocket, room: str, pid: str, kind: str, msg: dict[str, 
         try:
             change = SettingsChange.model_validate(msg.get("settings") or {})
         except ValidationError:
-            await _send(ws, _error("bad_message", "settings: speak/captions are vi or en"))
+            await _send(ws, _error("bad_message",
+                                   "settings: speak is vi, en or auto; captions vi or en"))
             return
         me, refused = await mute.apply_settings(store, media, room, pid, change)
         if refused is not None:

@@ -96,7 +96,8 @@ def create_app(settings: SttSettings) -> FastAPI:
         # compete with streams or with another probe (capacity.py); the process answers
         # nothing meanwhile
         for lang, b in backends.items():
-            key = (settings.languages[lang], str(settings.models_dir), settings.threads,
+            key = (settings.languages.get(lang, f"auto:{settings.langid_model}"),
+                   str(settings.models_dir), settings.threads,
                    settings.partial_interval_ms, settings.partial_first_ms,
                    settings.whisper_window_s, settings.whisper_compute_type,
                    settings.decoding_method)
@@ -113,9 +114,9 @@ def create_app(settings: SttSettings) -> FastAPI:
     app.state.backends = backends
 
     def check(lang: str, sample_rate: int) -> Backend:
-        if lang not in LANGUAGES:
-            raise Close("unsupported_language", 1008,
-                        f"unsupported language {lang!r}; use one of {', '.join(LANGUAGES)}")
+        if lang not in (*LANGUAGES, "auto"):
+            raise Close("unsupported_language", 1008, f"unsupported language {lang!r}; use one "
+                        f"of {', '.join(LANGUAGES)} or auto (detect each utterance's)")
         backend = backends.get(lang)
         if backend is None:
             raise Close("model_missing", 1011, problems.get(lang, f"{lang} is not configured"))

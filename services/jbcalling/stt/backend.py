@@ -200,7 +200,13 @@ class Backend(ABC):
 
     def result(self, stream: Stream, kind: str, text: str, start: int, end: int,
                stable: bool = False) -> None:
-        stream.emit(Result(kind, stream.segment, text, self.lang,  # type: ignore[arg-type]
+        self.emit_result(stream, kind, text, start, end, stable, self.lang)
+
+    @staticmethod
+    def emit_result(stream: Stream, kind: str, text: str, start: int, end: int, stable: bool,
+                    lang: str) -> None:
+        """One result in ``lang`` (the backend's language, or the detected one for ``auto``)."""
+        stream.emit(Result(kind, stream.segment, text, lang,  # type: ignore[arg-type]
                            start * 1000 // SAMPLE_RATE, end * 1000 // SAMPLE_RATE, stable))
 
     @abstractmethod

@@ -96,7 +96,8 @@ class VadOfflineBackend(Backend):
             # A stable partial followed by nothing but quiet already decoded all of the speech:
             # its text is the final, with no second decode.
             todo = [(s, a) for s, _, a in finals if s.state.stable_text is None]
-            decoded = iter(self.decoder.decode([a for _, a in todo]) if todo else [])
+            decoded = iter(self._decode([s for s, _ in todo], [a for _, a in todo], True)
+                           if todo else [])
             texts = [s.state.stable_text if s.state.stable_text is not None else next(decoded)
                      for s, _, _ in finals]
             self.observe("final", time.perf_counter() - t0)
@@ -114,8 +115,8 @@ class VadOfflineBackend(Backend):
                    (s.samples >= s.state.next_partial or s.state.stable_due)]
             if due:
                 t0 = time.perf_counter()
-                texts = self.decoder.decode([self._audio(s.state, s.state.open_start, s.samples)
-                                             for s in due])
+                texts = self._decode(due, [self._audio(s.state, s.state.open_start, s.samples)
+                                           for s in due], False)
                 # A partial must not make the next final wait: leave the worker idle at least
                 # twice as long as this decode took before the next partial.
                 self.observe("partial", time.perf_counter() - t0)
@@ -131,6 +132,11 @@ class VadOfflineBackend(Backend):
         for s, _, closing in work:
             if closing:
                 self._finish(s)
+
+    def _decode(self, streams: list[Stream], audios: list[np.ndarray], final: bool) -> list[str]:
+        """The texts of ``audios`` (one per stream in ``streams``; ``final``: whole utterances,
+        else open ones for partials), in one batch."""
+        return self.decoder.decode(audios)
 
     def cost(self, audio: np.ndarray, limit_s: float) -> tuple[float, float]:
         """One talking speaker's decodes (see Backend.cost), without the VAD (the probe signal

@@ -19,6 +19,13 @@ class SttSettings(SpeechSettings):
         description="Language -> '<backend>:<model folder>', JSON. Backends: streaming (sherpa-onnx "
                     "OnlineRecognizer), vad-sherpa (VAD + sherpa-onnx OfflineRecognizer), "
                     "vad-whisper (VAD + Whisper in CTranslate2 format).")
+    langid_model: str = Field("", description="Folder (under models_dir) of a multilingual "
+                              "Whisper for spoken-language identification (sherpa-onnx export, "
+                              "e.g. sherpa-onnx-whisper-tiny). Set: stt also serves lang=auto, "
+                              "each utterance identified and decoded by that language's "
+                              "recognizer (vi and en must be on VAD backends). Empty: no auto.")
+    langid_default: str = Field("en", pattern="^(vi|en)$", description="lang=auto: the language "
+                                "of a stream's first utterance when the model names neither.")
     vad_model: str = Field("silero-vad", description="Folder of silero_vad.onnx under models_dir.")
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Speech probability threshold.")
     vad_min_silence_ms: int = Field(300, ge=50, le=5000, description="Silence that ends an "

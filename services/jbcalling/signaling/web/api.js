@@ -30,6 +30,11 @@ async function request(method, path, body, token) {
   return resp;
 }
 
+/** What this server offers: ``{speak: ["vi", "en", "auto"?]}`` ("auto": detected per utterance). */
+export async function serverConfig() {
+  return (await request("GET", "/api/config")).json();
+}
+
 export async function createRoom() {
   return (await request("POST", "/api/rooms")).json();
 }

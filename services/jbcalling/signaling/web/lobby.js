@@ -1,6 +1,6 @@
 // The lobby: create a room and share its link; join with a name, languages and a preview of
 // the camera and microphone (with device choice).
-import { ApiError, createRoom, joinRoom, waitingState } from "./api.js";
+import { ApiError, createRoom, joinRoom, serverConfig, waitingState } from "./api.js";
 import { t } from "./i18n.js";
 import { listDevices, openLocalMedia, stopStream } from "./media.js";
 
@@ -26,8 +26,14 @@ export class Lobby {
     this.previewing = Promise.resolve();
     this.seq = 0;
     for (const radio of document.querySelectorAll("input[name=speak]")) {
-      radio.addEventListener("change", () => this.check("captions", radio.value));
+      radio.addEventListener("change", () => {
+        if (radio.value !== "auto") this.check("captions", radio.value);
+      });
     }
+    // "Detect" only where stt can identify languages (signaling's speak_auto)
+    serverConfig().then((c) => {
+      for (const el of document.querySelectorAll(".detect-option")) el.hidden = !c.speak.includes("auto");
+    }).catch(() => {});
   }
 
   /** Show the lobby for ``room`` (a room link) or, without one, the "create a room" card. */
@@ -42,7 +48,7 @@ export class Lobby {
     const saved = JSON.parse(localStorage.getItem("jb.prefs") || "{}");
     $("#name").value = saved.name || "";
     this.check("speak", saved.speak || uiLang);
-    this.check("captions", saved.captions || saved.speak || uiLang);
+    this.check("captions", saved.captions || (saved.speak !== "auto" && saved.speak) || uiLang);
     $("#hear").checked = Boolean(saved.hear);
     $("#join-btn").disabled = false;
     this.preview();
