@@ -53,8 +53,11 @@ stt_languages = {
   "en" = "vad-whisper:whisper-tiny.en-ct2"
   "vi" = "vad-sherpa:sherpa-zipformer-vi-offline-standin"
 }
-# "I speak: detect" with the language-ID stand-in (services/jbcalling/speech/standin_whisper_lid.py)
-langid_model = "whisper-lid-standin"
+# "I speak: detect" is off by default: it makes stt load a second set of recognizers and measure
+# them at every start, which slows stt's restart (tests/integration/test_stt_kill.py bounds it).
+# To try it: `jbctl deploy stt signaling --var langid_model=whisper-lid-standin` (the stand-in,
+# services/jbcalling/speech/standin_whisper_lid.py, is in the dev models volume).
+langid_model = ""
 
 # A dev machine is often busy (tests, a browser): a speech service may need most of a minute to
 # import its engines there.
