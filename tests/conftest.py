@@ -20,10 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # (tools/test.sh: pytest-xdist, one file per worker at a time) everything else runs beside it.
 LONG_FIRST = ("tests/integration/test_production.py",)
 # Files whose tests bound a latency (stt back within 10 s, a stable partial, captions in the
-# browser within their timeouts): tools/test.sh runs them in a second phase, one process, after
-# the parallel phase, because the production test's installs load both cores and those bounds
-# failed beside it. Marked here by path so that a new file under these folders is never missed.
-LATENCY_PATHS = ("tests/models/", "tests/browser/", "tests/integration/test_stt_kill.py")
+# browser within their timeouts, video frames forwarded in time): tools/test.sh runs them in a
+# second phase, one process, after the parallel phase, because the production test's installs
+# load both cores and those bounds failed beside it. Marked here by path so that a new file
+# under these folders is never missed.
+LATENCY_PATHS = ("tests/models/", "tests/browser/", "tests/integration/test_stt_kill.py",
+                 "tests/integration/test_gateway_forwarding.py")
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the marker must already be there

@@ -79,7 +79,9 @@ def test_status_json_reports_both(cluster: Cluster) -> None:
         s = by_name[name]
         assert s["deployed"] and s["status"] == "running" and s["managed"]
         assert (s["running"], s["desired"], s["healthy"]) == (1, 1, 1)
-        assert s["checks"] == {"passing": 1} and s["nodes"] == ["jb-dev"]
+        # signaling: /ready and its liveness check on /health; redis: one TCP check
+        assert s["checks"] == {"passing": 2 if name == "signaling" else 1}, s
+        assert s["nodes"] == ["jb-dev"]
         assert not s["drift"]
 
 
