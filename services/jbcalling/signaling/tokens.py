@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import jwt
 
@@ -40,16 +40,22 @@ def issue(secret: str, room: str, participant: str, role: Role, ttl_s: int) -> s
     return jwt.encode(payload, secret, algorithm="HS256")
 
 
-def verify(secret: str, token: str, room: str) -> Claims:
+def _decode(secret: str, token: str, room: str) -> dict[str, Any]:
+    """The claims of a signed, unexpired token for ``room``; TokenError otherwise."""
     try:
-        data = jwt.decode(token, secret, algorithms=["HS256"], issuer=ISSUER,
-                          options={"require": ["exp", "room", "sub", "role"]})
+        data: dict[str, Any] = jwt.decode(token, secret, algorithms=["HS256"], issuer=ISSUER,
+                                          options={"require": ["exp", "room", "sub", "role"]})
     except jwt.ExpiredSignatureError:
         raise TokenError("expired") from None
     except jwt.PyJWTError:
         raise TokenError("invalid") from None
     if data["room"] != room:
         raise TokenError("wrong room")
+    return data
+
+
+def verify(secret: str, token: str, room: str) -> Claims:
+    data = _decode(secret, token, room)
     if data["role"] not in ("host", "guest"):
         raise TokenError("invalid")
     return Claims(data["room"], data["sub"], data["role"], int(data["exp"]))
@@ -69,15 +75,7 @@ def issue_waiting(secret: str, room: str, request: str, ttl_s: int) -> str:
 
 def verify_waiting(secret: str, token: str, room: str) -> str:
     """The request id of a waiting token for ``room``; TokenError otherwise."""
-    try:
-        data = jwt.decode(token, secret, algorithms=["HS256"], issuer=ISSUER,
-                          options={"require": ["exp", "room", "sub", "role"]})
-    except jwt.ExpiredSignatureError:
-        raise TokenError("expired") from None
-    except jwt.PyJWTError:
-        raise TokenError("invalid") from None
-    if data["room"] != room:
-        raise TokenError("wrong room")
+    data = _decode(secret, token, room)
     if data["role"] != WAITING:
         raise TokenError("not a waiting token")
     return str(data["sub"])
