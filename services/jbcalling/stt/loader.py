@@ -31,17 +31,9 @@ def load_backends(settings: SttSettings) -> tuple[dict[str, Backend], dict[str, 
         try:
             if kind == "streaming":
                 backends[lang] = StreamingBackend(lang, model, folder, settings, vad)
-            elif kind == "vad-whisper":
-                from jbcalling.stt.whisper_ct2 import WhisperCt2
-
-                decoder = WhisperCt2(model, folder, lang, settings.threads, settings.whisper_window_s,
-                                     settings.whisper_compute_type)
-                backends[lang] = VadOfflineBackend(lang, model, decoder, kind, settings, vad, standin)
             else:
-                from jbcalling.stt.sherpa_offline import SherpaOffline
-
-                backends[lang] = VadOfflineBackend(lang, model, SherpaOffline(model, folder, settings),
-                                                   kind, settings, vad, standin)
+                backends[lang] = VadOfflineBackend(lang, model, _decoder(settings, lang), kind,
+                                                   settings, vad, standin)
         except MissingModel as exc:
             problems[lang] = str(exc)
             log.error("recognizer unavailable", extra={"lang": lang, "reason": str(exc)})
@@ -55,6 +47,7 @@ def load_backends(settings: SttSettings) -> tuple[dict[str, Backend], dict[str, 
 
 
 def _decoder(settings: SttSettings, lang: str) -> Any:
+    """The offline recognizer of ``lang``'s VAD backend (vad-whisper or vad-sherpa)."""
     kind, _, model = settings.languages[lang].partition(":")
     folder = settings.models_dir / model
     if kind == "vad-whisper":
