@@ -39,7 +39,8 @@ SIZES = {"tiny": Dims(layers=2, d_model=64, joiner=64, vocab=200),
          "base": Dims(layers=12, d_model=512, joiner=512, vocab=500)}
 
 
-def _save(path: Path, graph: Any, meta: dict[str, str]) -> None:
+def save_onnx(path: Path, graph: Any, meta: dict[str, str]) -> None:
+    """Write ``graph`` as a checked ONNX model (opset 17) with ``meta`` as its metadata."""
     import onnx
     from onnx import helper
 
@@ -159,7 +160,7 @@ def build(dest: Path, size: str = "tiny", seed: int = 0) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for name, make in (("encoder", _encoder), ("decoder", _decoder), ("joiner", _joiner)):
         graph, meta = make(d, rng)
-        _save(dest / f"{name}.onnx", graph, meta)
+        save_onnx(dest / f"{name}.onnx", graph, meta)
     letters = "abcdefghijklmnopqrstuvwxyz"
     pieces = ["<blk>", "<sos/eos>", "<unk>"]
     pieces += [f"▁{a}{b}" if i % 3 == 0 else f"{a}{b}"
@@ -205,6 +206,6 @@ def build_offline(dest: Path, size: str = "tiny", seed: int = 0) -> Path:
     ``encoder_out_lens``; the same decoder, joiner and tokens as :func:`build`."""
     build(dest, size, seed)
     graph, meta = _offline_encoder(SIZES[size], np.random.default_rng(seed + 100))
-    _save(dest / "encoder.onnx", graph, meta)
+    save_onnx(dest / "encoder.onnx", graph, meta)
     mark_standin(dest, f"random-weight offline transducer stand-in, size {size}")
     return dest

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from jbcalling.speech.modelfiles import mark_standin
+from jbcalling.speech.standin_transducer import save_onnx
 
 # Whisper's multilingual token numbering (n_vocab 51865): <|endoftext|>, <|startoftranscript|>,
 # then one token per language in this order, then the task and special tokens.
@@ -269,19 +270,6 @@ def _decoder(d: Dims, rng: np.random.Generator, weight: float,
     return graph, {}
 
 
-def _save(path: Path, graph: Any, meta: dict[str, str]) -> None:
-    import onnx
-    from onnx import helper
-
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    for k, v in meta.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = k, v
-    onnx.checker.check_model(model)
-    onnx.save(model, str(path))
-
-
 def build(dest: Path, size: str = "tiny", weight: float = WEIGHT, offset: float = OFFSET,
           favour: tuple[str, str] = ("vi", "en"), quantize: bool = False, seed: int = 0) -> Path:
     """Write ``encoder.onnx`` and ``decoder.onnx`` into ``dest``. A positive score favours
@@ -292,7 +280,7 @@ def build(dest: Path, size: str = "tiny", weight: float = WEIGHT, offset: float 
     dest.mkdir(parents=True, exist_ok=True)
     for name, (graph, meta) in (("encoder", _encoder(d, rng, offset)),
                                 ("decoder", _decoder(d, rng, weight, favour))):
-        _save(dest / f"{name}.onnx", graph, meta)
+        save_onnx(dest / f"{name}.onnx", graph, meta)
         if quantize:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
