@@ -135,6 +135,22 @@ def _poll(url: str, rid: str, token: str) -> httpx.Response:
     return HTTP.get(f"{url}/api/rooms/{rid}/waiting", headers={"Authorization": f"Bearer {token}"})
 
 
+class _Recorded:
+    """A client socket that remembers the type of every event it received."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.types: list[str] = []
+
+    async def recv(self) -> str:
+        text = await self.ws.recv()
+        self.types.append(json.loads(text)["type"])
+        return str(text)
+
+    async def send(self, text: str) -> None:
+        await self.ws.send(text)
+
+
 def test_lock_waiting_room_admit_and_decline(srv: Any) -> None:
     made = room(srv.url)
     rid = made["room_id"]
@@ -143,7 +159,8 @@ def test_lock_waiting_room_admit_and_decline(srv: Any) -> None:
 
     async def scenario() -> None:
         async with socket(srv.url, rid, host["token"]) as h, \
-                socket(srv.url, rid, bob["token"]) as b:
+                socket(srv.url, rid, bob["token"]) as bob_ws:
+            b = _Recorded(bob_ws)  # every event the guest gets: never the lobby's names
             assert (await next_event(h, "welcome"))["locked"] is False
             assert (await next_event(h, "waiting"))["waiting"] == []  # hosts get the lobby
             await next_event(b, "welcome")
@@ -194,6 +211,9 @@ def test_lock_waiting_room_admit_and_decline(srv: Any) -> None:
                                      "admit": False}))
             assert (await next_event(h, "waiting"))["waiting"] == []
             assert _poll(srv.url, rid, again["wait_token"]).json() == {"state": "declined"}
+            await b.send(json.dumps({"type": "lock", "locked": True}))
+            await next_event(b, "error")  # forbidden: everything published before it came in
+            assert "joined" in b.types and "waiting" not in b.types, b.types
             await h.send(json.dumps({"type": "admit", "request": again["request_id"]}))
             assert (await next_event(h, "error"))["code"] == "no_such_request"
             await h.send(json.dumps({"type": "admit", "request": 5, "admit": "yes"}))

@@ -67,6 +67,7 @@ from jbcalling.signaling.waiting import WaitingRoom
 log = logging.getLogger("jbcalling.signaling.ws")
 HEARTBEAT_S = 20
 HOST_ACTIONS = HOST_ONLY
+HOST_EVENTS = frozenset({"waiting"})  # events only hosts receive: the lobby's names
 PER_TYPE = client_message_types()  # the messages of protocol.CLIENT_MESSAGES
 MEDIA = frozenset({"media_offer", "sdp", "ice"})
 # Counted per room (all replicas): what reaches the gateway, and what reaches everyone.
@@ -88,6 +89,7 @@ class Hub:
         self.store = store
         self.sockets: dict[str, dict[str, WebSocket]] = defaultdict(dict)
         self.socket_ids: dict[WebSocket, str] = {}
+        self.hosts: set[WebSocket] = set()  # sockets of hosts: the lobby's names go only there
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -124,6 +126,8 @@ class Hub:
         for pid, ws in list(targets.items()):
             if event.get("to") not in (None, pid):  # addressed to one participant
                 continue
+            if event["type"] in HOST_EVENTS and ws not in self.hosts:
+                continue
             await _send_text(ws, text)
             if event["type"] == "removed" and event.get("participant") == pid:
                 await ws.close(4001, "removed by the host")
@@ -140,12 +144,20 @@ class Hub:
             await _close(ws, *CLOSE_FOR[Standing.REPLACED])
             await _gone(ws, room, pid, self, self.store, None)
 
-    def add(self, room: str, pid: str, ws: WebSocket, socket_id: str) -> WebSocket | None:
+    def add(self, room: str, pid: str, ws: WebSocket, socket_id: str,
+            host: bool = False) -> WebSocket | None:
         """Make ``ws`` the participant's socket here; the one it replaces, if any."""
         old = self.sockets[room].get(pid)
         self.sockets[room][pid] = ws
         self.socket_ids[ws] = socket_id
+        if host:
+            self.hosts.add(ws)
         return old if old is not ws else None
+
+    def forget(self, ws: WebSocket) -> str | None:
+        """``ws`` is gone: its socket id, if it had one here."""
+        self.hosts.discard(ws)
+        return self.socket_ids.pop(ws, None)
 
 
 async def _send(ws: WebSocket, event: Event) -> None:
@@ -206,9 +218,9 @@ async def serve(ws: WebSocket, room: str, settings: SignalingSettings, store: Ro
     await store.save(room, me)
     socket_id = secrets.token_urlsafe(12)
     await store.claim_socket(room, me.id, socket_id)
-    replaced = hub.add(room, me.id, ws, socket_id)
+    replaced = hub.add(room, me.id, ws, socket_id, host=claims.role == "host")
     if replaced is not None:  # the same participant's older socket on this replica
-        hub.socket_ids.pop(replaced, None)
+        hub.forget(replaced)
         await _close(replaced, *CLOSE_FOR[Standing.REPLACED])
     people = [p.public() for p in await store.participants(room)]
     await _send(ws, Welcome(you=me.public(), participants=people,
@@ -235,10 +247,10 @@ async def _gone(ws: WebSocket, room: str, pid: str, hub: Hub, store: RoomStore,
     # A reloaded page's new socket (same token) may already be in: the old socket's close must
     # not take its place in the hub, its media or its presence. No await before the pop.
     if hub.sockets.get(room, {}).get(pid) is not ws:
-        hub.socket_ids.pop(ws, None)
+        hub.forget(ws)
         return
     hub.sockets[room].pop(pid, None)
-    mine = hub.socket_ids.pop(ws, None)
+    mine = hub.forget(ws)
     if not hub.sockets[room]:
         hub.sockets.pop(room, None)
     if media is None:  # replaced by a socket on another replica, which now owns the media
