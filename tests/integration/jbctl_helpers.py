@@ -67,3 +67,31 @@ def base_env(state_dir: Path) -> dict[str, str]:
     env.update({"JB_STATE_DIR": str(state_dir), "JB_DEV_PORT_OFFSET": str(OFFSET),
                 "JB_DEPLOY_TIMEOUT_S": "180", "NO_COLOR": "1", "COLUMNS": "200"})
     return env
+
+
+def task_pids(needle: str, cwd_under: str) -> list[int]:
+    """Live processes whose command line has ``needle`` and whose working directory is under
+    ``cwd_under`` (raw_exec runs a task in its allocation's task dir: /alloc/<id>/ or the
+    cluster's state dir)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                cwd = os.readlink(entry / "cwd")
+            except OSError:
+                continue
+            if needle in cmd and cwd_under in cwd + "/" and not _zombie(entry):
+                pids.append(int(entry.name))
+    return pids
+
+
+def alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists() and not _zombie(Path(f"/proc/{pid}"))
+
+
+def _zombie(proc: Path) -> bool:
+    try:
+        return (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from jbctl_helpers import ROOT, Cluster, base_env
+from jbctl_helpers import ROOT, Cluster, base_env, task_pids
 
 pytestmark = pytest.mark.integration
 
@@ -33,18 +33,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         c.jbctl("cluster", "down", timeout=120)
 
 
-def _task_pids(c: Cluster, needle: str) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                cwd = os.readlink(entry / "cwd")
-            except OSError:
-                continue
-            if needle in cmd and cwd.startswith(str(c.state_dir)):
-                pids.append(int(entry.name))
-    return pids
+def _pids(c: Cluster, needle: str) -> list[int]:
+    return task_pids(needle, str(c.state_dir))
 
 
 def _wait(cond, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -154,9 +144,9 @@ def test_logs_show_the_service_log(cluster: Cluster) -> None:
 
 
 def test_killed_task_is_restarted_and_health_recovers(cluster: Cluster) -> None:
-    (pid,) = _task_pids(cluster, "jb-signaling")
+    (pid,) = _pids(cluster, "jb-signaling")
     os.kill(pid, signal.SIGKILL)
-    _wait(lambda: _task_pids(cluster, "jb-signaling") not in ([], [pid]), 60, "a new process")
+    _wait(lambda: _pids(cluster, "jb-signaling") not in ([], [pid]), 60, "a new process")
     _wait(lambda: cluster.jbctl("health").returncode == 0, 60, "health to pass again")
     alloc = next(a for a in cluster.nomad_get("/v1/job/signaling/allocations")
              if a["ClientStatus"] == "running")
@@ -214,7 +204,7 @@ def test_stop_all_purge_then_ownership_is_enforced(cluster: Cluster) -> None:
     res = cluster.jbctl("stop", "--all", "--purge")
     assert res.returncode == 0, res.stderr
     assert cluster.nomad_get("/v1/jobs") == []
-    assert _task_pids(cluster, "jb-signaling") == [] and _task_pids(cluster, "redis-server") == []
+    assert _pids(cluster, "jb-signaling") == [] and _pids(cluster, "redis-server") == []
     # A job named like ours that jbctl did not create is never overwritten.
     foreign = {"Job": {"ID": "redis", "Name": "redis", "Type": "batch", "Datacenters": ["dc1"],
                        "TaskGroups": [{"Name": "g", "Count": 0, "Tasks": [
@@ -230,5 +220,5 @@ def test_stop_all_purge_then_ownership_is_enforced(cluster: Cluster) -> None:
 def test_cluster_down_leaves_no_process(cluster: Cluster) -> None:
     res = cluster.jbctl("cluster", "down", timeout=120)
     assert res.returncode == 0, res.stderr
-    assert _task_pids(cluster, "") == []
+    assert _pids(cluster, "") == []
     assert cluster.jbctl("cluster", "status").returncode == 1

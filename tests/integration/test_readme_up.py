@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from jbctl_helpers import ROOT, Cluster, base_env
+from jbctl_helpers import ROOT, Cluster, alive, base_env, task_pids
 
 pytestmark = pytest.mark.integration
 OFFSET = int(os.environ.get("JB_TEST_UP_OFFSET", "11000"))
@@ -283,7 +283,7 @@ def test_a_hung_mt_is_restarted_by_nomad(stack: Stack) -> None:
     c = stack.cluster
     (alloc,) = [a for a in _nomad(c, "/v1/job/mt/allocations") if a["ClientStatus"] == "running"]
     restarts = alloc["TaskStates"]["mt"]["Restarts"]
-    (pid,) = _task_pids(alloc["ID"], "jb-mt")
+    (pid,) = task_pids("jb-mt", f"/alloc/{alloc['ID']}/")
     t0 = time.monotonic()
     os.kill(pid, signal.SIGSTOP)
     try:
@@ -291,7 +291,7 @@ def test_a_hung_mt_is_restarted_by_nomad(stack: Stack) -> None:
         while not new:
             assert time.monotonic() - t0 < 120, "mt was not restarted within 120 s"
             time.sleep(1)
-            new = [p for p in _task_pids(alloc["ID"], "jb-mt") if p != pid]
+            new = [p for p in task_pids("jb-mt", f"/alloc/{alloc['ID']}/") if p != pid]
         restarted_after = time.monotonic() - t0
         while not (healthy := c.passing("mt")):
             assert time.monotonic() - t0 < 180, "mt not healthy again within 180 s"
@@ -304,7 +304,7 @@ def test_a_hung_mt_is_restarted_by_nomad(stack: Stack) -> None:
     events = [e for e in state["Events"] if e["Type"] == "Restart Signaled"]
     assert events and "mt alive" in events[-1]["DisplayMessage"] \
         and "unhealthy" in events[-1]["DisplayMessage"], state["Events"]
-    assert not _alive(pid), "the hung process is still there"
+    assert not alive(pid), "the hung process is still there"
     assert [i["Service"]["ID"] for i in healthy], healthy
     print(f"hung mt: restarted {restarted_after:.1f} s after SIGSTOP, "
           f"healthy {time.monotonic() - t0:.1f} s after")
@@ -317,32 +317,6 @@ def _nomad(c: Cluster, path: str) -> Any:
     resp = httpx.get(c.nomad + path, timeout=10)
     resp.raise_for_status()
     return resp.json()
-
-
-def _task_pids(alloc_id: str, needle: str) -> list[int]:
-    """Processes of an allocation's task: raw_exec runs them in the allocation's task dir."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                cwd = os.readlink(entry / "cwd")
-            except OSError:
-                continue
-            if needle in cmd and f"/alloc/{alloc_id}/" in cwd + "/" and not _zombie(entry):
-                pids.append(int(entry.name))
-    return pids
-
-
-def _zombie(proc: Path) -> bool:
-    try:
-        return (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists() and not _zombie(Path(f"/proc/{pid}"))
 
 
 def _call_through_the_deployed_stack(signaling: str) -> None:

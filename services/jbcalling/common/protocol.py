@@ -49,6 +49,8 @@ REACTIONS: tuple[str, ...] = ("👍", "👏", "😂", "❤️", "🎉", "😮")
 # error codes of a media negotiation that a later attempt may not get (the gateway restarts)
 RETRYABLE_MEDIA_ERRORS = frozenset({"gateway_unreachable", "no_gateway", "gateway_error",
                                     "no_offer"})
+# ``video_visibility``: at most this many hidden tiles in one message (a room has far fewer)
+MAX_HIDDEN_TILES = 64
 
 
 def other(lang: str) -> Lang:
@@ -553,9 +555,19 @@ class Admit(ClientMessage):
     admit: bool = True
 
 
+class VideoVisibility(ClientMessage):
+    """The participants whose tiles this page does not show (scrolled away, a background tab):
+    the gateway pauses their video for this participant (audio goes on) and resumes it, with a
+    keyframe, when a later message leaves them out. Sent when the set changes and after each
+    ``media_ready`` (a new peer connection starts with every video flowing)."""
+
+    type: Literal["video_visibility"] = "video_visibility"
+    hidden: list[str] = Field(max_length=MAX_HIDDEN_TILES)
+
+
 CLIENT_MESSAGES: tuple[type[ClientMessage], ...] = (
     ChangeSettings, SpeakingNow, Ping, MediaOffer, SdpAnswer, Ice, Mute, Remove, End, SendChat,
-    RaiseHand, React, Lock, Admit)
+    RaiseHand, React, Lock, Admit, VideoVisibility)
 HOST_ONLY = frozenset({"mute", "remove", "end", "lock", "admit"})
 
 
@@ -580,7 +592,7 @@ def event_schema() -> dict[str, Any]:
     schema = _ADAPTER.json_schema()
     clients: TypeAdapter[Any] = TypeAdapter(Annotated[
         ChangeSettings | SpeakingNow | Ping | MediaOffer | SdpAnswer | Ice | Mute | Remove | End
-        | SendChat | RaiseHand | React | Lock | Admit,
+        | SendChat | RaiseHand | React | Lock | Admit | VideoVisibility,
         Field(discriminator="type")])
     schema["client_messages"] = clients.json_schema(ref_template="#/$defs/{model}")
     schema["$defs"] |= schema["client_messages"].pop("$defs")

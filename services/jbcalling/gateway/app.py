@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
 import redis.asyncio as aioredis
 from aiortc import sdp as aiortc_sdp
@@ -28,8 +28,8 @@ from pydantic import BaseModel, Field, ValidationError
 from jbcalling.common import health, limits
 from jbcalling.common.discovery import Discovery
 from jbcalling.common.errors import ServiceError
-from jbcalling.common.protocol import Caption, Event, events_channel
-from jbcalling.gateway import counters, ice, passthrough
+from jbcalling.common.protocol import MAX_HIDDEN_TILES, Caption, Event, events_channel
+from jbcalling.gateway import counters, forward_stats, ice, rtp_forward
 from jbcalling.gateway.pipeline import Pipeline
 from jbcalling.gateway.settings import GatewaySettings
 from jbcalling.gateway.sfu import Sfu
@@ -51,6 +51,12 @@ class MuteState(BaseModel):
                         "recognised until a later false.")
 
 
+class Visibility(BaseModel):
+    hidden: list[Annotated[str, Field(pattern=ID)]] = Field(
+        max_length=MAX_HIDDEN_TILES, description="Participants whose tiles this participant's page does "
+        "not show: their video is not forwarded to it until a later list leaves them out.")
+
+
 class Offer(BaseModel):
     type: str = "offer"
     sdp: str = Field(description="The gateway's offer, candidates inside (no trickle ICE).")
@@ -58,7 +64,7 @@ class Offer(BaseModel):
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
-    passthrough.install()
+    rtp_forward.install()
     counters.install()
     ice.use_host_addresses(settings.ice_addresses)
     registry = CollectorRegistry()
@@ -181,6 +187,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             await state["pipeline"].stop(room, pid)
         return Response(status_code=204)
 
+    @app.put("/v1/rooms/{room}/peers/{pid}/visibility", status_code=204)
+    async def visibility(room: str, pid: str, body: Visibility,
+                         x_jb_gateway_token: str = Header("")) -> Response:
+        """Signaling's word on which tiles a participant's page shows (docs/protocol.md,
+        ``video_visibility``): the video of the others is paused for them."""
+        _auth(x_jb_gateway_token)
+        _ids(room, pid)
+        if not sfu.set_hidden(room, pid, set(body.hidden)):
+            raise ServiceError(404, "no_peer", "this participant has no media here: negotiate "
+                               "first (the page sends its visibility after media_ready)")
+        return Response(status_code=204)
+
     @app.delete("/v1/rooms/{room}/peers/{pid}", status_code=204)
     async def leave(room: str, pid: str, x_jb_gateway_token: str = Header("")) -> Response:
         _auth(x_jb_gateway_token)
@@ -191,15 +209,17 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     registry.register(counters.GatewayCollector(lambda: {
         "rooms": len(sfu.rooms), "peers": sfu.peer_count,
-        "forwarded_video_frames": passthrough.counters["forwarded_frames"]}))
+        "forwarded_video_frames": forward_stats.totals["video"]["sent_frames"],
+        "video_paused_streams": sum(r.paused_streams() for r in sfu.rooms.values())}))
 
     async def probe() -> health.Readiness:
         load: dict[str, Any] = {"rooms": len(sfu.rooms), "peers": sfu.peer_count,
                 "capacity": {"rooms": settings.max_rooms, "peers_per_room": settings.max_peers},
                 "video_encoders_started": counters.encoders_started["video"],
                 "audio_encoders_started": counters.encoders_started["audio"],
-                "forwarded_video_frames": passthrough.counters["forwarded_frames"],
+                "forwarded_video_frames": forward_stats.totals["video"]["sent_frames"],
                 "muted_audio_frames_dropped": sfu.muted_frames_dropped,
+                "video_paused_streams": sum(r.paused_streams() for r in sfu.rooms.values()),
                 "speech_samples_played": sum(p.speech.samples_played for r in sfu.rooms.values()
                                              for p in r.peers.values())}
         try:

@@ -84,6 +84,9 @@ class GatewayCollector(Collector):
                                 value=now["rooms"])
         yield GaugeMetricFamily("jb_gateway_peers", "Peer connections (participants' media)",
                                 value=now["peers"])
+        yield GaugeMetricFamily("jb_gateway_video_paused_streams", "Subscriber/source pairs "
+                                "whose video is paused (a tile the subscriber's page does not "
+                                "show)", value=now.get("video_paused_streams", 0))
         yield _by_kind("jb_gateway_forwarded_packets", "RTP packets forwarded without "
                        "re-encoding", forwarded_packets)
         yield _by_kind("jb_gateway_forwarded_bytes", "RTP payload bytes forwarded without "

@@ -76,6 +76,10 @@ class Room:
         self.peers: dict[str, Peer] = {}
         # participants whose audio goes nowhere; kept across their reconnects, gone with the room
         self.muted: set[str] = set()
+        # subscriber -> sources whose tiles its page does not show: their video is paused for it
+        # (set by signaling, Sfu.set_hidden; a new peer connection of the subscriber starts with
+        # everything shown and its page sends the set again)
+        self.hidden: dict[str, frozenset[str]] = {}
 
     def sinks(self, source: str, kind: str) -> list[passthrough.RelayTrack]:
         if kind == "audio" and source in self.muted:
@@ -84,9 +88,17 @@ class Room:
         out = []
         for peer in self.peers.values():
             slot = peer.slot_of(source)
-            if slot is not None:
-                out.append(slot.audio if kind == "audio" else slot.video)
+            if slot is None:
+                continue
+            if kind == "video" and source in self.hidden.get(peer.id, ()):
+                continue  # a tile this subscriber cannot see: no video (audio goes on)
+            out.append(slot.audio if kind == "audio" else slot.video)
         return out
+
+    def paused_streams(self) -> int:
+        """(subscriber, source) pairs whose video is paused now: both connected here."""
+        return sum(len(hidden & self.peers.keys() - {sub})
+                   for sub, hidden in self.hidden.items() if sub in self.peers)
 
     async def assign_slots(self) -> None:
         """Give every publisher a slot at every other peer; tell each peer its slot map.
@@ -232,6 +244,7 @@ class Sfu:
         if room is None or pid not in room.peers:
             return
         peer = room.peers.pop(pid)
+        room.hidden.pop(pid, None)
         for receiver in peer.receivers.values():
             passthrough.unbind_tap(receiver)
         for task in peer.tasks:
@@ -256,6 +269,26 @@ class Sfu:
         else:
             room.muted.discard(pid)
         return True
+
+    def set_hidden(self, room_id: str, subscriber: str, hidden: set[str]) -> bool:
+        """Pause the video of the sources in ``hidden`` for ``subscriber`` (tiles its page does
+        not show) and resume the others; a source shown again is asked for a keyframe, so that
+        the picture comes back at once. False if ``subscriber`` has no peer connection here."""
+        room = self.rooms.get(room_id)
+        if room is None or subscriber not in room.peers:
+            return False
+        before = room.hidden.get(subscriber, frozenset())
+        room.hidden[subscriber] = frozenset(hidden - {subscriber})
+        for source in before - room.hidden[subscriber]:
+            self.request_keyframe(room_id, source)
+        return True
+
+    def request_keyframe(self, room_id: str, source_pid: str) -> None:
+        """Ask ``source_pid``'s camera for a keyframe (RTCP PLI), if it sends video here."""
+        room = self.rooms.get(room_id)
+        src = room.peers.get(source_pid) if room is not None else None
+        if src is not None and "video" in src.receivers:
+            self._spawn(passthrough.request_keyframe(src.receivers["video"]))
 
     def has_peer(self, room_id: str, pid: str) -> bool:
         room = self.rooms.get(room_id)

@@ -9,7 +9,9 @@ or restarted, forgets both keys and tells the room's clients to rejoin (``media_
 
 A participant's mute reaches the gateway twice over: with every offer (``?muted=``, read from
 their stored record, so a reconnect or a restarted gateway keeps it) and at once when it
-changes (``PUT .../mute``).
+changes (``PUT .../mute``). Which tiles a participant's page hides (``PUT .../visibility``,
+signaling/visibility.py) is sent only when it changes: the page sends it again after every
+negotiation.
 """
 
 from __future__ import annotations
@@ -130,18 +132,32 @@ class MediaRelay:
         """Tell the room's gateway, if it has one, that ``pid``'s audio must go nowhere (or may
         again). A gateway that does not answer gets the state with the participant's next offer
         (a gateway that went away makes the room's clients negotiate again)."""
+        await self._put(room, f"/v1/rooms/{room}/peers/{pid}/mute", {"muted": muted}, "mute")
+
+    async def visibility(self, room: str, pid: str, hidden: list[str]) -> None:
+        """Tell the room's gateway which participants' tiles ``pid``'s page does not show (their
+        video is paused for ``pid``). Not replayed with the next offer: a new peer connection
+        starts with every video flowing and the page sends its list again after
+        ``media_ready``."""
+        await self._put(room, f"/v1/rooms/{room}/peers/{pid}/visibility", {"hidden": hidden},
+                        "visibility")
+
+    async def _put(self, room: str, path: str, body: dict[str, Any], what: str) -> None:
+        """A state change for the room's gateway, if it has one; a gateway that does not take
+        it is logged (the state comes again with the next negotiation)."""
         url = await self.store.redis.get(room_key(room, "gateway"))
         if not url:
             return
         try:
             async with httpx.AsyncClient(timeout=5, headers=self.headers, verify=tls()) as http:
-                resp = await http.put(f"{_text(url)}/v1/rooms/{room}/peers/{pid}/mute",
-                                      json={"muted": muted})
+                resp = await http.put(_text(url) + path, json=body)
         except httpx.HTTPError as exc:
-            log.warning("gateway did not take a mute", extra={"error": str(exc)})
+            log.warning("gateway did not take a state change", extra={"what": what,
+                                                                     "error": str(exc)})
             return
         if resp.status_code != 204:
-            log.warning("gateway refused a mute", extra={"status": resp.status_code})
+            log.warning("gateway refused a state change", extra={"what": what,
+                                                                "status": resp.status_code})
 
     async def leave(self, room: str, pid: str) -> None:
         key = await self.store.redis.get(room_key(room, "gateway"))

@@ -15,7 +15,7 @@ WS_RATE_DEFAULTS: dict[str, tuple[float, float]] = {
     "media_offer": (8, 0.5), "sdp": (8, 0.5), "ice": (20, 2.0), "speaking": (6, 2.0),
     "settings": (10, 1.0), "ping": (4, 0.5), "mute": (10, 1.0), "remove": (10, 1.0),
     "end": (2, 0.1), "chat": (5, 0.5), "hand": (6, 1.0), "react": (5, 1.0), "lock": (6, 0.5),
-    "admit": (20, 2.0), "other": (5, 0.5)}
+    "admit": (20, 2.0), "video_visibility": (10, 2.0), "other": (5, 0.5)}
 
 
 # What a participant is told when they ask for "I speak: detect" and it is off (speak_auto).

@@ -13,8 +13,9 @@ while connected, 4008 too many messages (sustained rate-limit excess), 1009 mess
 A participant has one live socket: the newest (its id in Redis, ``RoomStore.claim_socket``);
 every replica closes an older one when the newcomer's ``present`` event arrives. Membership,
 ban and that the socket is the live one are read again from Redis before every media and host
-action and every message that reaches the room (``speaking``, ``settings``), since a ``removed``
-event can miss a socket (pub/sub delivers at most once).
+action and every message that reaches the room (``speaking``, ``settings``) or the gateway
+(``video_visibility``), since a ``removed`` event can miss a socket (pub/sub delivers at most
+once).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ from jbcalling.common.protocol import (
     client_message_types,
     room_of_channel,
 )
-from jbcalling.signaling import chat, hands, metrics, mute, tokens
+from jbcalling.signaling import chat, hands, metrics, mute, tokens, visibility
 from jbcalling.signaling.chat import ChatRelay
 from jbcalling.signaling.media import MediaError, MediaRelay
 from jbcalling.signaling.ratelimit import RateLimiter, SocketLimits
@@ -74,8 +75,9 @@ MEDIA = frozenset({"media_offer", "sdp", "ice"})
 ROOM_MEDIA = frozenset({"media_offer", "sdp"})
 MEETING = frozenset({"chat", "hand", "react", "lock", "admit"})  # chat.py, hands.py, waiting.py
 ROOM_EVENTS = frozenset({"speaking", "settings"}) | HOST_ACTIONS | MEETING
-# Checked again against Redis before they run (see the module docstring): all of the above.
-NEEDS_STANDING = ROOM_MEDIA | ROOM_EVENTS
+# Checked again against Redis before they run (see the module docstring): all of the above,
+# and which tiles a page hides (it reaches the gateway; limited per socket, not per room).
+NEEDS_STANDING = ROOM_MEDIA | ROOM_EVENTS | {"video_visibility"}
 CLOSE_FOR = {Standing.REMOVED: (4001, "removed by the host"),
              Standing.GONE: (4004, "not in this room (removed, ended or expired): join again"),
              Standing.REPLACED: (4005, "replaced by a newer connection of this participant")}
@@ -355,6 +357,10 @@ async def _loop(s: _Session) -> None:
         await s.store.touch(room)
         if kind in MEDIA:
             await _media(ws, room, s.pid, kind, msg, s.media)
+        elif kind == "video_visibility":
+            refused = await visibility.apply(s.store, s.media, room, s.pid, msg)
+            if refused is not None:
+                await _send(ws, refused)
         elif kind in MEETING:
             refused = await _meeting(s, kind, msg)
             if refused is not None:
