@@ -21,7 +21,6 @@ import httpx
 import pytest
 from signaling_client import join, room, settings_for, socket
 
-from conftest import ServedApp
 from gateway_process import start_gateway, stop_gateway
 from jbcalling.client import SyntheticPeer, negotiate_over_signaling
 from jbcalling.signaling.app import create_app
