@@ -29,7 +29,7 @@ from jbcalling.common import health, limits
 from jbcalling.common.discovery import Discovery
 from jbcalling.common.errors import ServiceError
 from jbcalling.common.protocol import MAX_HIDDEN_TILES, Caption, Event, events_channel
-from jbcalling.gateway import counters, forward_stats, ice, rtp_forward
+from jbcalling.gateway import counters, ice, passthrough
 from jbcalling.gateway.pipeline import Pipeline
 from jbcalling.gateway.settings import GatewaySettings
 from jbcalling.gateway.sfu import Sfu
@@ -53,8 +53,9 @@ class MuteState(BaseModel):
 
 class Visibility(BaseModel):
     hidden: list[Annotated[str, Field(pattern=ID)]] = Field(
-        max_length=MAX_HIDDEN_TILES, description="Participants whose tiles this participant's page does "
-        "not show: their video is not forwarded to it until a later list leaves them out.")
+        max_length=MAX_HIDDEN_TILES, description="Participants whose tiles this participant's "
+        "page does not show: their video is not forwarded to it until a later list leaves them "
+        "out.")
 
 
 class Offer(BaseModel):
@@ -64,7 +65,7 @@ class Offer(BaseModel):
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
-    rtp_forward.install()
+    passthrough.install()
     counters.install()
     ice.use_host_addresses(settings.ice_addresses)
     registry = CollectorRegistry()
@@ -209,7 +210,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     registry.register(counters.GatewayCollector(lambda: {
         "rooms": len(sfu.rooms), "peers": sfu.peer_count,
-        "forwarded_video_frames": forward_stats.totals["video"]["sent_frames"],
+        "forwarded_video_frames": passthrough.counters["forwarded_frames"],
         "video_paused_streams": sum(r.paused_streams() for r in sfu.rooms.values())}))
 
     async def probe() -> health.Readiness:
@@ -217,7 +218,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 "capacity": {"rooms": settings.max_rooms, "peers_per_room": settings.max_peers},
                 "video_encoders_started": counters.encoders_started["video"],
                 "audio_encoders_started": counters.encoders_started["audio"],
-                "forwarded_video_frames": forward_stats.totals["video"]["sent_frames"],
+                "forwarded_video_frames": passthrough.counters["forwarded_frames"],
                 "muted_audio_frames_dropped": sfu.muted_frames_dropped,
                 "video_paused_streams": sum(r.paused_streams() for r in sfu.rooms.values()),
                 "speech_samples_played": sum(p.speech.samples_played for r in sfu.rooms.values()
