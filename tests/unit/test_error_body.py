@@ -95,18 +95,15 @@ def _service_apps(tmp_path: Path) -> dict[str, FastAPI]:
 @pytest.fixture
 def gateway_hooks_undone(monkeypatch: pytest.MonkeyPatch) -> None:
     """The gateway's app patches aiortc for the whole process (its receivers forward encoded
-    frames instead of decoding them: gateway/passthrough.py): undone after the test, so that
+    frames instead of decoding them: gateway/rtp_forward.py): undone after the test, so that
     later tests' own aiortc peers in this process still decode."""
     from aiortc import rtcrtpreceiver, rtcrtpsender
 
-    from jbcalling.gateway import counters, passthrough
+    from jbcalling.gateway import rtp_forward
 
     monkeypatch.setattr(rtcrtpreceiver, "get_decoder", rtcrtpreceiver.get_decoder)
     monkeypatch.setattr(rtcrtpsender, "get_encoder", rtcrtpsender.get_encoder)
-    monkeypatch.setattr(rtcrtpreceiver.RTCRtpReceiver, "_send_rtcp_pli",
-                        rtcrtpreceiver.RTCRtpReceiver._send_rtcp_pli)
-    monkeypatch.setitem(passthrough._state, "installed", passthrough._state["installed"])
-    monkeypatch.setitem(counters._installed, "done", counters._installed["done"])
+    monkeypatch.setitem(rtp_forward._installed, "done", rtp_forward._installed["done"])
 
 
 def test_every_service_openapi_shows_the_error_body(tmp_path: Path,

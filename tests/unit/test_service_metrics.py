@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import av
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -23,18 +22,15 @@ PROCESS = ("process_cpu_seconds_total", "process_resident_memory_bytes", "python
 
 @pytest.fixture
 def gateway_hooks_undone(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The gateway patches aiortc for the whole process (gateway/passthrough.py, counters.py):
+    """The gateway patches aiortc for the whole process (gateway/rtp_forward.py):
     undone after the test, so that later tests' own aiortc peers still decode."""
     from aiortc import rtcrtpreceiver, rtcrtpsender
 
-    from jbcalling.gateway import counters, passthrough
+    from jbcalling.gateway import rtp_forward
 
     monkeypatch.setattr(rtcrtpreceiver, "get_decoder", rtcrtpreceiver.get_decoder)
     monkeypatch.setattr(rtcrtpsender, "get_encoder", rtcrtpsender.get_encoder)
-    monkeypatch.setattr(rtcrtpreceiver.RTCRtpReceiver, "_send_rtcp_pli",
-                        rtcrtpreceiver.RTCRtpReceiver._send_rtcp_pli)
-    monkeypatch.setitem(passthrough._state, "installed", passthrough._state["installed"])
-    monkeypatch.setitem(counters._installed, "done", counters._installed["done"])
+    monkeypatch.setitem(rtp_forward._installed, "done", rtp_forward._installed["done"])
 
 
 def _samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -56,10 +52,7 @@ def _caption(kind: str, lang: str, latency_ms: int, **extra: object) -> Caption:
 
 def test_gateway_observes_caption_latency_at_publish_and_counts_forwarding(
         gateway_hooks_undone: None) -> None:
-    from aiortc import rtcrtpsender
-    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-
-    from jbcalling.gateway import passthrough
+    from jbcalling.gateway import forward_stats
     from jbcalling.gateway.app import create_app
     from jbcalling.gateway.settings import GatewaySettings
 
@@ -73,11 +66,11 @@ def test_gateway_observes_caption_latency_at_publish_and_counts_forwarding(
         # a failed translation has no text in any language: no latency to observe
         client.portal.call(publish, "roomAAAAAA", _caption("translation", "en", 900,
                                                            translation_error="unavailable"))
-        # a forwarded VP8 frame: the sender only packs it (no encoder), counted per packet
-        vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
-        frame = av.Packet(b"\x10" + b"\x00" * 2999)
-        frame.pts, frame.time_base = 0, passthrough.VIDEO_TIME_BASE
-        payloads, _ = rtcrtpsender.get_encoder(vp8).pack(frame)
+        # a video frame of three packets that a subscriber's leg sent (gateway/rtp_forward.py)
+        sent = dict(forward_stats.totals["video"])
+        leg = forward_stats.LegCounts()
+        for marker in (0, 0, 1):
+            leg.sent("video", 1000, marker)
         samples = _samples(client.get("/metrics").text)
 
     for name in PROCESS:
@@ -95,9 +88,13 @@ def test_gateway_observes_caption_latency_at_publish_and_counts_forwarding(
                   le="10.0") == 1
     assert not any(key[0] == latency + "_count" and ("lang", "en") in key[1]
                    and ("kind", "translation") in key[1] for key in samples)
-    assert len(payloads) >= 3  # 3000 bytes do not fit one RTP packet
-    assert _value(samples, "jb_gateway_forwarded_packets_total", kind="video") >= len(payloads)
-    assert _value(samples, "jb_gateway_forwarded_bytes_total", kind="video") >= 3000
+    assert leg.packets == 3 and leg.bytes == 3000 and leg.frames == 1
+    assert _value(samples, "jb_gateway_forwarded_packets_total",
+                  kind="video") == sent.get("sent_packets", 0) + 3
+    assert _value(samples, "jb_gateway_forwarded_bytes_total",
+                  kind="video") == sent.get("sent_bytes", 0) + 3000
+    assert _value(samples, "jb_gateway_forwarded_video_frames_total") == \
+        sent.get("sent_frames", 0) + 1
     assert _value(samples, "jb_gateway_encoders_started_total", kind="video") == 0
     assert _value(samples, "jb_gateway_rooms") == 0 and _value(samples, "jb_gateway_peers") == 0
     assert ("jb_gateway_keyframe_requests_total", frozenset()) in samples

@@ -29,7 +29,7 @@ from jbcalling.common import health, limits
 from jbcalling.common.discovery import Discovery
 from jbcalling.common.errors import ServiceError
 from jbcalling.common.protocol import MAX_HIDDEN_TILES, Caption, Event, events_channel
-from jbcalling.gateway import counters, ice, passthrough
+from jbcalling.gateway import counters, forward_stats, ice, rtp_forward
 from jbcalling.gateway.pipeline import Pipeline
 from jbcalling.gateway.settings import GatewaySettings
 from jbcalling.gateway.sfu import Sfu
@@ -65,8 +65,7 @@ class Offer(BaseModel):
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
-    passthrough.install()
-    counters.install()
+    rtp_forward.install()
     ice.use_host_addresses(settings.ice_addresses)
     registry = CollectorRegistry()
     # Up to 10 s: a caption later than that is useless on screen; the 1.5 s alert bound between.
@@ -210,15 +209,15 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     registry.register(counters.GatewayCollector(lambda: {
         "rooms": len(sfu.rooms), "peers": sfu.peer_count,
-        "forwarded_video_frames": passthrough.counters["forwarded_frames"],
+        "forwarded_video_frames": forward_stats.totals["video"]["sent_frames"],
         "video_paused_streams": sum(r.paused_streams() for r in sfu.rooms.values())}))
 
     async def probe() -> health.Readiness:
         load: dict[str, Any] = {"rooms": len(sfu.rooms), "peers": sfu.peer_count,
                 "capacity": {"rooms": settings.max_rooms, "peers_per_room": settings.max_peers},
-                "video_encoders_started": counters.encoders_started["video"],
-                "audio_encoders_started": counters.encoders_started["audio"],
-                "forwarded_video_frames": passthrough.counters["forwarded_frames"],
+                "video_encoders_started": forward_stats.encoders_started["video"],
+                "audio_encoders_started": forward_stats.encoders_started["audio"],
+                "forwarded_video_frames": forward_stats.totals["video"]["sent_frames"],
                 "muted_audio_frames_dropped": sfu.muted_frames_dropped,
                 "video_paused_streams": sum(r.paused_streams() for r in sfu.rooms.values()),
                 "speech_samples_played": sum(p.speech.samples_played for r in sfu.rooms.values()

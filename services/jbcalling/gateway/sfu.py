@@ -32,11 +32,12 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from jbcalling.common.errors import ServiceError
 from jbcalling.common.protocol import MediaSlot, MediaSlots, Publish
-from jbcalling.gateway import passthrough
+from jbcalling.gateway import forward_stats, rtp_forward
 from jbcalling.gateway.speech_track import SpeechTrack
 
 log = logging.getLogger("jbcalling.gateway.sfu")
 AudioTap = Callable[[str, str, av.AudioFrame], None]      # (room, participant, frame)
+KEYFRAME_INTERVAL = 0.3  # seconds between two keyframe requests to one source
 
 
 class GatewayFull(ServiceError):
@@ -48,11 +49,10 @@ class GatewayFull(ServiceError):
 
 @dataclass
 class Slot:
-    audio: passthrough.RelayTrack
-    video: passthrough.RelayTrack
+    audio: rtp_forward.Leg
+    video: rtp_forward.Leg
     audio_mid: str = ""
     video_mid: str = ""
-    video_sender: Any = None
     source: str | None = None
 
 
@@ -81,7 +81,8 @@ class Room:
         # everything shown and its page sends the set again)
         self.hidden: dict[str, frozenset[str]] = {}
 
-    def sinks(self, source: str, kind: str) -> list[passthrough.RelayTrack]:
+    def sinks(self, source: str, kind: str) -> list[rtp_forward.Leg]:
+        """The legs that get ``source``'s ``kind`` now: called for every packet received."""
         if kind == "audio" and source in self.muted:
             self.sfu.muted_frames_dropped += 1
             return []
@@ -121,8 +122,7 @@ class Room:
                     if source_peer is None:
                         continue
                     free.source = other
-                    if "video" in source_peer.receivers:  # the newcomer needs a keyframe
-                        await passthrough.request_keyframe(source_peer.receivers["video"])
+                    self.sfu.request_keyframe(self.id, other)  # the newcomer needs a keyframe
             await self.sfu.publish(self.id, MediaSlots(to=peer.id, slots=[
                 MediaSlot(participant=s.source, audio_mid=s.audio_mid, video_mid=s.video_mid)
                 for s in peer.slots if s.source]))
@@ -137,6 +137,9 @@ class Sfu:
         self.rooms: dict[str, Room] = {}
         self.muted_frames_dropped = 0  # audio frames of muted participants that went nowhere
         self._background: set[asyncio.Future[None]] = set()
+        # keyframe requests per (room, source): when the last went out, and whether one waits
+        self._keyframe_sent: dict[tuple[str, str], float] = {}
+        self._keyframe_waiting: set[tuple[str, str]] = set()
         # called after a peer left, whatever the reason (its connection failed, it left, a
         # reconnect replaced it): the app stops that speaker's tap and stt stream
         self.on_leave: Callable[[str, str], Awaitable[None]] | None = None
@@ -178,10 +181,13 @@ class Sfu:
             pc.addTransceiver(kind, direction="recvonly")
         slots = []
         for _ in range(self.max_peers - 1):
-            slot = Slot(passthrough.RelayTrack("audio"), passthrough.RelayTrack("video"))
-            pc.addTransceiver(slot.audio, direction="sendonly")
-            tv = pc.addTransceiver(slot.video, direction="sendonly")
-            slot.video_sender = tv.sender
+            # the legs send what the sources send; the senders' own RTP loops stay idle
+            ta = pc.addTransceiver(rtp_forward.IdleTrack("audio"), direction="sendonly")
+            tv = pc.addTransceiver(rtp_forward.IdleTrack("video"), direction="sendonly")
+            slot = Slot(rtp_forward.Leg(ta.sender, "audio"), rtp_forward.Leg(tv.sender, "video"))
+            # a subscriber's PLI/FIR, and a leg that can start sending, need a keyframe
+            slot.video.on_keyframe_request = self._keyframe_for(room, slot, relayed=True)
+            slot.video.on_ready = self._keyframe_for(room, slot, relayed=False)
             slots.append(slot)
         speech = SpeechTrack()
         pc.addTransceiver(speech, direction="sendonly")
@@ -195,7 +201,6 @@ class Sfu:
         for i, slot in enumerate(slots):
             slot.audio_mid = transceivers[2 + 2 * i].mid or ""
             slot.video_mid = transceivers[3 + 2 * i].mid or ""
-            passthrough.relay_keyframe_requests(slot.video_sender, self._keyframe_relay(room, slot))
         return pc.localDescription.sdp
 
     async def answer(self, room_id: str, pid: str, sdp: str) -> None:
@@ -209,12 +214,12 @@ class Sfu:
             raise KeyError(pid)
         return room.peers[pid]
 
-    def _keyframe_relay(self, room: Room, slot: Slot) -> Callable[[], None]:
-        def relay() -> None:
-            src = room.peers.get(slot.source or "")
-            if src is not None and "video" in src.receivers:
-                self._spawn(passthrough.request_keyframe(src.receivers["video"]))
-        return relay
+    def _keyframe_for(self, room: Room, slot: Slot, relayed: bool) -> Callable[[], None]:
+        def request() -> None:
+            if slot.source is not None:
+                forward_stats.keyframes["relayed" if relayed else "subscriber_ready"] += 1
+                self.request_keyframe(room.id, slot.source)
+        return request
 
     def _on_track(self, room: Room, peer: Peer, track: MediaStreamTrack) -> None:
         receiver = next(t.receiver for t in peer.pc.getTransceivers() if t.receiver.track is track)
@@ -223,19 +228,17 @@ class Sfu:
             def tap(frame: av.AudioFrame) -> None:
                 if peer.id not in room.muted:  # (a decoder thread: a set lookup, no lock needed)
                     self.tap(room.id, peer.id, frame)
-            passthrough.bind_tap(receiver, tap)
-        task = asyncio.ensure_future(passthrough.pump(
-            track, lambda: room.sinks(peer.id, track.kind), lambda: None))
-        peer.tasks.append(task)
+            rtp_forward.bind_tap(receiver, tap)
+        kind = track.kind
+        rtp_forward.forward_from(receiver, kind, lambda: room.sinks(peer.id, kind))
 
     def _on_state(self, room: Room, peer: Peer) -> None:
         if peer.pc.connectionState == "connected":
             # The keyframe asked for when the slots were assigned may have gone out before this
             # peer's transport was up (a browser's reconnect under load): ask again now.
             for slot in peer.slots:
-                src = room.peers.get(slot.source or "")
-                if src is not None and "video" in src.receivers:
-                    self._spawn(passthrough.request_keyframe(src.receivers["video"]))
+                if slot.source is not None:
+                    self.request_keyframe(room.id, slot.source)
         if peer.pc.connectionState in ("failed", "closed"):
             self._spawn(self.leave(room.id, peer.id))
 
@@ -246,7 +249,8 @@ class Sfu:
         peer = room.peers.pop(pid)
         room.hidden.pop(pid, None)
         for receiver in peer.receivers.values():
-            passthrough.unbind_tap(receiver)
+            rtp_forward.unbind_tap(receiver)
+        self._keyframe_sent.pop((room_id, pid), None)
         for task in peer.tasks:
             task.cancel()
         with contextlib.suppress(Exception):
@@ -284,11 +288,30 @@ class Sfu:
         return True
 
     def request_keyframe(self, room_id: str, source_pid: str) -> None:
-        """Ask ``source_pid``'s camera for a keyframe (RTCP PLI), if it sends video here."""
+        """Ask ``source_pid``'s camera for a keyframe (RTCP PLI), if it sends video here: the
+        one way the gateway asks a source for one. At most one request per source per
+        ``KEYFRAME_INTERVAL``: one asked for inside that window goes out at its end, never lost
+        (a late joiner and a subscriber's PLI at once cost the source one keyframe)."""
+        key = (room_id, source_pid)
+        loop = asyncio.get_running_loop()
+        wait = self._keyframe_sent.get(key, -KEYFRAME_INTERVAL) + KEYFRAME_INTERVAL - loop.time()
+        if wait > 0:
+            forward_stats.keyframes["coalesced"] += 1
+            if key not in self._keyframe_waiting:
+                self._keyframe_waiting.add(key)
+                loop.call_later(wait, self._keyframe_due, key)
+            return
         room = self.rooms.get(room_id)
         src = room.peers.get(source_pid) if room is not None else None
-        if src is not None and "video" in src.receivers:
-            self._spawn(passthrough.request_keyframe(src.receivers["video"]))
+        receiver = src.receivers.get("video") if src is not None else None
+        if receiver is None:
+            return
+        self._keyframe_sent[key] = loop.time()
+        self._spawn(rtp_forward.request_keyframe(receiver))
+
+    def _keyframe_due(self, key: tuple[str, str]) -> None:
+        self._keyframe_waiting.discard(key)
+        self.request_keyframe(*key)
 
     def has_peer(self, room_id: str, pid: str) -> bool:
         room = self.rooms.get(room_id)

@@ -1,0 +1,333 @@
+"""Forwarding RTP packets between aiortc peer connections: the one place that hooks aiortc.
+
+aiortc 1.16 has no API for an SFU. The gateway keeps aiortc for ICE, DTLS, SRTP, RTCP and the
+speech track, and forwards media at the RTP level through these private parts of it (checked by
+:func:`check` when the gateway starts, and by tests/unit/test_rtp_forward.py):
+
+- each publisher's ``RTCRtpReceiver._handle_rtp_packet`` is wrapped per instance
+  (:func:`forward_from`): every packet, already SRTP-decrypted, goes at once to the subscribers'
+  legs (:class:`Leg`), then to aiortc's own handler, which keeps what an SFU owes the publisher
+  (receiver reports, NACKs for lost packets, REMB). For video that handler's jitter buffer
+  (``__jitter_buffer``) is replaced by one that never completes a frame: no depacketizing, no
+  frame, no decoder. Audio still goes through it into a decoder thread, once per speaker, for
+  the speech tap (:class:`TapOpusDecoder`, installed as ``rtcrtpreceiver.get_decoder``);
+- each subscriber slot's ``RTCRtpSender`` runs on an :class:`IdleTrack` (its RTP loop never
+  sends) while its RTCP loop keeps sending sender reports from the counters a leg updates
+  (``__packet_count``, ``__octet_count``, ``__rtp_timestamp``, ``__ntp_timestamp``). The leg's
+  own ``_retransmit`` answers NACKs from its packet history (RTX when negotiated) and its
+  ``_send_keyframe`` (a subscriber's PLI/FIR) calls back the SFU, which relays it to the source.
+  REMB from subscribers only reaches the sender, which has no encoder to apply it to: never
+  forwarded to publishers.
+
+A packet leaves as it arrives: no queue, no re-pacing; ``_send_rtp`` (SRTP, then ICE's
+``sendto``) never waits.
+
+``install()`` is process-wide: call it only in the gateway process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import av
+from aiortc import rtcdtlstransport, rtcrtpreceiver, rtcrtpsender
+from aiortc.codecs import get_decoder as aiortc_get_decoder
+from aiortc.codecs import is_rtx
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket, unwrap_rtx, wrap_rtx
+
+from jbcalling.gateway import forward_stats as stats
+from jbcalling.gateway.forward_stats import Rewriter, opus_samples
+
+log = logging.getLogger("jbcalling.gateway.rtp_forward")
+HISTORY = 1024  # packets per leg kept for NACKs: about 3 s of 720p video
+NTP_OFFSET = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
+SILENT_LEVEL = 127  # ssrc-audio-level (RFC 6464): -127 dBov, digital silence
+AUDIO_TIME_BASE = fractions.Fraction(1, 48000)
+
+# private names of aiortc 1.16 this module reads or writes, by the code that must use them
+NEEDED = {
+    (rtcrtpreceiver.RTCRtpReceiver, "__init__"): ["_RTCRtpReceiver__jitter_buffer",
+                                                  "_RTCRtpReceiver__codecs",
+                                                  "_RTCRtpReceiver__rtx_ssrc",
+                                                  "_RTCRtpReceiver__decoder_thread"],
+    (rtcrtpreceiver.RTCRtpReceiver, "_send_rtcp_pli"): ["_send_rtcp"],
+    (rtcrtpreceiver.RTCRtpReceiver, "_handle_rtp_packet"): ["_RTCRtpReceiver__jitter_buffer",
+                                                            "_RTCRtpReceiver__nack_generator"],
+    (rtcrtpsender.RTCRtpSender, "_run_rtcp"): ["_RTCRtpSender__packet_count",
+                                               "_RTCRtpSender__octet_count",
+                                               "_RTCRtpSender__rtp_timestamp",
+                                               "_RTCRtpSender__ntp_timestamp"],
+    (rtcrtpsender.RTCRtpSender, "_handle_rtcp_packet"): ["_retransmit", "_send_keyframe"],
+    (rtcrtpsender.RTCRtpSender, "_run_rtp"): ["_next_encoded_frame"],
+    (rtcdtlstransport.RTCDtlsTransport, "_send_rtp"): ["_tx_srtp"],
+}
+
+_installed = {"done": False}
+_tap_lock = threading.Lock()
+_taps: dict[Any, Callable[[av.AudioFrame], None]] = {}  # receiver -> the speaker's tap
+
+
+def check() -> None:
+    """Fail loudly, naming what changed, if aiortc lacks what this module relies on."""
+    missing = []
+    for (cls, method), names in NEEDED.items():
+        code = getattr(getattr(cls, method, None), "__code__", None)
+        have = set(code.co_names) if code is not None else set()
+        missing += [f"{cls.__name__}.{method} uses {n}" for n in names if n not in have]
+    for module, name in ((rtcrtpreceiver, "get_decoder"), (rtcrtpsender, "get_encoder")):
+        if not hasattr(module, name):
+            missing.append(f"{module.__name__}.{name}")
+    if missing:
+        raise RuntimeError("aiortc changed: the gateway's RTP forwarding needs "
+                           + "; ".join(missing) + " (see services/jbcalling/gateway/"
+                           "rtp_forward.py; pin aiortc to 1.16 or port the hook)")
+
+
+def install() -> None:
+    """Check aiortc and make audio receivers decode for the speech tap only (idempotent)."""
+    if _installed["done"]:
+        return
+    check()
+    rtcrtpreceiver.get_decoder = _get_decoder
+    real_get_encoder = rtcrtpsender.get_encoder
+
+    def counting_get_encoder(codec: Any) -> Any:
+        """An encoder counts once it encodes (the speech track); forwarding never makes one."""
+        encoder = real_get_encoder(codec)
+        kind = "video" if codec.mimeType.startswith("video") else "audio"
+        real_encode, started = encoder.encode, [False]
+
+        def encode(frame: Any, force_keyframe: bool = False) -> Any:
+            if not started[0]:
+                started[0] = True
+                stats.encoders_started[kind] += 1
+            return real_encode(frame, force_keyframe)
+
+        encoder.encode = encode  # type: ignore[method-assign]
+        return encoder
+
+    rtcrtpsender.get_encoder = counting_get_encoder
+    _installed["done"] = True
+
+
+class IdleTrack(MediaStreamTrack):
+    """What a subscriber slot's sender reads: nothing, until it stops (the legs send instead)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._stopped = asyncio.Event()
+
+    async def recv(self) -> Any:
+        await self._stopped.wait()
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        super().stop()
+        self._stopped.set()
+
+
+class _NoFrames:
+    """A jitter buffer that never completes a frame: forwarded video is never depacketized."""
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
+        return False, None
+
+
+class Leg:
+    """One subscriber's send slot of one kind: rewrites and sends the packets of its source."""
+
+    def __init__(self, sender: Any, kind: str) -> None:
+        self.sender, self.kind = sender, kind
+        self.transport = sender.transport  # BUNDLE may replace it: taken again when it starts
+        self.ssrc, self.rtx_ssrc = sender._ssrc, sender._rtx_ssrc
+        self.payload_type: int | None = None  # known once aiortc starts the sender
+        self.rtx_payload_type: int | None = None
+        self.rtx_seq = 0
+        self.mid: str | None = None
+        self.extensions = HeaderExtensionsMap()
+        self.rewriter = Rewriter(90000 if kind == "video" else 48000)
+        self.history: list[RtpPacket | None] = [None] * HISTORY
+        self.counts = stats.LegCounts()
+        self.on_ready: Callable[[], None] = lambda: None
+        self.on_keyframe_request: Callable[[], None] = lambda: None
+        real_send = sender.send
+
+        async def send(parameters: RTCRtpSendParameters) -> None:
+            await real_send(parameters)
+            self._configure(parameters)
+
+        sender.send = send
+        sender._retransmit = self._retransmit
+        sender._send_keyframe = lambda: self.on_keyframe_request()
+
+    def _configure(self, parameters: RTCRtpSendParameters) -> None:
+        self.transport = self.sender.transport
+        self.extensions.configure(parameters)
+        self.mid = parameters.muxId
+        codec = parameters.codecs[0]
+        self.rtx_payload_type = next((c.payloadType for c in parameters.codecs if is_rtx(c)
+                                      and c.parameters.get("apt") == codec.payloadType), None)
+        self.payload_type = codec.payloadType
+        self.on_ready()
+
+    async def forward(self, packet: RtpPacket, ntp: int) -> None:
+        if self.payload_type is None or self.transport.state != "connected":
+            self.counts.drop(self.kind, "not_connected")
+            return
+        seq, timestamp = self.rewriter.map(packet.ssrc, packet.sequence_number, packet.timestamp)
+        out = RtpPacket(payload_type=self.payload_type, marker=packet.marker,
+                        sequence_number=seq, timestamp=timestamp, ssrc=self.ssrc,
+                        payload=packet.payload)
+        out.extensions.mid = self.mid
+        out.extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
+        out.extensions.audio_level = packet.extensions.audio_level
+        self.history[seq % HISTORY] = out
+        try:
+            await self.transport._send_rtp(out.serialize(self.extensions))
+        except ConnectionError:
+            self.counts.drop(self.kind, "not_connected")
+            return
+        sender = self.sender  # what its RTCP loop puts in sender reports (aiortc 1.16)
+        sender._RTCRtpSender__packet_count += 1
+        sender._RTCRtpSender__octet_count += len(packet.payload)
+        sender._RTCRtpSender__rtp_timestamp = timestamp
+        sender._RTCRtpSender__ntp_timestamp = ntp
+        self.counts.sent(self.kind, len(packet.payload), packet.marker)
+
+    async def _retransmit(self, sequence_number: int) -> None:
+        """A subscriber's NACK (aiortc's sender calls this for each lost sequence number)."""
+        packet = self.history[sequence_number % HISTORY]
+        if packet is None or packet.sequence_number != sequence_number:
+            self.counts.drop(self.kind, "nack_too_old")
+            return
+        if self.rtx_payload_type is not None:
+            packet = wrap_rtx(packet, payload_type=self.rtx_payload_type,
+                              sequence_number=self.rtx_seq, ssrc=self.rtx_ssrc)
+            self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
+        try:
+            await self.transport._send_rtp(packet.serialize(self.extensions))
+        except ConnectionError:
+            return
+        self.counts.retransmitted(self.kind)
+
+
+def forward_from(receiver: Any, kind: str, sinks: Callable[[], Sequence[Leg]]) -> None:
+    """Send every RTP packet ``receiver`` gets to the legs ``sinks()`` names at that moment."""
+    codecs: dict[int, RTCRtpCodecParameters] = receiver._RTCRtpReceiver__codecs
+    rtx_ssrcs: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc
+    if kind == "video":
+        receiver._RTCRtpReceiver__jitter_buffer = _NoFrames()
+    original = receiver._handle_rtp_packet
+
+    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+        codec = codecs.get(packet.payload_type)
+        if codec is None or not receiver._enabled:
+            return await original(packet, arrival_time_ms)
+        media = packet
+        if is_rtx(codec):  # a retransmission the gateway asked for: forward the original
+            apt, ssrc = codec.parameters.get("apt"), rtx_ssrcs.get(packet.ssrc)
+            if len(packet.payload) < 2 or apt not in codecs or ssrc is None:
+                return await original(packet, arrival_time_ms)  # padding (bandwidth probes)
+            media = unwrap_rtx(packet, payload_type=apt, ssrc=ssrc)
+        stats.received(kind, len(media.payload))
+        if media.payload:
+            legs = sinks()
+            if legs:
+                ntp = int((time.time() + NTP_OFFSET) * (1 << 32))
+                for leg in legs:
+                    await leg.forward(media, ntp)
+            if kind == "audio" and _silent(packet):
+                packet.payload = packet.payload[:1]  # the tap gets zeros, not a decode
+        await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle
+
+
+async def request_keyframe(receiver: Any) -> None:
+    """Ask the sender of ``receiver``'s stream for a keyframe (RTCP PLI)."""
+    for source in receiver.getSynchronizationSources():
+        stats.keyframes["sent"] += 1
+        await receiver._send_rtcp_pli(source.source)
+
+
+def _silent(packet: RtpPacket) -> bool:
+    level = packet.extensions.audio_level
+    return len(packet.payload) <= 2 or (level is not None and level[1] >= SILENT_LEVEL)
+
+
+def bind_tap(receiver: Any, callback: Callable[[av.AudioFrame], None]) -> None:
+    """Send the decoded audio of ``receiver`` to ``callback`` (in its decoder thread)."""
+    with _tap_lock:
+        _taps[receiver] = callback
+
+
+def unbind_tap(receiver: Any) -> None:
+    with _tap_lock:
+        _taps.pop(receiver, None)
+
+
+class TapOpusDecoder:
+    """Decodes a speaker's Opus for the tap only (forwarding never needs it); a DTX-sized or
+    silent packet (cut to its TOC byte by the hook) becomes zeros of its duration, undecoded."""
+
+    def __init__(self) -> None:
+        self.real = aiortc_get_decoder(RTCRtpCodecParameters(mimeType="audio/opus",
+                                                             clockRate=48000, channels=2))
+        self.tap: Callable[[av.AudioFrame], None] | None = None
+        stats.tap_frames["decoders"] += 1
+
+    def decode(self, encoded_frame: JitterFrame) -> list[av.AudioFrame]:
+        tap = self.tap = self.tap or _tap_for_this_thread()
+        if tap is None:
+            return []
+        data = encoded_frame.data
+        if len(data) <= 2:
+            stats.tap_frames["silent"] += 1
+            samples = opus_samples(data)
+            frame = av.AudioFrame(format="s16", layout="stereo", samples=samples)
+            frame.planes[0].update(bytes(samples * 4))
+            frame.sample_rate, frame.pts = 48000, encoded_frame.timestamp
+            frame.time_base = AUDIO_TIME_BASE
+            tap(frame)
+            return []
+        stats.tap_frames["decoded"] += 1
+        try:
+            for decoded in self.real.decode(encoded_frame):
+                tap(decoded)  # type: ignore[arg-type]  # Opus decodes to AudioFrames
+        except av.FFmpegError as exc:  # a bad frame costs the tap one frame, not the call
+            log.warning("tap decode failed: %s", exc)
+        return []  # nothing reaches the receiver's track: no one reads it
+
+
+def _tap_for_this_thread() -> Callable[[av.AudioFrame], None] | None:
+    # Each receiver runs its decoder in a thread of its own (aiortc 1.16, private attribute).
+    me = threading.current_thread()
+    with _tap_lock:
+        for receiver, callback in _taps.items():
+            if getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is me:
+                return callback
+    return None
+
+
+class _NoVideoDecoder:
+    def decode(self, encoded_frame: JitterFrame) -> list[Any]:
+        stats.tap_frames["video_frames_decoded"] += 1  # never: video skips the jitter buffer
+        return []
+
+
+def _get_decoder(codec: RTCRtpCodecParameters) -> Any:
+    if codec.mimeType == "audio/opus":
+        return TapOpusDecoder()
+    if codec.mimeType.startswith("video"):
+        return _NoVideoDecoder()
+    return aiortc_get_decoder(codec)

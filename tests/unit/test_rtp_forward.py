@@ -1,0 +1,151 @@
+"""The gateway's RTP forwarding hook against the installed aiortc (gateway/rtp_forward.py).
+
+These fail on an aiortc upgrade that moves what the hook relies on: the private names, the
+receiver's packet handler, the sender's NACK and PLI handling, its sender-report counters.
+Real aiortc receiver and sender objects; only the DTLS transport is a stand-in that records the
+datagrams it would encrypt and send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import pytest
+from aiortc import rtcrtpsender
+from aiortc.rtcrtpparameters import (
+    RTCRtcpParameters,
+    RTCRtpCodecParameters,
+    RTCRtpHeaderExtensionParameters,
+    RTCRtpSendParameters,
+)
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import (
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    HeaderExtensionsMap,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtpPacket,
+)
+
+from jbcalling.gateway import forward_stats, rtp_forward
+
+pytestmark = pytest.mark.unit
+VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
+RTX = RTCRtpCodecParameters(mimeType="video/rtx", clockRate=90000, payloadType=98,
+                            parameters={"apt": 97})
+MID = RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes:mid")
+
+
+class Transport:
+    """Stands in for RTCDtlsTransport: records what would be encrypted and sent."""
+
+    state = "connected"
+    _stats_id = "t"
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def _send_rtp(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def _register_rtp_sender(self, *_: Any) -> None:
+        pass
+
+    def _unregister_rtp_sender(self, *_: Any) -> None:
+        pass
+
+
+def test_the_installed_aiortc_has_what_the_hook_needs() -> None:
+    rtp_forward.check()  # raises, naming each missing piece, on an incompatible aiortc
+
+
+def test_a_changed_aiortc_is_named_at_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def _run_rtcp(self: Any) -> None:  # a sender-report loop without the counters
+        await asyncio.sleep(1)
+
+    monkeypatch.setattr(rtcrtpsender.RTCRtpSender, "_run_rtcp", _run_rtcp)
+    with pytest.raises(RuntimeError, match=re.escape("RTCRtpSender._run_rtcp uses "
+                                                     "_RTCRtpSender__packet_count")):
+        rtp_forward.check()
+
+
+def _packet(seq: int, ts: int, ssrc: int = 1111, marker: int = 0) -> RtpPacket:
+    return RtpPacket(payload_type=96, marker=marker, sequence_number=seq, timestamp=ts,
+                     ssrc=ssrc, payload=bytes([0x10]) + b"x" * 99)
+
+
+def test_packets_go_to_the_legs_rewritten_and_nacks_and_plis_are_answered() -> None:
+    async def scenario() -> None:
+        transport = Transport()
+        sender = rtcrtpsender.RTCRtpSender(rtp_forward.IdleTrack("video"), transport)
+        leg = rtp_forward.Leg(sender, "video")
+        asked: list[str] = []
+        leg.on_ready = lambda: asked.append("ready")
+        leg.on_keyframe_request = lambda: asked.append("pli")
+        await sender.send(RTCRtpSendParameters(codecs=[VP8, RTX], headerExtensions=[MID],
+                                               muxId="5", rtcp=RTCRtcpParameters(cname="c")))
+        assert asked == ["ready"] and leg.payload_type == 97 and leg.rtx_payload_type == 98
+
+        # a publisher's receiver, hooked: packets reach the leg, no frame reaches a decoder
+        receiver = RTCRtpReceiver("video", Transport())  # type: ignore[arg-type]
+        receiver._RTCRtpReceiver__codecs[96] = VP8  # type: ignore[attr-defined]
+        rtp_forward.forward_from(receiver, "video", lambda: [leg])
+        before = dict(forward_stats.totals["video"])
+        for i in range(3):
+            await receiver._handle_rtp_packet(_packet(100 + i, 9000, marker=int(i == 2)), 0)
+        ext = HeaderExtensionsMap()
+        ext.configure(RTCRtpSendParameters(headerExtensions=[MID]))
+        out = [RtpPacket.parse(d, ext) for d in transport.sent]
+        assert [(p.ssrc, p.payload_type, p.extensions.mid) for p in out] == \
+            [(sender._ssrc, 97, "5")] * 3
+        assert [p.sequence_number for p in out] == [100, 101, 102]  # first source: as sent
+        assert out[2].marker == 1 and all(p.payload == _packet(0, 0).payload for p in out)
+        assert leg.counts.packets == 3 and leg.counts.frames == 1
+        assert forward_stats.totals["video"]["received_packets"] == before.get(
+            "received_packets", 0) + 3
+        # what the sender's RTCP loop puts in its sender reports
+        assert sender._RTCRtpSender__packet_count == 3  # type: ignore[attr-defined]
+        assert sender._RTCRtpSender__octet_count == 300  # type: ignore[attr-defined]
+        assert sender._RTCRtpSender__rtp_timestamp == 9000  # type: ignore[attr-defined]
+        # aiortc's own receiver work goes on: it sees the loss it must NACK upstream
+        await receiver._handle_rtp_packet(_packet(104, 12000), 0)
+        nacks = receiver._RTCRtpReceiver__nack_generator  # type: ignore[attr-defined]
+        assert nacks.missing == {103} and len(transport.sent) == 4
+        assert isinstance(receiver._RTCRtpReceiver__jitter_buffer,  # type: ignore[attr-defined]
+                          rtp_forward._NoFrames)  # video is never reassembled nor decoded
+
+        # a subscriber's NACK (through aiortc's own RTCP handling): resent over RTX
+        transport.sent.clear()
+        await sender._handle_rtcp_packet(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1,
+                                                         media_ssrc=sender._ssrc, lost=[101]))
+        rtx = RtpPacket.parse(transport.sent[0], ext)
+        assert (rtx.ssrc, rtx.payload_type) == (sender._rtx_ssrc, 98)
+        assert rtx.payload[:2] == (101).to_bytes(2, "big") and leg.counts.resent == 1
+        # ... and a subscriber's PLI goes to the SFU (which relays it to the source)
+        await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1,
+                                                        media_ssrc=sender._ssrc))
+        assert asked == ["ready", "pli"]
+
+    asyncio.run(scenario())
+
+
+def test_a_slot_that_changes_source_stays_continuous() -> None:
+    r = forward_stats.Rewriter(90000)
+    assert r.map(1, 65534, 4_294_967_000) == (65534, 4_294_967_000)
+    assert r.map(1, 65535, 4_294_967_295) == (65535, 4_294_967_295)
+    assert r.map(1, 0, 2704) == (0, 2704)  # both wrap as the source's do
+    assert r.map(1, 65533, 1) == (65533, 1)  # a late packet keeps its place
+    seq, ts = r.map(2, 40000, 123)  # a new source: right after the last packet sent
+    assert seq == 1 and 2704 < ts < 2704 + 90000
+    assert r.map(2, 40001, 3123) == (2, ts + 3000)
+
+
+def test_opus_durations_from_the_toc_byte() -> None:
+    assert forward_stats.opus_samples(bytes([0x78])) == 960  # hybrid 20 ms
+    assert forward_stats.opus_samples(bytes([(31 << 3)])) == 960  # CELT 20 ms
+    assert forward_stats.opus_samples(bytes([(1 << 3) | 1])) == 1920  # SILK 20 ms, two frames
+    assert forward_stats.opus_samples(bytes([(3 << 3) | 3, 3])) == 3 * 2880  # 3 x 60 ms
+    assert forward_stats.opus_samples(b"") == 960
