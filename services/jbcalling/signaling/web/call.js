@@ -7,6 +7,7 @@ import { t } from "./i18n.js";
 import { saveSession } from "./lobby.js";
 import { MediaLink, stopStream } from "./media.js";
 import { Meeting } from "./meeting.js";
+import { TileVisibility } from "./visibility.js";
 
 const $ = (sel) => document.querySelector(sel);
 // Errors of a media negotiation (docs/protocol.md): worth another try, or to show.
@@ -25,8 +26,12 @@ export class Call {
     this.onExit = onExit;
     this.abort = new AbortController(); // ends the page listeners of this call
     this.people = new Map();
+    this.visibility = new TileVisibility({
+      send: (m) => this.signal.send(m), paused: (pid, on) => this.grid.setPaused(pid, on),
+      signal: this.abort.signal,
+    });
     this.grid = new Grid($("#grid"), {
-      me: this.me, host: this.host, camera: () => this.camera,
+      me: this.me, host: this.host, camera: () => this.camera, watch: this.visibility,
       onMute: (pid, muted) => this.signal.send({ type: "mute", target: pid, muted }),
       onRemove: async (pid, name) => {
         if (await confirmDialog(t("confirm_remove", { name }))) {
@@ -207,6 +212,7 @@ export class Call {
         break;
       case "media_ready":
         this.banner("media", this.problems.includes("camera_denied") ? t("cam_denied") : "");
+        this.visibility.connected(); // the new connection forwards every video: say what is hidden
         break;
       case "media_reconnect": // the gateway restarted or went away (docs/protocol.md)
         this.banner("media", t("media_reconnecting"));
@@ -215,6 +221,7 @@ export class Call {
       case "error":
         this.meeting.refuse(m);
         if (FATAL.includes(m.code) || RETRYABLE.includes(m.code)) this.offerPending = false;
+        if (/\bvideo_visibility\b/.test(m.message || "")) this.visibility.retry();
         if (m.code === "muted_by_host") this.showHostMute();
         else if (RETRYABLE.includes(m.code) && this.mediaRetries < 8) this.retryMedia();
         // The offer request was over the socket's limit (the message names the refused type:
@@ -503,6 +510,7 @@ export class Call {
     this.screen?.stop();
     stopStream(this.stream);
     this.abort.abort();
+    this.visibility.stop();
     this.grid.clear();
     this.meeting.clear();
     for (const which of ["conn", "captions", "speech", "media"]) this.banner(which, "");

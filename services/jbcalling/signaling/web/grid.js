@@ -5,14 +5,16 @@ import { t } from "./i18n.js";
 
 export class Grid {
   /** ``me``: this participant's id; ``host``: whether to show host actions; ``camera()``: the
-   * local camera track or null; ``onMute(pid)``, ``onRemove(pid, name)``: host actions. */
-  constructor(el, { me, host, camera, onMute, onRemove }) {
+   * local camera track or null; ``onMute(pid)``, ``onRemove(pid, name)``: host actions;
+   * ``watch`` (``watch(pid, el)``, ``unwatch(el)``): told of every remote tile (visibility.js). */
+  constructor(el, { me, host, camera, onMute, onRemove, watch }) {
     this.el = el;
     this.me = me;
     this.host = host;
     this.camera = camera;
     this.onMute = onMute;
     this.onRemove = onRemove;
+    this.watch = watch;
     this.tiles = new Map();
     this.names = new Map();
   }
@@ -21,6 +23,7 @@ export class Grid {
   sync(people, mutedSelf) {
     for (const [pid, tile] of this.tiles) {
       if (!people.has(pid)) {
+        this.watch?.unwatch(tile.el);
         tile.el.remove();
         this.tiles.delete(pid);
       }
@@ -74,6 +77,7 @@ export class Grid {
     } else {
       el.classList.add("remote");
       if (this.host) el.append(this.hostActions(person.id, tile));
+      this.watch?.watch(person.id, el);
     }
     video.addEventListener("resize", () => el.classList.toggle("has-video", video.videoWidth > 0));
     el.classList.toggle("has-video", person.id === this.me && Boolean(camera));
@@ -110,6 +114,23 @@ export class Grid {
     return true;
   }
 
+  /** ``on``: the gateway does not send this tile's video (it is off screen): show the initials,
+   * never a frozen picture. Off: show the video again from its next frame (the keyframe the
+   * gateway asked for). */
+  setPaused(pid, on) {
+    const tile = this.tiles.get(pid);
+    if (!tile) return;
+    tile.resumed = on ? null : {};
+    if (on || !tile.video.requestVideoFrameCallback) {
+      tile.el.classList.toggle("paused", on);
+      return;
+    }
+    const resumed = tile.resumed;
+    tile.video.requestVideoFrameCallback(() => {
+      if (tile.resumed === resumed) tile.el.classList.remove("paused");
+    });
+  }
+
   setActive(pid) {
     for (const [id, tile] of this.tiles) tile.el.classList.toggle("active", id === pid);
   }
@@ -136,7 +157,10 @@ export class Grid {
   }
 
   clear() {
-    for (const tile of this.tiles.values()) tile.el.remove();
+    for (const tile of this.tiles.values()) {
+      this.watch?.unwatch(tile.el);
+      tile.el.remove();
+    }
     this.tiles.clear();
   }
 }
