@@ -4,8 +4,9 @@ N participants (default 4 and 6) each send the precoded 720p30 VP8 stream of
 benchmarks/gateway_forwarding.py (plus silence as Opus) and receive every other participant's
 video with its non-decoding receivers, which count frames per stream. Both SFUs run alone in a
 network namespace that this benchmark creates (a veth pair on a private /30; Janus 1.1.2 skips
-loopback for ICE), the gateway with a throwaway redis-server beside it; the clients run here, in
-the root namespace. Runs alternate (gateway, Janus, gateway, ...) and each starts a fresh SFU.
+loopback for ICE), the gateway with a throwaway redis-server beside it; the participants run in
+the root namespace, in worker processes (benchmarks/sfu_clients.py). Runs alternate (gateway,
+Janus, gateway, ...) and each starts a fresh SFU and fresh participants.
 
 Per run, over a window after a warm-up: frames/s per stream counted at the receivers (median,
 min), datagrams the SFU sent (its namespace's Udp OutDatagrams), drops at the receiving sockets
@@ -13,7 +14,7 @@ min), datagrams the SFU sent (its namespace's Udp OutDatagrams), drops at the re
 process's CPU (utime+stime) per stream-second; then the median ratio gateway / Janus.
 
     .venv/bin/python benchmarks/gateway_vs_janus.py [--participants 4 6] [--seconds 30]
-        [--runs 3] [--label NAME] [--gateway-commit REV]
+        [--runs 3] [--label NAME] [--gateway-commit REV] [--client-processes 2]
 
 Needs root (network namespace), iproute2, redis-server; installs Janus with apt when missing.
 Saves benchmarks/results/gateway_vs_janus[-NAME].json.
@@ -30,150 +31,48 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import gateway_forwarding as gf
 import httpx
 import janus_sfu
+import sfu_clients
 import sfu_stats
-from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamTrack
+from sfu_clients import Clients
 from sfu_netns import Netns, root_snmp
-
-from jbcalling.client import SyntheticPeer
-from jbcalling.gateway import ice
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 GATEWAY_PORT = 8090
-ROOM = 4242
 
 
-class Load:
-    """Frame counters per stream (receiver <- sender) and everything to close after a run."""
-
-    def __init__(self) -> None:
-        self.counts: dict[str, Counter[str]] = {}
-        self.pcs: list[RTCPeerConnection] = []
-        self.peers: list[SyntheticPeer] = []
-
-    def receive(self, stream: str, track: MediaStreamTrack) -> asyncio.Task[None]:
-        self.counts[stream] = Counter()  # one Counter per stream: track ids need not be unique
-        return asyncio.ensure_future(gf.count_frames(track, self.counts[stream]))
-
-    def totals(self) -> dict[str, int]:
-        return {k: sum(c.values()) for k, c in self.counts.items()}
-
-    async def close(self) -> None:
-        for peer in self.peers:
-            await peer.close()
-        for pc in self.pcs:
-            await pc.close()
-
-
-def _pc() -> RTCPeerConnection:
-    return RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
-
-
-async def gateway_load(base: str, n: int, frames: list[bytes], load: Load) -> None:
-    async with httpx.AsyncClient(timeout=60) as http:
-        for i in range(n):
-            peer = SyntheticPeer(base, "benchroom", f"bench{i:03d}", camera=False)
-            load.peers.append(peer)
-            resp = await http.post(f"{base}/v1/rooms/benchroom/peers/{peer.pid}/offer")
-            if resp.is_error:
-                raise SystemExit(f"gateway offer: {resp.status_code} {resp.text[:500]}")
-
-            def on_track(track: MediaStreamTrack, peer: SyntheticPeer = peer) -> None:
-                if track.kind == "video":
-                    mid = next(t.mid for t in peer.pc.getTransceivers() if t.receiver.track is track)
-                    peer.tasks.append(load.receive(f"{peer.pid}<-mid{mid}", track))
-
-            peer.pc.on("track", on_track)
-            await peer.pc.setRemoteDescription(RTCSessionDescription(resp.json()["sdp"], "offer"))
-            peer.pc.addTrack(peer.audio)
-            peer.pc.addTrack(gf.PrecodedVideo(frames))
-            await peer.pc.setLocalDescription(await peer.pc.createAnswer())
-            (await http.post(f"{base}/v1/rooms/benchroom/peers/{peer.pid}/answer",
-                             json={"sdp": peer.pc.localDescription.sdp})).raise_for_status()
-
-
-async def janus_load(client: janus_sfu.JanusClient, n: int, frames: list[bytes], load: Load) -> None:
-    admin = await client.attach()
-    await client.request(admin, {"request": "create", "room": ROOM, "publishers": n,
-                                 "bitrate": 0, "fir_freq": 0, "audiocodec": "opus",
-                                 "videocodec": "vp8", "notify_joining": False})
-    feeds = []
-    for i in range(n):
-        pc = _pc()
-        load.pcs.append(pc)
-        pc.addTrack(AudioStreamTrack())
-        pc.addTrack(gf.PrecodedVideo(frames))
-        await pc.setLocalDescription(await pc.createOffer())
-        handle = await client.attach()
-        joined = await client.request(handle, {"request": "join", "ptype": "publisher",
-                                               "room": ROOM, "display": f"bench{i:03d}"})
-        feeds.append(joined["plugindata"]["data"]["id"])
-        reply = await client.request(handle, {"request": "publish", "audio": True, "video": True},
-                                     jsep={"type": "offer", "sdp": pc.localDescription.sdp,
-                                           "trickle": False})
-        await pc.setRemoteDescription(RTCSessionDescription(reply["jsep"]["sdp"], "answer"))
-    # Janus lists a feed for subscribers once its publisher's connection is up.
-    deadline = time.monotonic() + 60
-    while any(pc.connectionState != "connected" for pc in load.pcs):
-        if time.monotonic() > deadline:
-            raise SystemExit("Janus: publishers not connected within 60 s: "
-                             f"{[pc.connectionState for pc in load.pcs]}")
-        await asyncio.sleep(0.2)
-    for i in range(n):
-        for j, feed in enumerate(feeds):
-            if i != j:
-                await _janus_subscribe(client, load, f"bench{i:03d}<-bench{j:03d}", feed)
-
-
-async def _janus_subscribe(client: janus_sfu.JanusClient, load: Load, stream: str, feed: int) -> None:
-    pc = _pc()
-    load.pcs.append(pc)
-
-    @pc.on("track")
-    def on_track(track: MediaStreamTrack) -> None:
-        # Janus gives every subscriber track the same stream id: one connection = one stream.
-        if track.kind == "video":
-            load.receive(stream, track)
-
-    handle = await client.attach()
-    offer = await client.request(handle, {"request": "join", "ptype": "subscriber", "room": ROOM,
-                                          "streams": [{"feed": feed}]})
-    await pc.setRemoteDescription(RTCSessionDescription(offer["jsep"]["sdp"], "offer"))
-    await pc.setLocalDescription(await pc.createAnswer())
-    await client.request(handle, {"request": "start", "room": ROOM},
-                         jsep={"type": "answer", "sdp": pc.localDescription.sdp, "trickle": False})
-
-
-async def measure(sfu: str, pid: int, ns: Netns, n: int, load: Load,
-                  args: argparse.Namespace) -> dict[str, Any]:
+def measure(sfu: str, pid: int, ns: Netns, n: int, clients: Clients,
+            args: argparse.Namespace) -> dict[str, Any]:
     """Waits until every stream delivers (bounded), warms up, then measures one window."""
     streams = n * (n - 1)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if sum(1 for v in load.totals().values() if v) >= streams:
-            break
-        await asyncio.sleep(0.5)
-    await asyncio.sleep(args.warmup)
 
     def snapshot() -> tuple[Any, ...]:
-        return ns.snmp(), root_snmp(), load.totals(), gf.cpu_seconds(pid), time.monotonic()
+        snmp, root, cpu = ns.snmp(), root_snmp(), gf.cpu_seconds(pid)
+        parts = clients.call([("snapshot",)] * len(clients.conns))
+        counts = {k: v for part in parts for k, v in part[0].items()}
+        sent = [x for part in parts for x in part[1]]
+        return snmp, root, counts, sent, cpu, sum(part[2] for part in parts), time.monotonic()
 
-    snmp0, root0, counts0, cpu0, t0 = snapshot()
-    await asyncio.sleep(args.seconds)
-    snmp1, root1, counts1, cpu1, t1 = snapshot()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum(1 for v in snapshot()[2].values() if v) < streams:
+        time.sleep(0.5)
+    time.sleep(args.warmup)
+    snmp0, root0, counts0, sent0, cpu0, me0, t0 = snapshot()
+    time.sleep(args.seconds)
+    snmp1, root1, counts1, sent1, cpu1, me1, t1 = snapshot()
     fps = sfu_stats.stream_fps(counts0, counts1, t1 - t0)
     fps += [0.0] * (streams - len(fps))  # a stream that never produced a track delivered nothing
-    return sfu_stats.run_figures(sfu=sfu, participants=n, seconds=t1 - t0, cpu_s=cpu1 - cpu0,
-                                 fps=fps, sfu_udp=sfu_stats.udp_delta(snmp0, snmp1),
-                                 receiver_udp=sfu_stats.udp_delta(root0, root1))
+    return sfu_stats.run_figures(
+        sfu=sfu, participants=n, seconds=t1 - t0, cpu_s=cpu1 - cpu0, fps=fps,
+        sfu_udp=sfu_stats.udp_delta(snmp0, snmp1), receiver_udp=sfu_stats.udp_delta(root0, root1),
+        sender_fps=[(b - a) / (t1 - t0) for a, b in zip(sent0, sent1, strict=True)],
+        client_cpu_s=me1 - me0)
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
@@ -199,37 +98,37 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
-def one_run(sfu: str, n: int, ns: Netns, tmp: Path, frames: list[bytes], gateway_env: dict[str, str],
-            args: argparse.Namespace) -> dict[str, Any]:
+def one_run(sfu: str, n: int, ns: Netns, tmp: Path, frames: list[bytes],
+            gateway_env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    """A fresh SFU in the namespace, the participants in fresh worker processes, one window."""
     log = tmp / f"{sfu}.log"
     if sfu == "janus":
         config = janus_sfu.write_config(tmp / "janus", ns.inner_ip, ns.inner_if)
         argv, base = janus_sfu.command(config), f"http://{ns.inner_ip}:{janus_sfu.PORT}/janus"
         ready, env = base + "/info", None
     else:
-        argv, base = [str(Path(sys.executable).parent / "jb-gateway")], f"http://{ns.inner_ip}:{GATEWAY_PORT}"
+        argv = [str(Path(sys.executable).parent / "jb-gateway")]
+        base = f"http://{ns.inner_ip}:{GATEWAY_PORT}"
         # room size = N: the gateway offers N - 1 subscriber slots, like Janus's N - 1 feeds
         ready, env = base + "/ready", {**gateway_env, "JB_GATEWAY_MAX_PEERS": str(n)}
-    proc = subprocess.Popen(ns.command(argv), env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(ns.command(argv), env=env, stdout=log.open("wb"),
+                            stderr=subprocess.STDOUT)
     try:
         wait_http(ready, proc, log, sfu)
 
-        async def go() -> dict[str, Any]:
-            load = Load()
-            client = janus_sfu.JanusClient(base) if sfu == "janus" else None
-            try:
-                if client:
-                    await client.open()
-                    await janus_load(client, n, frames, load)
-                else:
-                    await gateway_load(base, n, frames, load)
-                return await measure(sfu, proc.pid, ns, n, load, args)
-            finally:
-                await load.close()
-                if client:
-                    await client.close()
-
-        return asyncio.run(go())
+        clients = Clients(args.client_processes, ns.host_ip, frames)
+        try:
+            share = clients.share(n)
+            if sfu == "janus":
+                asyncio.run(sfu_clients.janus_room(base, n))
+                parts = clients.call([("janus_publish", base, idx) for idx in share])
+                feeds = {i: feed for part in parts for i, feed in part.items()}
+                clients.call([("janus_subscribe", idx, feeds) for idx in share])
+            else:
+                clients.call([("gateway", base, idx) for idx in share])
+            return measure(sfu, proc.pid, ns, n, clients, args)
+        finally:
+            clients.close()
     except Exception:
         print(f"{sfu} log (last 3000 characters):\n{log.read_text(errors='replace')[-3000:]}",
               file=sys.stderr)
@@ -269,6 +168,8 @@ def main() -> None:
                         "revision (default: the checkout as it is)")
     parser.add_argument("--subnet", default="10.213.0.0/30", help="private /30 for the veth pair")
     parser.add_argument("--netns", default="jb-sfubench", help="network namespace name")
+    parser.add_argument("--client-processes", type=int, default=2, help="worker processes "
+                        "the participants are spread over (one cannot receive 30 streams)")
     parser.add_argument("--only", choices=["gateway", "janus"], help="measure one SFU (no ratio)")
     args = parser.parse_args()
     if any(not 2 <= n <= 6 for n in args.participants):
@@ -277,14 +178,12 @@ def main() -> None:
     janus_sfu.ensure_installed()
     janus_version = subprocess.run([janus_sfu.JANUS, "--version"], capture_output=True,
                                    text=True).stdout.splitlines()[0]
-    gf.install_receivers()  # this process's receivers count encoded frames, never decode
     frames = gf.precode()
     load_start = os.getloadavg()
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="jb-vs-janus-") as tmp_s, \
             Netns(args.netns, args.subnet) as ns:
         tmp = Path(tmp_s)
-        ice.use_host_addresses([ns.host_ip])  # the clients offer only the veth address
         measured, src_env = gateway_source(args.gateway_commit, tmp)
         redis = subprocess.Popen(ns.command(["redis-server", "--bind", "127.0.0.1", "--port", "6379",
                                              "--save", "", "--dir", str(tmp)]), stdout=subprocess.DEVNULL)
@@ -306,7 +205,14 @@ def main() -> None:
                               f"median ({r['fps_min']:.1f} min) over {r['streams']} streams, "
                               f"{r['sfu_datagrams_per_s']:.0f} datagrams/s, "
                               f"{r['receiver_drops']} receiver drops, "
-                              f"{r['cpu_s_per_stream_s']:.5f} CPU-s per stream-s", flush=True)
+                              f"{r['cpu_s_per_stream_s']:.5f} CPU-s per stream-s; sources "
+                              f"sent >= {r['sender_fps_min']:.1f} fps, clients used "
+                              f"{r['client_core_fraction']:.2f} of a core", flush=True)
+                        used = r["client_core_fraction"] + r["cpu_core_fraction"]
+                        if used > 0.9 * (os.cpu_count() or 1):
+                            print(f"  SFU and clients used {used:.2f} of {os.cpu_count()} cores: "
+                                  "the machine, not the SFU, may limit this run's frame rates",
+                                  flush=True)
         finally:
             stop(redis)
     summary = [sfu_stats.ratios(runs, n) for n in args.participants]

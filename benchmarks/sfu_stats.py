@@ -40,14 +40,18 @@ def stream_fps(before: Mapping[str, int], after: Mapping[str, int], seconds: flo
 
 def run_figures(*, sfu: str, participants: int, seconds: float, cpu_s: float,
                 fps: Sequence[float], sfu_udp: Mapping[str, int],
-                receiver_udp: Mapping[str, int]) -> dict[str, Any]:
+                receiver_udp: Mapping[str, int], sender_fps: Sequence[float] = (),
+                client_cpu_s: float = 0.0) -> dict[str, Any]:
     """One run's row. ``cpu_s``: the SFU process's utime+stime over the window; ``fps``: one
     entry per stream counted at a receiver; ``sfu_udp``/``receiver_udp``: Udp counter deltas of
-    the SFU's namespace and of the receivers' (root) namespace over the same window."""
+    the SFU's namespace and of the receivers' (root) namespace over the same window;
+    ``sender_fps``: frames each source sent and ``client_cpu_s`` the clients' process CPU (when
+    the clients use most of a core they, not the SFU, may be what limits the frame rates)."""
     expected = participants * (participants - 1)
     return {
         "sfu": sfu, "participants": participants, "seconds": round(seconds, 2),
         "streams": expected, "streams_received": sum(1 for f in fps if f > 0),
+        "sender_fps_min": round(min(sender_fps), 2) if sender_fps else None,
         "fps_median": round(statistics.median(fps), 2) if fps else 0.0,
         "fps_min": round(min(fps), 2) if fps else 0.0,
         "frames_share": round(sum(fps) / (expected * FPS), 4),
@@ -58,6 +62,7 @@ def run_figures(*, sfu: str, participants: int, seconds: float, cpu_s: float,
         "cpu_s": round(cpu_s, 3),
         "cpu_core_fraction": round(cpu_s / seconds, 4),
         "cpu_s_per_stream_s": round(cpu_s / seconds / expected, 6),
+        "client_core_fraction": round(client_cpu_s / seconds, 3),
     }
 
 
@@ -79,7 +84,7 @@ def ratios(runs: Sequence[Mapping[str, Any]], participants: int) -> dict[str, An
 COLUMNS = [("sfu", "sfu", "{}"), ("participants", "N", "{}"), ("streams", "streams", "{}"),
            ("fps_median", "fps med", "{:.1f}"), ("fps_min", "fps min", "{:.1f}"),
            ("sfu_datagrams_per_s", "dgrams/s", "{:.0f}"), ("receiver_drops", "rcv drops", "{}"),
-           ("cpu_core_fraction", "core", "{:.3f}"),
+           ("cpu_core_fraction", "SFU core", "{:.3f}"), ("client_core_fraction", "client core", "{:.2f}"),
            ("cpu_s_per_stream_s", "CPU-s/stream-s", "{:.5f}")]
 
 

@@ -57,8 +57,10 @@ def test_run_figures_per_stream_second_and_drops() -> None:
     r = sfu_stats.run_figures(sfu="janus", participants=3, seconds=30.0, cpu_s=1.2,
                               fps=[30.0, 30.0, 29.0, 30.0, 30.0, 0.0],
                               sfu_udp={"OutDatagrams": 60000, "SndbufErrors": 0},
-                              receiver_udp={"RcvbufErrors": 7, "InErrors": 7})
+                              receiver_udp={"RcvbufErrors": 7, "InErrors": 7},
+                              sender_fps=[30.0, 29.5, 30.1], client_cpu_s=15.0)
     assert r["streams"] == 6 and r["streams_received"] == 5
+    assert r["sender_fps_min"] == 29.5 and r["client_core_fraction"] == 0.5
     assert (r["fps_median"], r["fps_min"]) == (30.0, 0.0)
     assert r["sfu_datagrams_per_s"] == 2000.0 and r["receiver_drops"] == 7
     assert r["cpu_s_per_stream_s"] == pytest.approx(1.2 / 30 / 6, abs=1e-6)
