@@ -55,21 +55,37 @@ def healthy(ctx: Any, service: str) -> str:
                      "(`bash tools/up.sh` with the same JB_DEV_PORT_OFFSET / JB_STATE_DIR)")
 
 
-async def room(signaling: str, clips: list[tuple[str, bytes]], start_at: float) -> dict[str, Any]:
+async def create_rooms(signaling: str, n: int) -> list[str]:
+    """``n`` new rooms, waiting as signaling's creation rate limit says (429, Retry-After)."""
+    ids: list[str] = []
+    async with httpx.AsyncClient(timeout=30) as http:
+        while len(ids) < n:
+            resp = await http.post(signaling + "/api/rooms")
+            if resp.status_code == 429:
+                await asyncio.sleep(float(resp.headers.get("Retry-After", "5")))
+                continue
+            resp.raise_for_status()
+            ids.append(resp.json()["room_id"])
+    return ids
+
+
+async def room(signaling: str, room_id: str, clips: list[tuple[str, bytes]], start_at: float,
+               camera: bool = False) -> dict[str, Any]:
     """One room: speaker plays the clips from ``start_at`` (wall time); the listener's events."""
     from websockets.asyncio.client import connect
 
     from jbcalling.client import PcmTrack, SyntheticPeer, ice_servers_of, negotiate_over_signaling
 
     async with httpx.AsyncClient(timeout=30) as http:
-        room_id = (await http.post(signaling + "/api/rooms")).json()["room_id"]
         a, b = [(await http.post(f"{signaling}/api/rooms/{room_id}/join", json={
             "name": name, "speak": "en", "captions": "en", "hear_translation": False})).json()
             for name in ("speaker", "listener")]
     base = signaling.replace("http", "ws", 1) + f"/ws/rooms/{room_id}?token="
     mic = PcmTrack()
-    pa = SyntheticPeer("", room_id, a["participant_id"], audio=mic, ice_servers=ice_servers_of(a))
-    pb = SyntheticPeer("", room_id, b["participant_id"], ice_servers=ice_servers_of(b))
+    pa = SyntheticPeer("", room_id, a["participant_id"], audio=mic, camera=camera,
+                       ice_servers=ice_servers_of(a))
+    pb = SyntheticPeer("", room_id, b["participant_id"], camera=camera,
+                       ice_servers=ice_servers_of(b))
     events: list[tuple[float, dict[str, Any]]] = []
     sentences: list[dict[str, Any]] = []
     async with connect(base + a["token"]) as wa, connect(base + b["token"]) as wb:
@@ -150,9 +166,11 @@ def pct(values: list[int], q: float) -> int | None:
     return values[min(len(values) - 1, int(q * len(values)))] if values else None
 
 
-async def run_n(n: int, signaling: str, clips: list[tuple[str, bytes]]) -> dict[str, Any]:
+async def run_n(n: int, signaling: str, clips: list[tuple[str, bytes]],
+                camera: bool = False) -> dict[str, Any]:
+    ids = await create_rooms(signaling, n)
     start_at = time.time() + 3.0 + 0.6 * n  # every room connected before anyone speaks
-    rooms = await asyncio.gather(*(room(signaling, clips, start_at) for _ in range(n)))
+    rooms = await asyncio.gather(*(room(signaling, rid, clips, start_at, camera) for rid in ids))
     shown = [s for r in rooms for s in r["sentences"] if "wer" in s]
     ref_words = sum(len(s["text"].split()) for s in shown)
     whole = [s for s in shown if not s["told"]]
@@ -186,6 +204,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rooms", type=int, nargs="+", default=[1, 2, 4, 6, 8])
     parser.add_argument("--label", default="", help="suffix of the result file")
+    parser.add_argument("--camera", action="store_true", help="every participant also sends "
+                        "aiortc's synthetic 640x480 VP8 camera (encoded, and decoded by the "
+                        "other, in this process: on one small machine it starves the audio)")
     args = parser.parse_args()
     from jbcalling.cli.context import Ctx
     from jbcalling.cli.settings import CliSettings
@@ -208,7 +229,7 @@ def main() -> int:
           f"{'busy':>4} {'silent loss':>11} {'lost untold':>11}  load", file=sys.stderr)
     for n in args.rooms:
         load_before = os.getloadavg()
-        run = asyncio.run(run_n(n, signaling, clips))
+        run = asyncio.run(run_n(n, signaling, clips, args.camera))
         run.update({"loadavg_before": load_before, "loadavg_after": os.getloadavg()})
         doc["runs"].append(run)
         print(f"{n:>2} {run['final_p50_ms']!s:>9} {run['final_p95_ms']!s:>6} "

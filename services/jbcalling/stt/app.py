@@ -7,9 +7,16 @@ the open utterance becomes a final and the server closes with 1000. The server s
 "start_ms", "end_ms"}``, and ``{"type": "error", "code", "message"}`` before closing on a
 problem. Close codes: 1003 bad data (sample rate, odd-length frame, text frame), 1008 an
 unsupported language, 1009 a frame too large, 1011 model missing or recognizer failure,
-1013 full (code ``busy``: the instance serves as many streams as it recognizes in real time,
-capacity.py) or fell behind (code ``backlog``, with ``dropped_s``: the audio not recognized);
-either way, retry later or elsewhere. The service stays up whatever a client sends.
+1013 full (code ``busy``, with ``capacity_streams``: the instance serves as many streams as it
+recognizes in real time, capacity.py; also a stream already open when the observed capacity falls
+below the streams open: the newest go): retry later or elsewhere. The service stays up whatever a
+client sends.
+
+A stream that falls more than ``max_backlog_s`` behind is not closed: the audio waiting is
+dropped (``{"type": "skipped", "dropped_s"}``), the open utterance discarded, and recognition
+resumes at the next pause (``{"type": "resumed", "skipped_s"}``: the audio passed over to reach
+it); a client that dropped audio before the stream opened asks for the same start with
+``from_pause=1`` (stt/backend.py). No result comes from audio cut in the middle of a sentence.
 
 Session limits (``ready`` states them): a stream takes at most ``max_session_s`` of audio and
 is closed after ``idle_timeout_s`` without an audio frame. Either way the open utterance becomes
@@ -35,15 +42,17 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from jbcalling.common import health, limits
 from jbcalling.common.protocol import LANGUAGES
 from jbcalling.speech.modelfiles import MissingModel
-from jbcalling.stt.backend import Backend, Backlog
+from jbcalling.stt.admission import Admission, Session
+from jbcalling.stt.backend import Backend
 from jbcalling.stt.capacity import Capacity
-from jbcalling.stt.events import Result
+from jbcalling.stt.events import Notice, Result
 from jbcalling.stt.loader import load_backends
 from jbcalling.stt.settings import SttSettings
 
 log = logging.getLogger("jbcalling.stt")
 MAX_QUEUED_RESULTS = 256
 HTTP_MAX_BODY_BYTES = 1024
+Item = Result | Notice | Exception | None
 
 
 class SessionOver(Exception):
@@ -78,13 +87,16 @@ def create_app(settings: SttSettings) -> FastAPI:
                        "streams; final / partial: VAD utterances)", ["lang", "kind"],
                        registry=registry)
     capacity = Capacity(settings.capacity_streams, settings.capacity_budget,
-                        settings.max_sessions, sorted(backends), settings.capacity_probe_s)
+                        settings.max_sessions, sorted(backends), settings.capacity_probe_s,
+                        settings.capacity_window_s, settings.capacity_lag_s)
     Gauge("jb_stt_capacity_streams", "Streams this instance recognizes in real time (measured "
-          "or configured); beyond: refused with busy", registry=registry).set_function(
-        lambda: float(capacity.streams))
+          "at start, then observed; or configured); beyond: refused with busy",
+          registry=registry).set_function(lambda: float(capacity.streams))
+    admission = Admission(capacity, backends, registry)
     dropped = Counter("jb_stt_audio_dropped_seconds", "Audio received and not recognized "
-                      "(reason backlog: the stream fell behind and was closed)", ["lang", "reason"],
-                      registry=registry)
+                      "(reason backlog: the stream fell behind and what waited was dropped; "
+                      "to_pause: passed over to reach the next pause after that, or at a "
+                      "from_pause start)", ["lang", "reason"], registry=registry)
     for lang, b in backends.items():
         b.observe = lambda kind, seconds, lang=lang: decode.labels(lang, kind).observe(seconds)  # type: ignore[misc]
         rtf.labels(lang).set_function(b.real_time_factor)
@@ -106,7 +118,9 @@ def create_app(settings: SttSettings) -> FastAPI:
             await asyncio.to_thread(serving.wait)
         log.info("stt started", extra={"languages": {k: b.kind for k, b in backends.items()},
                                        "unavailable": sorted(problems)})
+        follower = asyncio.create_task(admission.follow())
         yield
+        follower.cancel()
         for b in backends.values():
             b.stop()
 
@@ -131,7 +145,8 @@ def create_app(settings: SttSettings) -> FastAPI:
         return backend
 
     @app.websocket("/v1/stream")
-    async def stream(ws: WebSocket, lang: str = "", sample_rate: int = 16000) -> None:
+    async def stream(ws: WebSocket, lang: str = "", sample_rate: int = 16000,
+                     from_pause: bool = False) -> None:
         await ws.accept()
         try:
             backend = check(lang, sample_rate)
@@ -139,26 +154,27 @@ def create_app(settings: SttSettings) -> FastAPI:
             await refuse(ws, exc)
             return
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Result | Exception | None] = asyncio.Queue()
+        queue: asyncio.Queue[Item] = asyncio.Queue()
 
-        def put(item: Result | Exception | None) -> None:
+        def put(item: Item) -> None:
             # Partials are droppable when the client reads slowly; finals and errors are not.
             if isinstance(item, Result) and item.type == "partial" and \
                     queue.qsize() >= MAX_QUEUED_RESULTS:
                 return
             queue.put_nowait(item)
 
-        def emit(item: Result | Exception | None) -> None:
+        def emit(item: Item) -> None:
             loop.call_soon_threadsafe(put, item)
 
-        handle = backend.open(emit)
+        handle = backend.open(emit, from_pause)
+        session = admission.admit(handle)
         sender = asyncio.create_task(send_results(ws, queue, lang))
         await ws.send_json({"type": "ready", "lang": lang, "backend": backend.kind,
                             "model": backend.model, "sample_rate": 16000,
                             "max_session_s": settings.max_session_s,
                             "idle_timeout_s": settings.idle_timeout_s})
         try:
-            await receive_audio(ws, backend, handle, sender, lang)
+            await receive_audio(ws, backend, session, put, sender, lang)
         except SessionOver as over:
             limited.labels(over.reason).inc()
             log.info("stream closed at a session limit", extra={"reason": over.reason})
@@ -176,15 +192,23 @@ def create_app(settings: SttSettings) -> FastAPI:
             backend.close(handle)
         finally:
             backend.close(handle)
+            admission.leave(handle)
             if not sender.done():
                 sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await sender
 
-    async def receive_audio(ws: WebSocket, backend: Backend, handle: Any,
+    async def receive_audio(ws: WebSocket, backend: Backend, session: Session, put: Any,
                             sender: asyncio.Task[None], lang: str) -> None:
+        handle = session.handle
         left = int(settings.max_session_s * 16000) * 2  # bytes of audio this stream may still take
         while True:
+            if session.shed:
+                limit = capacity.streams
+                raise Close("busy", 1013, f"over capacity: this instance now recognizes {limit} "
+                            "streams in real time (observed while serving) and this stream is "
+                            "among the newest; try another instance or later",
+                            capacity_streams=limit)
             try:
                 msg = await asyncio.wait_for(ws.receive(), settings.idle_timeout_s)
             except TimeoutError:
@@ -203,17 +227,12 @@ def create_app(settings: SttSettings) -> FastAPI:
                 data = data[:left]  # a frame over the session's length is cut at it
                 left -= len(data)
                 received.labels(lang).inc(len(data) / 32000)
-                try:
-                    backend.feed(handle, data)
-                except Backlog as exc:
-                    # the audio waiting in the stream is recognized no more (its results would
-                    # come after the close) and so is this frame: counted, said, logged
-                    lost = exc.pending_s + len(data) / 32000
+                lost = backend.feed(handle, data)
+                if lost:  # fell behind: what waited is dropped, counted, said, logged
                     dropped.labels(lang, "backlog").inc(lost)
-                    log.warning("stream fell behind; closing it", extra={
-                        "lang": lang, "dropped_s": round(lost, 2)})
-                    raise Close("backlog", 1013, f"recognition fell behind: {exc}",
-                                dropped_s=round(lost, 2)) from None
+                    log.warning("stream fell behind; dropped what waited, resuming at the next "
+                                "pause", extra={"lang": lang, "dropped_s": round(lost, 2)})
+                    put(Notice("skipped", dropped_s=round(lost, 2)))
                 if left <= 0:
                     raise SessionOver("max_length", f"this stream reached its "
                                       f"{settings.max_session_s:g} s of audio; open a new one")
@@ -230,8 +249,7 @@ def create_app(settings: SttSettings) -> FastAPI:
                 await ws.close(1000)
                 return
 
-    async def send_results(ws: WebSocket, queue: asyncio.Queue[Result | Exception | None],
-                           lang: str) -> None:
+    async def send_results(ws: WebSocket, queue: asyncio.Queue[Item], lang: str) -> None:
         while True:
             item = await queue.get()
             if item is None:
@@ -240,7 +258,10 @@ def create_app(settings: SttSettings) -> FastAPI:
                 await refuse(ws, Close("recognizer_failed", 1011, str(item)))
                 return
             await ws.send_json(item.to_json())
-            results.labels(lang, item.type).inc()
+            if isinstance(item, Result):
+                results.labels(lang, item.type).inc()
+            elif item.type == "resumed":
+                dropped.labels(lang, "to_pause").inc(item.skipped_s)
 
     async def refuse(ws: WebSocket, exc: Close) -> None:
         refused.labels(exc.code).inc()
@@ -260,6 +281,10 @@ def create_app(settings: SttSettings) -> FastAPI:
                 "active_streams": sum(streams.values()), "capacity_streams": capacity.streams,
                 "capacity_source": capacity.source, "capacity_real_time_factor": {
                     lang: round(rtf, 4) for lang, rtf in capacity.rtf.items()},
+                "capacity_start_streams": capacity.start_streams,
+                "observed_real_time_factor": None if capacity.observed_rtf is None
+                else round(capacity.observed_rtf, 4),
+                "lag_s": round(admission.lag_s(), 2),
                 "per_language": streams,
                 "real_time_factor": {lang: round(b.real_time_factor(), 4)
                                      for lang, b in backends.items()},

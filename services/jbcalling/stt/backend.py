@@ -5,10 +5,18 @@ results from a queue; all VAD and model work happens in the backend's worker thr
 wakes on new audio and steps every open stream at once (so the streaming backend decodes all
 ready streams in one ``decode_streams`` call, and the VAD backends batch their segments).
 
-Errors: :class:`Backlog` (a stream's audio received but not yet stepped through the recognizer
-exceeds ``max_backlog_s``, whether it waits in the inbox or in a worker that falls behind: the
-client is told to slow down / retry, the service goes on); an exception inside the worker ends the
-streams it was stepping with an ``error`` and keeps the worker alive.
+A stream that falls behind (its audio received but not yet stepped through the recognizer
+exceeds ``max_backlog_s``, whether it waits in the inbox or in a worker that falls behind) drops
+what waits in its inbox and resumes at live audio: :meth:`Backend.feed` returns the seconds
+dropped (the service says so: a ``skipped`` message), the worker discards the open utterance
+(its middle is gone) and *skips to the next pause*: it recognizes nothing until the VAD has heard
+no speech for ``RESUME_QUIET`` (then a ``resumed`` notice), so that no caption comes from audio
+cut in the middle of a sentence. A client that knows its audio starts mid-speech (it dropped
+audio before the stream opened) opens the stream skipping the same way. An exception inside the
+worker ends the streams it was stepping with an ``error`` and keeps the worker alive.
+
+Each worker iteration reports what it served (``served``: worker seconds, seconds of speech
+stepped) for the capacity that follows the observed real-time factor (capacity.py).
 """
 
 from __future__ import annotations
@@ -23,20 +31,17 @@ from typing import Any
 
 import numpy as np
 
-from jbcalling.stt.events import Result
+from jbcalling.stt.events import Notice, Result
 
 log = logging.getLogger("jbcalling.stt")
 SAMPLE_RATE = 16000
 PIECE = SAMPLE_RATE // 10
-Emit = Callable[[Result | Exception | None], None]  # None: the stream is finished
-
-
-class Backlog(Exception):
-    """The stream's audio is not recognized as fast as it arrives (retryable)."""
-
-    def __init__(self, message: str, pending_s: float) -> None:
-        super().__init__(message)
-        self.pending_s = pending_s  # audio waiting for the recognizer, seconds
+# Skipping to the next pause ends when the VAD, having heard speech since the skip began, ends
+# that speech (after vad_min_silence_ms of silence), or after this much audio in which it heard
+# none: it reports speech only after vad_min_speech_ms (250 ms) of it, so 400 ms without a report
+# hold at least 150 ms of real non-speech, a gap between words or sentences.
+RESUME_QUIET = SAMPLE_RATE * 4 // 10
+Emit = Callable[[Result | Notice | Exception | None], None]  # None: the stream is finished
 
 
 @dataclass(eq=False)
@@ -48,9 +53,14 @@ class Stream:
     pending: int = 0  # samples in inbox
     fed: int = 0  # samples received so far (``samples`` behind it: the recognizer's lag)
     closing: bool = False
-    samples: int = 0  # samples handed to the recognizer so far
+    dropped: int = 0  # samples dropped from the inbox (fell behind), not yet skipped by the worker
+    samples: int = 0  # samples handed to the recognizer (or skipped over) so far
     segment: int = 0
     state: Any = None  # the backend's per-stream objects
+    skipping: bool = False  # recognizing nothing until the next pause (backend.py docstring)
+    skipped: int = 0  # samples not recognized since the skip began
+    quiet: int = 0  # while skipping: samples since the VAD last heard speech
+    heard: bool = False  # while skipping: the VAD heard speech since the skip began
 
 
 class Backend(ABC):
@@ -69,9 +79,12 @@ class Backend(ABC):
         self.running = False
         self.busy_s = 0.0  # worker time spent stepping, for the real-time factor
         self.audio_s = 0.0
+        self.voiced = 0  # samples stepped while a stream was in speech (subclasses count them)
         self.thread: threading.Thread | None = None
         # (kind, seconds) of each decode call, for the service's latency histogram
         self.observe: Callable[[str, float], None] = lambda kind, seconds: None
+        # (worker seconds, seconds of speech) of each worker iteration: capacity.py
+        self.served: Callable[[float, float], None] = lambda busy_s, voiced_s: None
 
     def start(self, first: Callable[[Backend], None] | None = None) -> threading.Event:
         """Start the worker; it runs ``first`` (the capacity probe) before any stream's audio, in
@@ -93,24 +106,39 @@ class Backend(ABC):
         return serving
 
     # -- called from the event loop -------------------------------------------------------
-    def open(self, emit: Emit) -> Stream:
-        stream = Stream(emit)
+    def open(self, emit: Emit, from_pause: bool = False) -> Stream:
+        """A new stream; ``from_pause``: its audio starts mid-speech, recognize from the first
+        pause on (the gateway dropped audio before it opened)."""
+        stream = Stream(emit, skipping=from_pause)
         stream.state = self.start_stream()
         with self.lock:
             self.streams.append(stream)
         return stream
 
-    def feed(self, stream: Stream, pcm: bytes) -> None:
+    def feed(self, stream: Stream, pcm: bytes) -> float:
+        """Queue ``pcm`` for the worker. Returns 0, or the seconds of audio dropped because the
+        stream fell more than ``max_backlog_s`` behind: the inbox, whose place the worker then
+        skips, discarding the open utterance, up to the next pause."""
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        dropped = 0
         with self.lock:
-            behind = stream.fed - stream.samples  # in the inbox or taken by a busy worker
-            if behind + len(samples) > self.max_backlog:
-                raise Backlog(f"{behind / SAMPLE_RATE:.1f} s of audio not yet recognized",
-                              behind / SAMPLE_RATE)
+            # in the inbox or taken by a busy worker, not what was dropped already
+            behind = stream.fed - stream.samples - stream.dropped
+            if behind + len(samples) > self.max_backlog and stream.pending:
+                dropped = stream.pending
+                stream.inbox, stream.pending = [], 0
+                stream.dropped += dropped
             stream.inbox.append(samples)
             stream.pending += len(samples)
             stream.fed += len(samples)
         self.wake.set()
+        return dropped / SAMPLE_RATE
+
+    def lag_s(self) -> float:
+        """The most behind stream's audio not yet recognized (nor dropped), seconds."""
+        with self.lock:
+            return max((s.fed - s.samples - s.dropped for s in self.streams if not s.closing),
+                       default=0) / SAMPLE_RATE
 
     def close(self, stream: Stream) -> None:
         """Finish the stream: its open utterance becomes a final, then ``emit(None)``."""
@@ -162,22 +190,56 @@ class Backend(ABC):
         while self.running:
             self.wake.wait(0.1)
             self.wake.clear()
-            with self.lock:
-                work = [(s, s.inbox, s.closing) for s in self.streams]
-                for s, _, _ in work:
-                    s.inbox, s.pending = [], 0
-            if not work:
-                continue
-            t0 = time.perf_counter()
-            try:
-                self._step_in_pieces([(s, np.concatenate(chunks) if chunks else None, closing)
-                                      for s, chunks, closing in work])
-            except Exception as exc:  # keep the worker alive; end the streams it was stepping
-                log.exception("recognizer step failed", extra={"lang": self.lang})
-                for s, _, _ in work:
-                    self._finish(s, exc)
-            self.busy_s += time.perf_counter() - t0
-            self.audio_s += sum(len(c) for _, chunks, _ in work for c in chunks) / SAMPLE_RATE
+            self.iterate()
+
+    def iterate(self) -> None:
+        """One pass of the worker: every stream's new audio, stepped (only the worker calls it,
+        and tests)."""
+        with self.lock:
+            work = [(s, s.inbox, s.closing, s.dropped) for s in self.streams]
+            for s, _, _, _ in work:
+                s.inbox, s.pending, s.dropped = [], 0, 0
+        if not work:
+            return
+        t0, voiced = time.perf_counter(), self.voiced
+        try:
+            for s, _, _, dropped in work:
+                if dropped:
+                    self._fell_behind(s, dropped)
+            self._step_in_pieces([(s, np.concatenate(chunks) if chunks else None, closing)
+                                  for s, chunks, closing, _ in work])
+        except Exception as exc:  # keep the worker alive; end the streams it was stepping
+            log.exception("recognizer step failed", extra={"lang": self.lang})
+            for s, _, _, _ in work:
+                self._finish(s, exc)
+        busy = time.perf_counter() - t0
+        self.busy_s += busy
+        self.audio_s += sum(len(c) for _, chunks, _, _ in work for c in chunks) / SAMPLE_RATE
+        self.served(busy, (self.voiced - voiced) / SAMPLE_RATE)
+
+    def _fell_behind(self, stream: Stream, dropped: int) -> None:
+        """``dropped`` samples of ``stream`` were dropped unrecognized: its time goes on past
+        them, its open utterance is discarded (cut), and it skips to the next pause."""
+        stream.samples += dropped
+        stream.state = self.restart_stream(stream)
+        if not stream.skipping:
+            stream.skipping, stream.skipped, stream.quiet, stream.heard = True, 0, 0, False
+
+    def skip(self, stream: Stream, audio: np.ndarray | None, speech: bool) -> bool:
+        """While ``stream`` skips to the next pause: True when ``audio`` (already given to the
+        VAD, which heard ``speech``) is still skipped; on the pause, a ``resumed`` notice with the
+        audio skipped to reach it (not counting what was dropped before)."""
+        if not stream.skipping:
+            return False
+        n = 0 if audio is None else len(audio)
+        stream.skipped += n
+        stream.quiet = 0 if speech else stream.quiet + n
+        stream.heard = stream.heard or speech
+        if speech or (not stream.heard and stream.quiet < RESUME_QUIET):
+            return True
+        stream.skipping = False
+        stream.emit(Notice("resumed", skipped_s=round(stream.skipped / SAMPLE_RATE, 2)))
+        return False
 
     def _step_in_pieces(self, work: list[tuple[Stream, np.ndarray | None, bool]]) -> None:
         # Audio that arrived faster than real time is stepped 100 ms at a time: the VAD must see
@@ -212,6 +274,10 @@ class Backend(ABC):
     @abstractmethod
     def start_stream(self) -> Any:
         """The backend's per-stream state (recognizer stream, VAD, buffers)."""
+
+    def restart_stream(self, stream: Stream) -> Any:
+        """Fresh per-stream state from ``stream.samples`` on (after audio was dropped)."""
+        return self.start_stream()
 
     @abstractmethod
     def step(self, work: list[tuple[Stream, np.ndarray | None, bool]], last: bool) -> None:

@@ -13,6 +13,23 @@ same hardware gives the same answer, and tests start many apps in one process.
 The probe signal is synthetic (a gliding 120 Hz voice with harmonics, syllables at 4 Hz) so that
 no recording ships with the service; recognizers' decode time depends mostly on the audio's
 length, not its words (docs/decisions.md, "stt capacity").
+
+While serving, the measured figure follows what the workers observe (:meth:`Capacity.update`,
+once a second): over the last ``window_s`` the worker seconds spent per second of speech stepped
+(the observed real-time factor, which includes whatever else takes the cores meanwhile) gives
+``budget / factor`` streams, and a lag (audio received and not yet recognized) above ``lag_s``
+at three ticks in a row says the instance is over capacity whatever the factor says. Down at once
+(to the factor's figure, or one stream fewer than are open when lagging; then no other step down
+for ``window_s``, so that the window sees the change); up one stream at a time, only after
+``3 * window_s`` without a change or a lag above ``lag_s / 2``, and only to what the factor
+allows with a 20 % margin (the hysteresis). With no speech to observe the figure holds; an idle
+instance (no stream open) returns one step at a time to its start-up measurement.
+
+The figure decides admission (new streams beyond it are refused ``busy``). Open streams are
+closed only when the instance is over capacity in fact, i.e. lagging (``over``: the streams it
+keeps; stt/admission.py closes the newest beyond it): the factor counts every stream as a
+speaker talking non-stop, while most open streams are quiet listeners, and closing those would
+tell rooms ``busy`` for nothing. A configured capacity does not move.
 """
 
 from __future__ import annotations
@@ -20,6 +37,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
+from collections import deque
 
 import numpy as np
 
@@ -28,6 +47,9 @@ from jbcalling.stt.backend import Backend
 log = logging.getLogger("jbcalling.stt")
 SAMPLE_RATE = 16000
 _measured: dict[str, float] = {}  # probe key -> real-time factor, in this process
+MIN_VOICED_S = 2.0  # speech in the window below which its factor says nothing
+LAG_TICKS = 3  # updates in a row with a lag above lag_s: over capacity
+RAISE_MARGIN = 0.8  # a step up needs the factor to allow one stream more with this much budget
 
 
 def probe_audio(seconds: float) -> np.ndarray:
@@ -49,31 +71,93 @@ def streams_for(rtf: float, budget: float, max_sessions: int) -> int:
 
 
 class Capacity:
-    """The instance's stream capacity: configured, or measured per language as workers start."""
+    """The instance's stream capacity: configured, or measured per language as workers start,
+    then following the real-time factor observed while serving."""
 
     def __init__(self, configured: int, budget: float, max_sessions: int,
-                 languages: list[str], probe_s: float = 3.0) -> None:
+                 languages: list[str], probe_s: float = 3.0, window_s: float = 5.0,
+                 lag_s: float = 1.5) -> None:
         self.configured, self.budget, self.max_sessions = configured, budget, max_sessions
-        self.probe_s = probe_s
+        self.probe_s, self.window_s, self.lag_s = probe_s, window_s, lag_s
         self.rtf: dict[str, float] = {}
         self.waiting = set() if configured else set(languages)
         self.lock = threading.Lock()
+        self.live: int | None = None  # the figure once observation moved it
+        self.changed_at = -math.inf  # monotonic time of its last change
+        self.work: deque[tuple[float, float, float]] = deque()  # (time, busy s, speech s)
+        self.lags: deque[float] = deque(maxlen=LAG_TICKS)
+        self.observed_rtf: float | None = None
+        self.over: int | None = None  # set by a lag verdict: the open streams to keep
 
     @property
     def source(self) -> str:
         if self.configured:
             return "configured"
-        return "measuring" if self.waiting else "measured"
+        if self.waiting:
+            return "measuring"
+        return "measured at start" if self.live is None else "observed"
 
     @property
-    def streams(self) -> int:
-        """Streams admitted at most now: ``max_sessions`` until every language is measured."""
-        if self.configured:
-            return min(self.configured, self.max_sessions)
+    def start_streams(self) -> int:
+        """The start-up measurement's figure (``max_sessions`` until every language has one)."""
         with self.lock:
             if self.waiting or not self.rtf:
                 return self.max_sessions
             return streams_for(max(self.rtf.values()), self.budget, self.max_sessions)
+
+    @property
+    def streams(self) -> int:
+        """Streams admitted at most now."""
+        if self.configured:
+            return min(self.configured, self.max_sessions)
+        return self.start_streams if self.live is None or self.waiting else self.live
+
+    def served(self, busy_s: float, voiced_s: float, now: float | None = None) -> None:
+        """A worker iteration took ``busy_s`` and stepped ``voiced_s`` of speech (any thread)."""
+        with self.lock:
+            self.work.append((time.monotonic() if now is None else now, busy_s, voiced_s))
+
+    def update(self, now: float, open_streams: int, lag_s: float) -> int:
+        """Follow the observed factor (module docstring); called once a second with the streams
+        taking audio and the most behind one's lag. Returns the figure."""
+        self.over = None
+        if self.configured or self.waiting:
+            return self.streams
+        with self.lock:
+            while self.work and self.work[0][0] < now - self.window_s:
+                self.work.popleft()
+            busy = sum(b for _, b, _ in self.work)
+            voiced = sum(v for _, _, v in self.work)
+        self.lags.append(lag_s)
+        current = self.streams
+        rtf = self.observed_rtf = busy / voiced if voiced >= MIN_VOICED_S else None
+        lagging = len(self.lags) == LAG_TICKS and min(self.lags) > self.lag_s
+        target = current
+        if rtf is not None:
+            target = min(target, streams_for(rtf, self.budget, self.max_sessions))
+        since = now - self.changed_at
+        if lagging and since >= self.window_s:  # over capacity in fact: one stream fewer
+            self.over = min(current, max(1, open_streams - 1))
+            return self._set(now, min(target, self.over), "lower (lagging)", rtf, lag_s)
+        if target < current and since >= self.window_s:
+            return self._set(now, target, "lower", rtf, lag_s)
+        calm = max(self.lags, default=0.0) <= self.lag_s / 2
+        if target >= current and calm and since >= 3 * self.window_s:
+            if rtf is not None:
+                allowed = streams_for(rtf, self.budget * RAISE_MARGIN, self.max_sessions)
+            else:  # nothing to observe: an idle instance returns to its start-up figure
+                allowed = self.start_streams if open_streams == 0 else current
+            if allowed > current:
+                return self._set(now, current + 1, "raise", rtf, lag_s)
+        return current
+
+    def _set(self, now: float, streams: int, how: str, rtf: float | None, lag_s: float) -> int:
+        before, self.live, self.changed_at = self.streams, streams, now
+        self.lags.clear()  # the next lag verdict on ticks after the change
+        log.info("stt capacity observed", extra={
+            "change": how, "capacity_streams": streams, "before": before, "lag_s": round(lag_s, 2),
+            "observed_real_time_factor": None if rtf is None else round(rtf, 4)})
+        return streams
 
     def measured(self, lang: str, rtf: float) -> None:
         with self.lock:

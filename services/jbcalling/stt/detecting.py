@@ -47,6 +47,13 @@ class DetectingBackend(VadOfflineBackend):
     def start_stream(self) -> _DetectState:
         return _DetectState(self.vad_factory.create(), last=self.langid.default)
 
+    def restart_stream(self, stream: Stream) -> _DetectState:
+        last = stream.state.current or stream.state.last
+        new = super().restart_stream(stream)
+        assert isinstance(new, _DetectState)
+        new.last = last
+        return new
+
     def _decode(self, streams: list[Stream], audios: list[np.ndarray], final: bool) -> list[str]:
         langs = []
         for s, audio in zip(streams, audios, strict=True):

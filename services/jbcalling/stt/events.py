@@ -1,4 +1,5 @@
-"""What recognition produces: partial and final results for one utterance (a segment)."""
+"""What recognition produces: partial and final results for one utterance (a segment), and
+notices about the stream."""
 
 from __future__ import annotations
 
@@ -27,3 +28,20 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Not a result: ``skipped`` (the stream fell behind; ``dropped_s`` of audio were dropped and
+    recognition skips to the next pause) or ``resumed`` (recognition goes on from a pause;
+    ``skipped_s``: the audio received and not recognized to reach it)."""
+
+    type: Literal["skipped", "resumed"]
+    dropped_s: float = 0.0
+    skipped_s: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type}
+        out.update({"dropped_s": self.dropped_s} if self.type == "skipped"
+                   else {"skipped_s": self.skipped_s})
+        return out

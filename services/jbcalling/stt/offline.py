@@ -45,6 +45,7 @@ class _State:
     quiet: int = 0  # samples of quiet at the end of the open segment
     stable_due: bool = False  # quiet long enough: decode a stable partial now
     stable_text: str | None = None  # the stable partial's text, while only quiet followed it
+    base: int = 0  # stream sample index of the VAD's first sample (audio dropped before it)
 
 
 class VadOfflineBackend(Backend):
@@ -62,6 +63,15 @@ class VadOfflineBackend(Backend):
     def start_stream(self) -> _State:
         return _State(self.vad_factory.create())
 
+    def restart_stream(self, stream: Stream) -> _State:
+        st: _State = stream.state
+        if st.partial_sent:  # the cut utterance's caption is closed, empty (see step)
+            self.result(stream, "final", "", st.open_start, st.open_start)
+            stream.segment += 1
+        new = self.start_stream()
+        new.base = new.first = new.open_start = stream.samples
+        return new
+
     def _audio(self, st: _State, start: int, end: int) -> np.ndarray:
         audio = np.concatenate(st.chunks) if st.chunks else np.zeros(0, np.float32)
         return audio[max(0, start - st.first):max(0, end - st.first)]
@@ -76,11 +86,21 @@ class VadOfflineBackend(Backend):
                 s.samples += len(audio)
             if closing:
                 st.vad.flush()
+            if s.skipping:  # to the next pause: the speech heard meanwhile is never decoded
+                self.skip(s, audio, bool(st.vad.is_speech_detected()) and not closing)
+                while not st.vad.empty():
+                    st.vad.pop()
+                st.speaking = False
+                self._trim(st, s.samples - LOOKBACK)
+                continue
             while not st.vad.empty():
                 seg = st.vad.front
-                finals.append((s, int(seg.start), np.asarray(seg.samples, dtype=np.float32)))
+                finals.append((s, st.base + int(seg.start),
+                               np.asarray(seg.samples, dtype=np.float32)))
                 st.vad.pop()
             speaking = st.vad.is_speech_detected() and not closing
+            if speaking and audio is not None:
+                self.voiced += len(audio)
             if speaking and not st.speaking:
                 st.open_start = max(0, s.samples - LOOKBACK)
                 # the first partial early: it is what shows that someone is being heard

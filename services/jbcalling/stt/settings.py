@@ -67,9 +67,20 @@ class SttSettings(SpeechSettings):
     capacity_probe_s: float = Field(3.0, ge=1, le=10, description="Audio decoded per language "
                                     "by the start-up measurement, seconds; it also stops after "
                                     "this long in wall time (a slow machine measures on less).")
+    capacity_window_s: float = Field(5.0, ge=1, le=60, description="The measured capacity then "
+                                     "follows the real-time factor observed over this many "
+                                     "seconds of serving: down at once (the newest streams beyond "
+                                     "it are closed with busy), up one stream after 3x this long "
+                                     "without a change, seconds.")
+    capacity_lag_s: float = Field(1.5, gt=0, description="Audio received and not yet recognized, "
+                                  "on the most behind stream, above which for 3 s the instance "
+                                  "counts as over capacity (one stream fewer than are open), "
+                                  "seconds.")
     max_frame_bytes: int = Field(64000, ge=320, description="Largest audio frame (2 s), bytes.")
-    max_backlog_s: float = Field(10.0, gt=0, description="Audio waiting for recognition at most, "
-                                 "per stream, seconds; beyond: the stream is closed with 1013.")
+    max_backlog_s: float = Field(3.0, gt=0, description="Audio waiting for recognition at most, "
+                                 "per stream, seconds; beyond: what waits is dropped (a skipped "
+                                 "message), the open utterance discarded, and recognition "
+                                 "resumes at the next pause.")
     max_session_s: float = Field(3600.0, ge=1, description="Audio one stream takes at most, "
                                  "seconds; then its last final and a close (1000, max_length); "
                                  "the gateway hands over to a new stream before, between "

@@ -29,6 +29,7 @@ class _State:
     vad: Any
     text: str = ""
     start: int = 0  # first sample of the open utterance
+    base: int = 0  # stream sample index of the VAD's first sample (audio dropped before it)
 
 
 class StreamingBackend(Backend):
@@ -50,17 +51,41 @@ class StreamingBackend(Backend):
     def start_stream(self) -> _State:
         return _State(self.recognizer.create_stream(), self.vad_factory.create())
 
+    def restart_stream(self, stream: Stream) -> _State:
+        st: _State = stream.state
+        if st.text:  # the cut utterance's caption is closed, empty
+            self.result(stream, "final", "", st.start, st.start)
+            stream.segment += 1
+        return _State(self.recognizer.create_stream(), self.vad_factory.create(),
+                      start=stream.samples, base=stream.samples)
+
     def step(self, work: list[tuple[Stream, np.ndarray | None, bool]], last: bool) -> None:
         rec = self.recognizer
+        skipped: list[Stream] = []
         for s, audio, closing in work:
             st: _State = s.state
+            if s.skipping:  # to the next pause: only the VAD hears the audio (backend.py)
+                if audio is not None:
+                    st.vad.accept_waveform(audio)
+                    s.samples += len(audio)
+                self.skip(s, audio, bool(st.vad.is_speech_detected()) and not closing)
+                while not st.vad.empty():
+                    st.vad.pop()
+                st.start = s.samples
+                skipped.append(s)
+                continue
             if audio is not None:
                 st.stream.accept_waveform(SAMPLE_RATE, audio)
                 st.vad.accept_waveform(audio)
                 s.samples += len(audio)
+                self.voiced += len(audio)  # a transducer decodes all of it, speech or not
             if closing:
                 st.stream.input_finished()
                 st.vad.flush()
+        for s in skipped:
+            if s.closing:
+                self._finish(s)
+        work = [w for w in work if w[0] not in skipped]
         ready = [s.state.stream for s, _, _ in work if rec.is_ready(s.state.stream)]
         t0 = time.perf_counter()
         while ready:
@@ -72,7 +97,7 @@ class StreamingBackend(Backend):
             speech_end = None
             while not st.vad.empty():
                 seg = st.vad.front
-                speech_end = seg.start + len(seg.samples)
+                speech_end = st.base + seg.start + len(seg.samples)
                 st.vad.pop()
             text = rec.get_result(st.stream).strip()
             if text and text != st.text:
