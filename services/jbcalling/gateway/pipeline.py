@@ -16,9 +16,11 @@ late joiners while it lasts), the call goes on, the speaker's newest audio is ke
 reconnects (every 0.5 s at most while the speaker talks, backing off to 5 s in silence; to a
 healthy instance or the one it used, which answers after a restart before Consul says so) and
 ``state: available`` says captions are back; stt at capacity (every instance refused the
-stream with ``busy``, or the stream fell behind and was closed with ``backlog``) -> the same with
-``state: busy``, retried the same way, so captions start when an instance has room (admission:
-docs/operations.md "Admission"); mt down -> the translation caption carries
+stream with ``busy``, or the instance closed it with ``busy`` because it lags and this stream is
+among its newest) -> the same with ``state: busy``, retried the same way, so captions start when
+an instance has room (admission: docs/operations.md "Admission"); the stream fell behind (stt
+``skipped``: it dropped what waited and recognizes again from the next pause) -> ``state: busy``
+until stt says ``resumed``, then ``available``; mt down -> the translation caption carries
 ``translation_error`` and no translation; tts down -> captions only, and a ``speech_status``
 event (``state: unavailable``) to the listeners who asked to hear the translation.
 
@@ -36,9 +38,11 @@ chunk goes to a stream in the new language.
 
 Audio is dropped only where counted (``jb_gateway_audio_dropped_seconds_total{reason}``) and
 said: the oldest audio held while no stream is open (reason ``unavailable``, ``busy``, or
-``opening``: a stream being opened), and what stt did not recognize before a ``backlog`` close
-(``backlog``, stt's ``dropped_s``); the room hears of the first two by ``captions_status``, the
-log of each (at most every ``STATUS_REPEAT_S``).
+``opening``: a stream being opened), what stt dropped when the stream fell behind (``backlog``,
+stt's ``dropped_s``) and passed over to reach the next pause (``to_pause``); the room hears of
+them by ``captions_status``, the log of each (at most every ``STATUS_REPEAT_S``). A stream opened
+after audio was dropped starts mid-speech: it is opened with ``from_pause=1`` (stt recognizes
+from the first pause on), so that no caption comes from a sentence cut at its start.
 """
 
 from __future__ import annotations
@@ -103,7 +107,8 @@ STATUS_MESSAGES = {
     "unavailable": "captions paused: speech recognition is unavailable; they resume when it is "
                    "back",
     "busy": "captions paused: speech recognition is at capacity; they start when it has room",
-    "backlog": "captions paused: speech recognition fell behind; they resume when it has room",
+    "backlog": "captions paused: speech recognition fell behind and some speech was not "
+               "captioned; they resume at the speaker's next pause",
     "available": "captions are back",
 }
 
@@ -249,6 +254,7 @@ class SpeakerStream:
         self.last_report = 0.0
         self.talked_at = -TALKING_RECENT_S  # monotonic time of the last loud chunk while down
         self.talk_started = asyncio.Event()  # the speaker began talking while stt was away
+        self.cut = False  # audio was dropped since the last stream: the next one starts mid-speech
 
     def start(self) -> None:
         self.task = asyncio.ensure_future(self._run())
@@ -266,6 +272,7 @@ class SpeakerStream:
         while self.queued > MAX_BUFFER_BYTES:  # no stream open: keep only the latest audio
             lost = len(self.queue.get_nowait()[0])
             self.queued -= lost
+            self.cut = True
             self.dropped(("busy" if self.state == "backlog" else self.state) if self.down
                          else "opening", lost / BYTES_PER_S)
 
@@ -315,8 +322,8 @@ class SpeakerStream:
             except Busy as exc:
                 await self._down(str(exc), "busy")
             except (NoInstance, OSError, WebSocketException, TimeoutError) as exc:
-                if leg is not None and leg.error == "backlog":  # stt fell behind and closed it
-                    await self._down(str(exc), "backlog")
+                if leg is not None and leg.error in BUSY_CODES:  # stt closed it for capacity
+                    await self._down(str(exc), "busy" if leg.error == "busy" else "backlog")
                     continue
                 self.p.discovery.forget("stt", REFRESH_S)
                 await self._down(str(exc))
@@ -347,8 +354,10 @@ class SpeakerStream:
         room, :class:`NoInstance` when none answered at all."""
         errors: list[str] = []
         busy: list[str] = []
+        cut = self.cut
         for url, timeout in await self._candidates():
-            ws_url = url.replace("http", "ws", 1) + f"/v1/stream?lang={lang}"
+            ws_url = url.replace("http", "ws", 1) + f"/v1/stream?lang={lang}" + \
+                ("&from_pause=1" if cut else "")
             ws = None
             try:
                 ws = await connect(ws_url, open_timeout=timeout, max_size=2**20)
@@ -360,6 +369,7 @@ class SpeakerStream:
                 continue
             if first.get("type") == "ready":
                 self.url = url
+                self.cut = False
                 return ws, first
             await ws.close()
             (busy if first.get("code") in BUSY_CODES else errors).append(
@@ -375,6 +385,17 @@ class SpeakerStream:
             self.down, self.state = False, ""
             log.info("speech recognition is back", extra={"room": self.room, "speaker": self.pid})
             await self._status("available")
+
+    async def _behind(self) -> None:
+        """The open stream fell behind (stt ``skipped``): the room is told, the stream goes on;
+        ``resumed`` says ``available`` again (:meth:`_up`)."""
+        if self.down:
+            return
+        log.warning("speech recognition fell behind for a speaker", extra={
+            "room": self.room, "speaker": self.pid})
+        self.p.captions_busy.inc()
+        self.down, self.state, self.last_report = True, "backlog", time.monotonic()
+        await self._status("backlog")
 
     async def _down(self, error: str, state: str = "unavailable") -> None:
         """``state``: unavailable, busy (no instance had room) or backlog (the stream fell
@@ -464,8 +485,14 @@ class SpeakerStream:
             leg.closed = str(res.get("reason", ""))
         if res.get("type") == "error":
             leg.error = str(res.get("code", ""))
-            if leg.error == "backlog":
+            if leg.error == "backlog":  # an stt that closes a stream that fell behind
                 self.dropped("backlog", float(res.get("dropped_s") or 0))
+        if res.get("type") == "skipped":  # fell behind: stt dropped what waited
+            self.dropped("backlog", float(res.get("dropped_s") or 0))
+            await self._behind()
+        if res.get("type") == "resumed":  # recognizing again, from a pause
+            self.dropped("to_pause", float(res.get("skipped_s") or 0))
+            await self._up()
         if res.get("type") == "partial":
             leg.talking = True
         elif res.get("type") == "final":
