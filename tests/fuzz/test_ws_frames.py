@@ -40,7 +40,7 @@ TYPES = sorted(client_message_types())
 OTHER, SELF = "$OTHER", "$SELF"  # replaced by the other participant's and the fuzzer's own id
 FIELDS = ["type", "settings", "sdp", "target", "on", "muted", "participant", "to", "speak",
           "captions", "hear_translation", "candidate", "text", "raised", "emoji", "locked",
-          "request", "admit"]
+          "request", "admit", "hidden"]
 
 scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
            | st.text(max_size=80))
@@ -181,6 +181,7 @@ def test_generated_frames_get_an_answer_or_a_documented_close(stack: Stack, role
     @example(frame='{"type": "react", "emoji": "🎉"}')
     @example(frame='{"type": "lock"}')
     @example(frame='{"type": "admit", "request": "$OTHER"}')
+    @example(frame='{"type": "video_visibility", "hidden": ["$OTHER", "$SELF"]}')
     @example(frame='{"type": "end"}')
     def run(frame: str | bytes) -> None:
         answered.append(seat.exchange(frame))
