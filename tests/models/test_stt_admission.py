@@ -10,6 +10,7 @@ loopback; mt is stopped (captions only). A and B both speak English in one room.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from conftest import free_port
 from gateway_process import start_gateway, stop_gateway
@@ -31,7 +34,7 @@ from jbcalling.stt.app import create_app as create_stt
 from jbcalling.stt.settings import SttSettings
 from jbcalling.tts.app import create_app as create_tts
 from jbcalling.tts.settings import TtsSettings
-from speech_fixtures import models_dir, wer  # noqa: F401
+from speech_fixtures import beckett, models_dir, wer  # noqa: F401
 
 pytestmark = [pytest.mark.models, pytest.mark.usefixtures("loopback_ice")]
 SENTENCE = "We should start the project next week."
@@ -179,3 +182,63 @@ async def _scenario(signaling: str, gateway: str, stt: str, utterance: bytes) ->
         await b.leave()
         await a.leave()
     return out
+
+
+def test_an_instance_that_lags_closes_its_newest_stream_and_the_oldest_skips_to_a_pause(
+        models_dir: Path, serve: Any, beckett: np.ndarray) -> None:  # noqa: F811
+    """The capacity observed while serving (stt/capacity.py, stt/admission.py): two streams
+    send real speech four times faster than real time, more than one Whisper thread recognizes;
+    the instance lags, lowers its capacity ("observed") and closes the newest stream with busy;
+    the oldest goes on, drops what waited beyond max_backlog_s (skipped), recognizes again from
+    a pause (resumed) and still ends normally with finals."""
+    # a large budget: the start-up measurement admits both streams even on a loaded machine
+    app = create_stt(SttSettings(models_dir=models_dir, threads=1, capacity_budget=8,
+                                 capacity_window_s=1, capacity_lag_s=0.5, max_backlog_s=2.0,
+                                 languages={"en": f"vad-whisper:{DEV_WHISPER_EN}"}))
+    speech = np.concatenate([beckett, np.zeros(8000, np.int16)] * 2)  # 21 s
+    with serve(app) as stt:
+        out = asyncio.run(_two_fast_streams(stt.url, speech))
+        load = httpx.get(stt.url + "/ready", timeout=10).json()["load"]
+        metrics = httpx.get(stt.url + "/metrics", timeout=10).text
+    (old, old_code), (new, new_code) = out
+    assert new_code == 1013 and new[-1]["type"] == "error" and new[-1]["code"] == "busy", new[-3:]
+    assert "over capacity" in new[-1]["message"] and new[-1]["capacity_streams"] >= 1
+    assert load["capacity_source"] == "observed", load
+    assert metric(metrics, "jb_stt_streams_shed_total") == 1
+    assert old_code == 1000, old[-3:]
+    kinds = [m["type"] for m in old]
+    assert "skipped" in kinds and "resumed" in kinds[kinds.index("skipped"):], kinds
+    dropped = sum(m["dropped_s"] for m in old if m["type"] == "skipped")
+    assert dropped > 1.0 and metric(metrics, 'jb_stt_audio_dropped_seconds_total{lang="en",'
+                                              'reason="backlog"}') >= dropped - 0.1
+    finals = [m for m in old if m["type"] == "final" and m["text"]]
+    assert finals, kinds
+    # each final is heard in full, at its place in the stream: none spans a dropped stretch
+    assert all(m["end_ms"] - m["start_ms"] < 4000 for m in finals), finals
+
+
+async def _two_fast_streams(stt: str, speech: np.ndarray) -> list[tuple[list[Event], int | None]]:
+    url = stt.replace("http", "ws") + "/v1/stream?lang=en"
+    old = await connect(url)
+    assert json.loads(await old.recv())["type"] == "ready"
+    new = await connect(url)
+    assert json.loads(await new.recv())["type"] == "ready"
+
+    async def talk(ws: ClientConnection) -> tuple[list[Event], int | None]:
+        messages: list[Event] = []
+
+        async def read() -> None:
+            async for raw in ws:
+                messages.append(json.loads(raw))
+
+        reader = asyncio.ensure_future(read())
+        with contextlib.suppress(ConnectionClosed):
+            for k in range(0, len(speech), 1600):  # 100 ms every 25 ms
+                await ws.send(speech[k:k + 1600].astype("<i2").tobytes())
+                await asyncio.sleep(0.025)
+            await ws.send(json.dumps({"type": "end"}))
+        with contextlib.suppress(ConnectionClosed):
+            await asyncio.wait_for(reader, 60)
+        return messages, ws.close_code
+
+    return list(await asyncio.gather(talk(old), talk(new)))
