@@ -1,8 +1,10 @@
 """The media gateway forwards, for real: a jb-gateway process, real aiortc peers on loopback.
 
 Three participants each receive the other two's audio and video; the gateway never starts a
-video encoder; a late joiner gets a picture at once (keyframe request relayed to the source);
-bad input is refused with a reason and the gateway stays up.
+video encoder; a late joiner gets a picture within 1 s of its connection being up (keyframe
+requested from the sources); a subscriber's NACK is answered with the lost packet and its PLI
+reaches the source's encoder; participants that leave stop their forwarding; bad input is
+refused with a reason and the gateway stays up.
 """
 
 from __future__ import annotations
@@ -23,22 +25,91 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("loopback_ice")]
 
 
 @pytest.fixture
-def gateway(redis_url: str, tmp_path: Path) -> Iterator[str]:
-    proc, url = start_gateway(redis_url, tmp_path / "gateway.log", max_peers="4", max_rooms="2")
+def gateway_log(tmp_path: Path) -> Path:
+    return tmp_path / "gateway.log"
+
+
+@pytest.fixture
+def gateway(redis_url: str, gateway_log: Path) -> Iterator[str]:
+    proc, url = start_gateway(redis_url, gateway_log, max_peers="4", max_rooms="2")
     yield url
     stop_gateway(proc)
 
 
-async def _until(cond, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+async def _until(cond, timeout: float, step: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
             return True
-        await asyncio.sleep(0.2)
-    return False
+        await asyncio.sleep(step)
+    return bool(cond())
 
 
-def test_three_participants_each_receive_the_other_two(gateway: str) -> None:
+async def _metrics(http: httpx.AsyncClient, gateway: str) -> dict[str, float]:
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in
+            (await http.get(gateway + "/metrics")).text.splitlines() if line.startswith("jb_")}
+
+
+def _watch_rtp(peer: SyntheticPeer, mid: str) -> list[Any]:
+    """Every RTP packet ``peer`` receives on ``mid`` (its receiver's handler, wrapped)."""
+    receiver = next(t.receiver for t in peer.pc.getTransceivers() if t.mid == mid)
+    seen: list[Any] = []
+    real = receiver._handle_rtp_packet
+
+    async def handle(packet: Any, arrival_time_ms: int) -> None:
+        seen.append(packet)
+        await real(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle
+    return seen
+
+
+def _watch_transport(transport: Any) -> list[Any]:
+    """Every RTP packet that arrives on an aiortc DTLS transport, decrypted, before routing."""
+    from aiortc.rtp import RtpPacket
+
+    seen: list[Any] = []
+    real = transport._handle_rtp_data
+
+    async def handle(data: bytes, arrival_time_ms: int) -> None:
+        seen.append(RtpPacket.parse(data))
+        await real(data, arrival_time_ms)
+
+    transport._handle_rtp_data = handle
+    return seen
+
+
+def _vp8_keyframe(payload: bytes) -> bool:
+    """The first packet of a VP8 keyframe (RFC 7741: payload descriptor, then the header's P
+    bit clear)."""
+    if len(payload) < 2 or payload[0] & 0x17 != 0x10:  # S set, partition 0
+        return False
+    pos = 1
+    if payload[0] & 0x80:  # X: extensions
+        ext = payload[1]
+        pos = 2
+        if ext & 0x80:  # I: picture id, 7 or 15 bits
+            pos += 2 if payload[pos] & 0x80 else 1
+        pos += bool(ext & 0x40) + bool(ext & 0x30)  # L: TL0PICIDX; T/K: one byte
+    return len(payload) > pos and payload[pos] & 0x01 == 0
+
+
+def _count_keyframe_requests(peer: SyntheticPeer) -> list[float]:
+    """When ``peer``'s camera sender was asked for a keyframe (by an RTCP PLI/FIR)."""
+    sender = next(t.sender for t in peer.pc.getTransceivers()
+                  if t.sender.track is not None and t.sender.track.kind == "video")
+    asked: list[float] = []
+    real = sender._send_keyframe
+
+    def send_keyframe() -> None:
+        asked.append(time.monotonic())
+        real()
+
+    sender._send_keyframe = send_keyframe
+    return asked
+
+
+def test_three_participants_each_receive_the_other_two(gateway: str, gateway_log: Path) -> None:
     async def scenario() -> None:
         peers = [SyntheticPeer(gateway, "roomAAAAAA", f"peer{i}AAA") for i in range(3)]
         async with httpx.AsyncClient(timeout=20) as http:
@@ -48,9 +119,24 @@ def test_three_participants_each_receive_the_other_two(gateway: str) -> None:
                                           p.receiving("audio", 50) == 2 for p in peers), 40)
             assert ok, [dict(p.frames) for p in peers]
             assert all(size == (640, 480) for p in peers for size in p.sizes.values())
-            # a late joiner sees both others at once: the gateway asked the sources for keyframes
+            # a late joiner sees the others within 1 s of its connection being up: the gateway
+            # asked the sources for keyframes
             late = SyntheticPeer(gateway, "roomAAAAAA", "lateAAAA")
+            late_up: list[float] = []
+            late.pc.on("connectionstatechange", lambda: late_up.append(time.monotonic())
+                       if late.pc.connectionState == "connected" else None)
             await late.connect(http)
+            keyframes: dict[str, float] = {}  # mid -> when its first keyframe packet came
+            seen_late = {mid: _watch_rtp(late, mid) for mid, k in late.kinds().items()
+                         if k == "video" and mid in late.slot_mids()}
+
+            def keyframes_in() -> bool:
+                for mid, packets in seen_late.items():
+                    if mid not in keyframes and any(_vp8_keyframe(p.payload) for p in packets):
+                        keyframes[mid] = time.monotonic()
+                return len(keyframes) == 3
+            assert await _until(keyframes_in, 15, step=0.02) and late_up, (keyframes, late_up)
+            pictures_after = max(keyframes.values()) - late_up[0]
             assert await _until(lambda: late.receiving("video", 10) == 3, 15), dict(late.frames)
             # The counter counts each source's frames once (then fanned out): the frames one
             # peer decoded, each from another source, all passed it.
@@ -69,11 +155,64 @@ def test_three_participants_each_receive_the_other_two(gateway: str) -> None:
             assert m['jb_gateway_forwarded_packets_total{kind="audio"}'] >= 2 * 50
             assert m['jb_gateway_encoders_started_total{kind="video"}'] == 0
             assert m["jb_gateway_keyframe_requests_total"] >= 2  # the late joiner's two sources
+            assert pictures_after < 1.0
+
+            # A subscriber's NACK for a packet it got: the gateway sends it again (over RTX).
+            p0 = peers[0]
+            mid = next(x for x, k in p0.kinds().items() if k == "video" and x in p0.slot_mids()
+                       and p0.frames[x])
+            seen = _watch_rtp(p0, mid)
+            assert await _until(lambda: len(seen) > 5, 5)
+            media_ssrc, lost = seen[-1].ssrc, seen[-1].sequence_number
+            receiver = next(t.receiver for t in p0.pc.getTransceivers() if t.mid == mid)
+            resent0 = m['jb_gateway_retransmitted_packets_total{kind="video"}']
+            # (aiortc routes RTX by SSRC or a payload type only one receiver has: with three
+            # video slots it drops it before any receiver, so watch the transport itself)
+            arrived = _watch_transport(receiver.transport)
+            await receiver._send_rtcp_nack(media_ssrc, [lost])  # private in aiortc 1.16
+            assert await _until(lambda: any(p.ssrc != media_ssrc and p.payload[:2] ==
+                                            lost.to_bytes(2, "big") for p in arrived), 3)
+            m = await _metrics(http, gateway)
+            assert m['jb_gateway_retransmitted_packets_total{kind="video"}'] >= resent0 + 1
+
+            # A subscriber's PLI reaches the source's encoder (relayed by the gateway): one of
+            # the other three, after a quiet second, and only that one.
+            asked = {p.pid: _count_keyframe_requests(p) for p in [*peers[1:], late]}
+            await asyncio.sleep(1.0)
+            assert not any(asked.values()), asked  # nobody asks for keyframes by themselves
+            await receiver._send_rtcp_pli(media_ssrc)  # private in aiortc 1.16
+            assert await _until(lambda: any(asked.values()), 2), asked
+            await asyncio.sleep(0.5)
+            assert sorted(len(a) for a in asked.values()) == [0, 0, 1], asked
+            m = await _metrics(http, gateway)
+            assert m['jb_gateway_keyframe_requests_asked_total{reason="relayed"}'] >= 1
+
+            # Every packet received goes once to each of the other three (no copies, no loss)
+            sent, got = 'jb_gateway_forwarded_packets_total{kind="video"}', \
+                'jb_gateway_received_packets_total{kind="video"}'
+            m0 = await _metrics(http, gateway)
+            await asyncio.sleep(1.0)
+            m1 = await _metrics(http, gateway)
+            assert m1[got] - m0[got] > 30 and m1[sent] - m0[sent] == 3 * (m1[got] - m0[got])
             # a fifth peer is refused with a reason (max 4 per room here)
             full = await http.post(f"{gateway}/v1/rooms/roomAAAAAA/peers/fifthAAA/offer")
             assert full.status_code == 503 and full.json()["error"]["code"] == "room_full"
-            for p in [*peers, late]:
+            # Two leave: their forwarding stops (each packet now goes to the one other peer)
+            for p in (late, peers[2]):
                 await p.close()
+            for _ in range(50):  # the gateway sees their connections close
+                if (await http.get(gateway + "/ready")).json()["load"]["peers"] == 2:
+                    break
+                await asyncio.sleep(0.2)
+            assert (await http.get(gateway + "/ready")).json()["load"]["peers"] == 2
+            m0 = await _metrics(http, gateway)
+            await asyncio.sleep(1.0)
+            m1 = await _metrics(http, gateway)
+            assert m1[got] - m0[got] > 30 and m1[sent] - m0[sent] == m1[got] - m0[got]
+            for p in peers[:2]:
+                await p.close()
+        log = gateway_log.read_text()
+        assert "Traceback" not in log and '"level": "error"' not in log.lower(), log[-3000:]
 
     asyncio.run(scenario())
 
