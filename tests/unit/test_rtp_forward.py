@@ -143,6 +143,19 @@ def test_a_slot_that_changes_source_stays_continuous() -> None:
     assert r.map(2, 40001, 3123) == (2, ts + 3000)
 
 
+def test_a_paused_stream_resumes_without_a_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    monkeypatch.setattr(forward_stats.time, "monotonic", lambda: now[0])
+    r = forward_stats.Rewriter(90000)
+    assert r.map(7, 500, 9000) == (500, 9000)
+    now[0] += 0.033
+    assert r.map(7, 505, 12000) == (505, 12000)  # 501-504 lost upstream: the gap stays
+    now[0] += 2.0  # hidden for 2 s: 300 packets never sent to this subscriber
+    assert r.map(7, 805, 192000) == (506, 12000 + 2 * 90000)
+    now[0] += 0.033
+    assert r.map(7, 806, 195000) == (507, 12000 + 2 * 90000 + 3000)
+
+
 def test_opus_durations_from_the_toc_byte() -> None:
     assert forward_stats.opus_samples(bytes([0x78])) == 960  # hybrid 20 ms
     assert forward_stats.opus_samples(bytes([(31 << 3)])) == 960  # CELT 20 ms

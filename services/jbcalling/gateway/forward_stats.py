@@ -53,8 +53,12 @@ class LegCounts:
 
 class Rewriter:
     """Maps a source's sequence numbers and timestamps into one subscriber slot's own series,
-    continuous when the slot's source changes (a new SSRC starts right after the last packet
-    sent, its timestamps advanced by the wall-clock time in between)."""
+    continuous when the slot's source changes or resumes after a pause (its video hidden, its
+    audio muted): the next packet takes the next sequence number, its timestamp advanced by the
+    wall-clock time in between. Without that, a subscriber would see the packets skipped as
+    lost and ask for each of them again (NACK)."""
+
+    PAUSE = 0.5  # seconds without a packet: a pause (a source sends video every ~33 ms)
 
     def __init__(self, clock_rate: int) -> None:
         self.clock_rate = clock_rate
@@ -64,8 +68,9 @@ class Rewriter:
         self.last_time = 0.0
 
     def map(self, ssrc: int, seq: int, timestamp: int) -> tuple[int, int]:
-        if ssrc != self.ssrc:
-            gap = max(1, int((time.monotonic() - self.last_time) * self.clock_rate))
+        now = time.monotonic()
+        if ssrc != self.ssrc or now - self.last_time > self.PAUSE:
+            gap = max(1, int((now - self.last_time) * self.clock_rate))
             next_seq = (self.last_seq + 1) if self.ssrc is not None else seq
             next_ts = (self.last_ts + gap) if self.ssrc is not None else timestamp
             self.seq_offset, self.ts_offset, self.ssrc = next_seq - seq, next_ts - timestamp, ssrc
@@ -74,7 +79,7 @@ class Rewriter:
         out_ts = (timestamp + self.ts_offset) & 0xFFFFFFFF
         # the newest packet so far (modulo wrap-around) is where a next source continues
         if ((out_seq - self.last_seq) & 0xFFFF) < 0x8000:
-            self.last_seq, self.last_ts, self.last_time = out_seq, out_ts, time.monotonic()
+            self.last_seq, self.last_ts, self.last_time = out_seq, out_ts, now
         return out_seq, out_ts
 
 
