@@ -230,8 +230,8 @@ def main() -> None:
     print(sfu_stats.table(runs))
     for s in summary:
         print(f"{s['participants']} participants: gateway / Janus CPU-s per stream-second "
-              f"{s['cpu_ratio']} (target <= 2.0 at 6), datagrams/s {s['datagram_ratio']} "
-              f"(target <= 1.1)")
+              f"{s['cpu_ratio']} (target <= 2.0 at 6; per frame received "
+              f"{s['cpu_per_frame_ratio']}), datagrams/s {s['datagram_ratio']} (target <= 1.1)")
     print(f"gateway {measured}; {janus_version}; load average {load_start} at start, "
           f"{result['loadavg_end']} at end; receiver drops count all of this namespace's UDP "
           f"(other traffic on the machine adds to them); saved {out}")

@@ -62,19 +62,24 @@ def run_figures(*, sfu: str, participants: int, seconds: float, cpu_s: float,
         "cpu_s": round(cpu_s, 3),
         "cpu_core_fraction": round(cpu_s / seconds, 4),
         "cpu_s_per_stream_s": round(cpu_s / seconds / expected, 6),
+        # when fewer frames get through than were sent, per stream-second flatters the SFU
+        "cpu_ms_per_frame_received": round(cpu_s * 1000 / (sum(fps) * seconds), 4) if sum(fps) else None,
         "client_core_fraction": round(client_cpu_s / seconds, 3),
     }
 
 
 def ratios(runs: Sequence[Mapping[str, Any]], participants: int) -> dict[str, Any]:
     """Gateway / Janus at one room size: the ratio of the medians over their runs of CPU-s per
-    stream-second and of datagrams sent per second (None when a side has no run)."""
+    stream-second, of datagrams sent per second and of CPU per frame received (None when a side
+    has no run)."""
     def med(sfu: str, key: str) -> float | None:
-        vals = [r[key] for r in runs if r["sfu"] == sfu and r["participants"] == participants]
+        vals = [r[key] for r in runs
+                if r["sfu"] == sfu and r["participants"] == participants and r.get(key) is not None]
         return statistics.median(vals) if vals else None
 
     out: dict[str, Any] = {"participants": participants}
-    for key, name in (("cpu_s_per_stream_s", "cpu_ratio"), ("sfu_datagrams_per_s", "datagram_ratio")):
+    for key, name in (("cpu_s_per_stream_s", "cpu_ratio"), ("sfu_datagrams_per_s", "datagram_ratio"),
+                      ("cpu_ms_per_frame_received", "cpu_per_frame_ratio")):
         g, j = med("gateway", key), med("janus", key)
         out[f"gateway_{key}"], out[f"janus_{key}"] = g, j
         out[name] = round(g / j, 2) if g is not None and j else None
@@ -85,7 +90,8 @@ COLUMNS = [("sfu", "sfu", "{}"), ("participants", "N", "{}"), ("streams", "strea
            ("fps_median", "fps med", "{:.1f}"), ("fps_min", "fps min", "{:.1f}"),
            ("sfu_datagrams_per_s", "dgrams/s", "{:.0f}"), ("receiver_drops", "rcv drops", "{}"),
            ("cpu_core_fraction", "SFU core", "{:.3f}"), ("client_core_fraction", "client core", "{:.2f}"),
-           ("cpu_s_per_stream_s", "CPU-s/stream-s", "{:.5f}")]
+           ("cpu_s_per_stream_s", "CPU-s/stream-s", "{:.5f}"),
+           ("cpu_ms_per_frame_received", "CPU ms/frame", "{:.3f}")]
 
 
 def table(runs: Sequence[Mapping[str, Any]]) -> str:

@@ -65,10 +65,12 @@ def test_run_figures_per_stream_second_and_drops() -> None:
     assert r["sfu_datagrams_per_s"] == 2000.0 and r["receiver_drops"] == 7
     assert r["cpu_s_per_stream_s"] == pytest.approx(1.2 / 30 / 6, abs=1e-6)
     assert r["frames_share"] == pytest.approx(149 / 180, abs=1e-4)
+    assert r["cpu_ms_per_frame_received"] == pytest.approx(1200 / (149 * 30), abs=1e-4)
 
 
 def _run(sfu: str, n: int, cpu: float, dgrams: float) -> dict[str, object]:
-    return {"sfu": sfu, "participants": n, "cpu_s_per_stream_s": cpu, "sfu_datagrams_per_s": dgrams}
+    return {"sfu": sfu, "participants": n, "cpu_s_per_stream_s": cpu, "sfu_datagrams_per_s": dgrams,
+            "cpu_ms_per_frame_received": None if sfu == "gateway" and cpu > 0.025 else cpu * 40}
 
 
 def test_ratios_are_of_the_medians_at_one_room_size() -> None:
@@ -80,6 +82,8 @@ def test_ratios_are_of_the_medians_at_one_room_size() -> None:
     assert r["gateway_cpu_s_per_stream_s"] == 0.024 and r["janus_cpu_s_per_stream_s"] == 0.0055
     assert r["cpu_ratio"] == pytest.approx(0.024 / 0.0055, abs=0.01)
     assert r["datagram_ratio"] == pytest.approx(10100 / 7100, abs=0.01)
+    # a run that received no frame has no CPU per frame: the median is of the others
+    assert r["cpu_per_frame_ratio"] == pytest.approx(0.022 / 0.0055, abs=0.01)
     assert sfu_stats.ratios(runs[:1], 6)["cpu_ratio"] is None  # no Janus run: no ratio
 
 
