@@ -184,6 +184,9 @@ async def one_run(gateway: str, pid: int, participants: int, seconds: float,
             "fps_per_stream_median": round(statistics.median(per_stream), 1),
             "frames_sent_per_s_by_gateway": round(sent_fps, 1),
             "gateway_datagrams_sent_per_s": round((d1 - d0) / window, 1),
+            # robust to a loaded machine, where the participants send and read less than asked
+            "gateway_cpu_us_per_datagram": round((c1 - c0) / (d1 - d0) * 1e6, 1) if d1 > d0
+            else None,
             "receiver_drops": drop1 - drop0,
             # if fewer frames than 30 fps per stream got through: per stream at 30 fps
             "core_per_stream_at_30fps": round(core / got_fps * FPS, 5) if got_fps else None,
@@ -216,7 +219,7 @@ async def count_frames(track: MediaStreamTrack, counts: Counter[str]) -> None:
     with contextlib.suppress(MediaStreamError, asyncio.CancelledError):
         deadline = time.monotonic() + 600  # bounded, whatever happens
         while time.monotonic() < deadline:
-            await track.recv()  # an av.Packet: the pass-through hook skips decoding
+            await track.recv()  # an av.Packet: install_receivers() skips decoding
             counts[track.id] += 1
 
 
@@ -258,7 +261,8 @@ def _print_run(label: str, r: dict[str, Any]) -> None:
           f"{r['streams']} streams = {r['cpu_s_per_stream_s']:.4f} CPU-s per stream-s; "
           f"received {r['frames_received_per_s']} of {r['expected_per_s']} frames/s (per stream "
           f"min {r['fps_per_stream_min']}, median {r['fps_per_stream_median']}); gateway sent "
-          f"{r['gateway_datagrams_sent_per_s']} datagrams/s; receiver drops "
+          f"{r['gateway_datagrams_sent_per_s']} datagrams/s ({r['gateway_cpu_us_per_datagram']} "
+          f"CPU-us each); receiver drops "
           f"{r['receiver_drops']}; video encoders started {r['video_encoders_started']}",
           flush=True)
 
@@ -313,11 +317,19 @@ def main() -> None:
     if args.compare_uvloop:
         med = {loop: statistics.median(r["cpu_s_per_stream_s"] for r in rs)
                for loop, rs in runs.items()}
+        per_dgram = {loop: statistics.median(r["gateway_cpu_us_per_datagram"] or 0 for r in rs)
+                     for loop, rs in runs.items()}
         result = {**common, "runs": runs, "median_cpu_s_per_stream_s": med,
-                  "ratio_uvloop_to_asyncio": round(med["uvloop"] / med["asyncio"], 3)}
+                  "median_cpu_us_per_datagram": per_dgram,
+                  "ratio_uvloop_to_asyncio": round(med["uvloop"] / med["asyncio"], 3),
+                  "ratio_uvloop_to_asyncio_per_datagram": round(
+                      per_dgram["uvloop"] / per_dgram["asyncio"], 3) if per_dgram["asyncio"]
+                  else None}
         out.write_text(json.dumps(result, indent=2))
         print(f"median CPU-s per stream-s: uvloop {med['uvloop']:.4f}, asyncio "
-              f"{med['asyncio']:.4f}, ratio {result['ratio_uvloop_to_asyncio']}; saved {out}")
+              f"{med['asyncio']:.4f}, ratio {result['ratio_uvloop_to_asyncio']}; CPU-us per "
+              f"datagram sent: uvloop {per_dgram['uvloop']}, asyncio {per_dgram['asyncio']}, "
+              f"ratio {result['ratio_uvloop_to_asyncio_per_datagram']}; saved {out}")
         return
     rs = runs["None"]
     per_stream = statistics.median(r["cpu_s_per_stream_s"] for r in rs)
@@ -330,6 +342,8 @@ def main() -> None:
               "median_fps_per_stream_min": statistics.median(r["fps_per_stream_min"] for r in rs),
               "median_datagrams_sent_per_s": statistics.median(
                   r["gateway_datagrams_sent_per_s"] for r in rs),
+              "median_cpu_us_per_datagram": statistics.median(
+                  r["gateway_cpu_us_per_datagram"] or 0 for r in rs),
               "median_receiver_drops": statistics.median(r["receiver_drops"] for r in rs),
               "projected_30_streams_core_fraction": round((per_stream_30 or per_stream) * 30, 3),
               "target_30_streams_core_fraction": 0.5,
