@@ -59,8 +59,9 @@ def load(cls: type[S]) -> S:
 
 
 def serve(service: str, cls: type[Svc], create_app: Callable[[Svc], Any],
-          ws_max_size: Callable[[Svc], int] | None = None) -> None:
-    """A service's console script: its settings from the environment, logs, uvicorn."""
+          ws_max_size: Callable[[Svc], int] | None = None, loop: str = "auto") -> None:
+    """A service's console script: its settings from the environment, logs, uvicorn
+    (``loop``: uvicorn's event loop choice)."""
     import uvicorn
 
     from jbcalling.common import logs
@@ -68,5 +69,5 @@ def serve(service: str, cls: type[Svc], create_app: Callable[[Svc], Any],
     settings = load(cls)
     logs.setup(service, settings.log_level)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_config=None, access_log=False,
+                log_config=None, access_log=False, loop=loop,
                 ws_max_size=ws_max_size(settings) if ws_max_size else UVICORN_WS_MAX_SIZE)
