@@ -3,18 +3,18 @@
 N participants (default 4 and 6) each send the precoded 720p30 VP8 stream of
 benchmarks/gateway_forwarding.py (plus silence as Opus) and receive every other participant's
 video with its non-decoding receivers, which count frames per stream. Both SFUs run alone in a
-network namespace that this benchmark creates (a veth pair on a private /30; Janus 1.1.2 skips
-loopback for ICE), the gateway with a throwaway redis-server beside it; the participants run in
-the root namespace, in worker processes (benchmarks/sfu_clients.py). Runs alternate (gateway,
-Janus, gateway, ...) and each starts a fresh SFU and fresh participants.
+network namespace, the participants in another, joined by a veth pair on a private /30 (Janus
+1.1.2 skips loopback for ICE; benchmarks/sfu_netns.py), the gateway with a throwaway
+redis-server beside it; the participants in worker processes (benchmarks/sfu_clients.py).
+Runs alternate (gateway, Janus, gateway, ...); each starts a fresh SFU and fresh participants.
 
 Per run, over a window after a warm-up: frames/s per stream counted at the receivers (median,
 min), datagrams the SFU sent (its namespace's Udp OutDatagrams), drops at the receiving sockets
-(root namespace's Udp RcvbufErrors: anything else on the machine adds to them), the SFU
+(the clients' namespace's Udp RcvbufErrors: only the benchmark's sockets), the SFU
 process's CPU (utime+stime) per stream-second; then the median ratio gateway / Janus.
 
     .venv/bin/python benchmarks/gateway_vs_janus.py [--participants 4 6] [--seconds 30]
-        [--runs 3] [--label NAME] [--gateway-commit REV] [--client-processes 2]
+        [--runs 3] [--label NAME] [--gateway-commit REV [REV ...]] [--client-processes 2]
 
 Needs root (network namespace), iproute2, redis-server; installs Janus with apt when missing.
 Saves benchmarks/results/gateway_vs_janus[-NAME].json.
@@ -40,7 +40,7 @@ import janus_sfu
 import sfu_clients
 import sfu_stats
 from sfu_clients import Clients
-from sfu_netns import Netns, root_snmp
+from sfu_netns import Netns, own_snmp
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -53,7 +53,7 @@ def measure(sfu: str, pid: int, ns: Netns, n: int, clients: Clients,
     streams = n * (n - 1)
 
     def snapshot() -> tuple[Any, ...]:
-        snmp, root, cpu = ns.snmp(), root_snmp(), gf.cpu_seconds(pid)
+        snmp, root, cpu = ns.snmp(), own_snmp(), gf.cpu_seconds(pid)
         parts = clients.call([("snapshot",)] * len(clients.conns))
         counts = {k: v for part in parts for k, v in part[0].items()}
         sent = [x for part in parts for x in part[1]]
@@ -139,22 +139,40 @@ def one_run(sfu: str, n: int, ns: Netns, tmp: Path, frames: list[bytes],
             subprocess.run(["rm", "-rf", str(tmp / "janus")], check=False)
 
 
-def gateway_source(rev: str, tmp: Path) -> tuple[str, dict[str, str]]:
-    """Which gateway code runs: the checkout's (commit + whether services/ has changes), or
-    ``rev``'s services/ extracted with git archive (PYTHONPATH wins over the editable install)."""
+def gateway_sources(revs: list[str], tmp: Path) -> dict[str, tuple[str, dict[str, str]]]:
+    """The gateways to run, by name: "gateway" the checkout as it is (its commit, and whether
+    services/ has changes), or "gateway@REV" for each revision given, its services/ extracted
+    with git archive (PYTHONPATH comes before the editable install). Values: (what, env)."""
     git = ["git", "-C", str(ROOT)]
-    if not rev:
+    if not revs:
         head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
         dirty = subprocess.run([*git, "status", "--porcelain", "services"], capture_output=True,
                                text=True).stdout.strip()
-        return head + (" + uncommitted changes in services/" if dirty else ""), {}
-    commit = subprocess.run([*git, "rev-parse", rev], check=True, capture_output=True,
-                            text=True).stdout.strip()
-    src = tmp / "gateway-src"
-    src.mkdir()
-    archive = subprocess.run([*git, "archive", commit, "services"], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
-    return commit, {"PYTHONPATH": str(src / "services")}
+        return {"gateway": (head + (" + uncommitted changes in services/" if dirty else ""), {})}
+    out = {}
+    for rev in revs:
+        commit = subprocess.run([*git, "rev-parse", rev], check=True, capture_output=True,
+                                text=True).stdout.strip()
+        src = tmp / f"gateway-{commit}"
+        src.mkdir(exist_ok=True)
+        archive = subprocess.run([*git, "archive", commit, "services"], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+        out[f"gateway@{rev}"] = (commit, {"PYTHONPATH": str(src / "services")})
+    return out
+
+
+def report(r: dict[str, Any], i: int) -> None:
+    print(f"{r['participants']} participants, run {i + 1}, {r['sfu']}: {r['fps_median']:.1f} fps "
+          f"median ({r['fps_min']:.1f} min) over {r['streams']} streams, "
+          f"{r['sfu_datagrams_per_s']:.0f} datagrams/s, {r['receiver_drops']} receiver drops, "
+          f"{r['cpu_s_per_stream_s']:.5f} CPU-s per stream-s; sources sent >= "
+          f"{r['sender_fps_min']:.1f} fps, clients used {r['client_core_fraction']:.2f} of a core",
+          flush=True)
+    used = r["client_core_fraction"] + r["cpu_core_fraction"]
+    if used > 0.9 * (os.cpu_count() or 1):
+        print(f"  SFU and clients used {used:.2f} of {os.cpu_count()} cores: the machine, not "
+              "the SFU, may limit this run's frame rates", flush=True)
 
 
 def main() -> None:
@@ -164,8 +182,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5, help="after every stream delivers")
     parser.add_argument("--runs", type=int, default=3, help="runs per SFU and room size")
     parser.add_argument("--label", default="", help="saved as gateway_vs_janus-LABEL.json")
-    parser.add_argument("--gateway-commit", default="", help="run the gateway of this git "
-                        "revision (default: the checkout as it is)")
+    parser.add_argument("--gateway-commit", nargs="+", default=[], metavar="REV",
+                        help="run the gateway of these git revisions, each in turn, instead of "
+                        "the checkout as it is (e.g. a before and an after)")
     parser.add_argument("--subnet", default="10.213.0.0/30", help="private /30 for the veth pair")
     parser.add_argument("--netns", default="jb-sfubench", help="network namespace name")
     parser.add_argument("--client-processes", type=int, default=2, help="worker processes "
@@ -184,57 +203,52 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="jb-vs-janus-") as tmp_s, \
             Netns(args.netns, args.subnet) as ns:
         tmp = Path(tmp_s)
-        measured, src_env = gateway_source(args.gateway_commit, tmp)
+        ns.enter_clients()  # before any socket: the participants' sockets live there
+        gateways = gateway_sources(args.gateway_commit, tmp)
         redis = subprocess.Popen(ns.command(["redis-server", "--bind", "127.0.0.1", "--port", "6379",
                                              "--save", "", "--dir", str(tmp)]), stdout=subprocess.DEVNULL)
-        gateway_env = {**os.environ, **src_env, "JB_GATEWAY_HOST": ns.inner_ip,
-                       "JB_GATEWAY_PORT": str(GATEWAY_PORT),
-                       "JB_GATEWAY_REDIS_URL": "redis://127.0.0.1:6379/0",
-                       "JB_GATEWAY_ICE_ADDRESSES": json.dumps([ns.inner_ip]),
-                       "JB_GATEWAY_LOG_LEVEL": "warning",
-                       # forwarding alone: no stt to stream the speech taps to
-                       "JB_GATEWAY_CONSUL_HTTP_ADDR": "http://127.0.0.1:1"}
+        base_env = {**os.environ, "JB_GATEWAY_HOST": ns.inner_ip,
+                    "JB_GATEWAY_PORT": str(GATEWAY_PORT),
+                    "JB_GATEWAY_REDIS_URL": "redis://127.0.0.1:6379/0",
+                    "JB_GATEWAY_ICE_ADDRESSES": json.dumps([ns.inner_ip]),
+                    "JB_GATEWAY_LOG_LEVEL": "warning",
+                    # forwarding alone: no stt to stream the speech taps to
+                    "JB_GATEWAY_CONSUL_HTTP_ADDR": "http://127.0.0.1:1"}
+        sfus = [*([] if args.only == "janus" else gateways),
+                *([] if args.only == "gateway" else ["janus"])]
         try:
             for n in args.participants:
                 for i in range(max(1, args.runs)):
-                    for sfu in [args.only] if args.only else ["gateway", "janus"]:
-                        r = one_run(sfu, n, ns, tmp, frames, gateway_env, args)
+                    for sfu in sfus:  # alternating: the machine's load falls on each alike
+                        env = {**base_env, **gateways[sfu][1]} if sfu in gateways else {}
+                        r = one_run(sfu, n, ns, tmp, frames, env, args)
                         r["loadavg_1m"] = round(os.getloadavg()[0], 2)
                         runs.append(r)
-                        print(f"{n} participants, run {i + 1}, {sfu}: {r['fps_median']:.1f} fps "
-                              f"median ({r['fps_min']:.1f} min) over {r['streams']} streams, "
-                              f"{r['sfu_datagrams_per_s']:.0f} datagrams/s, "
-                              f"{r['receiver_drops']} receiver drops, "
-                              f"{r['cpu_s_per_stream_s']:.5f} CPU-s per stream-s; sources "
-                              f"sent >= {r['sender_fps_min']:.1f} fps, clients used "
-                              f"{r['client_core_fraction']:.2f} of a core", flush=True)
-                        used = r["client_core_fraction"] + r["cpu_core_fraction"]
-                        if used > 0.9 * (os.cpu_count() or 1):
-                            print(f"  SFU and clients used {used:.2f} of {os.cpu_count()} cores: "
-                                  "the machine, not the SFU, may limit this run's frame rates",
-                                  flush=True)
+                        report(r, i)
         finally:
             stop(redis)
-    summary = [sfu_stats.ratios(runs, n) for n in args.participants]
-    result = {"gateway": measured, "janus": janus_version, "participants": args.participants,
-              "seconds": args.seconds, "warmup": args.warmup, "loadavg_start": load_start,
+    summary = [sfu_stats.ratios(runs, n, g) for n in args.participants for g in gateways]
+    result = {"gateways": {g: what for g, (what, _) in gateways.items()}, "janus": janus_version,
+              "participants": args.participants, "seconds": args.seconds, "warmup": args.warmup,
+              "client_processes": args.client_processes, "loadavg_start": load_start,
               "loadavg_end": os.getloadavg(), "cpus": os.cpu_count(), "runs": runs,
               "ratios": summary,
               "targets": {"cpu_ratio_at_6": 2.0, "fps_per_stream": 30,
                           "datagram_ratio": 1.1, "receiver_drops": 0},
-              "note": "receiver drops are the root namespace's Udp RcvbufErrors over the window: "
-                      "other traffic on the machine adds to them"}
+              "note": "receiver drops: Udp RcvbufErrors of the clients' own network namespace "
+                      "over the window (only the benchmark's sockets)"}
     out = HERE / "results" / f"gateway_vs_janus{'-' + args.label if args.label else ''}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(sfu_stats.table(runs))
     for s in summary:
-        print(f"{s['participants']} participants: gateway / Janus CPU-s per stream-second "
+        print(f"{s['participants']} participants: {s['gateway']} / Janus CPU-s per stream-second "
               f"{s['cpu_ratio']} (target <= 2.0 at 6; per frame received "
               f"{s['cpu_per_frame_ratio']}), datagrams/s {s['datagram_ratio']} (target <= 1.1)")
-    print(f"gateway {measured}; {janus_version}; load average {load_start} at start, "
-          f"{result['loadavg_end']} at end; receiver drops count all of this namespace's UDP "
-          f"(other traffic on the machine adds to them); saved {out}")
+    for g, (what, _) in gateways.items():
+        print(f"{g}: {what}")
+    print(f"{janus_version}; load average {load_start} at start, {result['loadavg_end']} at end; "
+          f"saved {out}")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,20 @@
-"""A network namespace for an SFU under benchmark, joined to this (root) namespace by a veth pair
-on a private /30, that exists only while the benchmark runs.
+"""Two network namespaces for an SFU under benchmark: one for the SFU, one for its clients,
+joined by a veth pair on a private /30, that exist only while the benchmark runs.
 
 Why: Janus 1.1.2 skips loopback interfaces when it gathers ICE candidates, so it cannot be
-measured on 127.0.0.1; and an SFU alone in its namespace has its own /proc/net/snmp, whose Udp
-OutDatagrams are exactly the datagrams that SFU sent. Both SFUs run the same way, for fairness.
+measured on 127.0.0.1; an SFU alone in its namespace has its own /proc/net/snmp, whose Udp
+OutDatagrams are exactly the datagrams it sent; and clients alone in theirs count in Udp
+RcvbufErrors only the datagrams dropped at their own sockets, not those of whatever else runs on
+the machine. Both SFUs run the same way, for fairness.
 
-Needs root (CAP_NET_ADMIN) and iproute2; refuses to start when the namespace name, either
-interface name or any address of the /30 is already in use.
+The benchmark process enters the clients' namespace (:meth:`Netns.enter_clients`; its worker
+processes inherit it) and starts the SFU with ``ip netns exec``. Needs root (CAP_SYS_ADMIN) and
+iproute2; refuses to start when a namespace name or an address of the /30 is already in use.
 """
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import json
 import os
@@ -20,17 +24,20 @@ from types import TracebackType
 
 from sfu_stats import parse_snmp
 
+CLONE_NEWNET = 0x40000000
+
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], check=check, capture_output=True, text=True, timeout=30)
 
 
 class Netns:
-    """``with Netns("jb-sfubench", "10.213.0.0/30") as ns:`` host side gets the first address
-    (``ns.host_ip``), the namespace the second (``ns.inner_ip``)."""
+    """``with Netns("jb-sfubench", "10.213.0.0/30") as ns:`` namespaces ``jb-sfubench`` (the SFU,
+    ``ns.inner_ip``, the /30's second address) and ``jb-sfubench-c`` (the clients,
+    ``ns.host_ip``, the first)."""
 
     def __init__(self, name: str, subnet: str, veth: str = "jbsfu") -> None:
-        self.name = name
+        self.name, self.clients = name, f"{name}-c"
         self.net = ipaddress.ip_network(subnet)
         if self.net.version != 4 or self.net.prefixlen != 30 or not self.net.is_private:
             raise SystemExit(f"--subnet {subnet}: give a private IPv4 /30, e.g. 10.213.0.0/30")
@@ -39,13 +46,13 @@ class Netns:
         self.created = False
 
     def conflicts(self) -> list[str]:
-        """What already uses this namespace's name, interfaces or addresses (empty: free)."""
+        """What already uses these namespaces' names or addresses (empty: free). The addresses
+        live in the new namespaces only, but one also on this machine's interfaces would make
+        every figure ambiguous to whoever reads them."""
         found = []
-        if self.name in _ip("netns", "list").stdout.split():
-            found.append(f"network namespace {self.name} exists (ip netns del {self.name})")
-        for dev in (self.host_if, self.inner_if):
-            if _ip("link", "show", dev, check=False).returncode == 0:
-                found.append(f"interface {dev} exists (ip link del {dev})")
+        existing = _ip("netns", "list").stdout.split()
+        found += [f"network namespace {n} exists (ip netns del {n})"
+                  for n in (self.name, self.clients) if n in existing]
         for entry in json.loads(_ip("-j", "-4", "addr", "show").stdout or "[]"):
             for a in entry.get("addr_info", []):
                 net = ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}").network
@@ -56,45 +63,57 @@ class Netns:
 
     def __enter__(self) -> Netns:
         if os.geteuid() != 0:
-            raise SystemExit("run as root: the benchmark creates a network namespace and a veth pair")
+            raise SystemExit("run as root: the benchmark creates network namespaces and a veth pair")
         busy = self.conflicts()
         if busy:
             raise SystemExit("refusing to start: " + "; ".join(busy))
         self.created = True  # from here on, __exit__ removes whatever exists
         try:
             _ip("netns", "add", self.name)
-            _ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.inner_if)
-            _ip("link", "set", self.inner_if, "netns", self.name)
-            _ip("addr", "add", f"{self.host_ip}/30", "dev", self.host_if)
-            _ip("link", "set", self.host_if, "up")
-            for args in (("addr", "add", f"{self.inner_ip}/30", "dev", self.inner_if),
-                         ("link", "set", self.inner_if, "up"), ("link", "set", "lo", "up")):
-                _ip("-n", self.name, *args)
+            _ip("netns", "add", self.clients)
+            _ip("link", "add", self.host_if, "netns", self.clients, "type", "veth",
+                "peer", "name", self.inner_if, "netns", self.name)
+            for ns, dev, ip in ((self.clients, self.host_if, self.host_ip),
+                                (self.name, self.inner_if, self.inner_ip)):
+                _ip("-n", ns, "addr", "add", f"{ip}/30", "dev", dev)
+                _ip("-n", ns, "link", "set", dev, "up")
+                _ip("-n", ns, "link", "set", "lo", "up")
         except subprocess.CalledProcessError as exc:
             self.__exit__(None, None, None)
-            raise SystemExit(f"creating the namespace failed: {' '.join(exc.cmd)}: {exc.stderr}") from exc
+            raise SystemExit(f"creating the namespaces failed: {' '.join(exc.cmd)}: {exc.stderr}") from exc
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if not self.created:
             return
-        # Deleting the namespace deletes its veth end, and with it the host end.
-        _ip("netns", "del", self.name, check=False)
-        _ip("link", "del", self.host_if, check=False)
+        # Deleting a namespace deletes its veth end, and with it the other end.
+        for ns in (self.name, self.clients):
+            _ip("netns", "del", ns, check=False)
         self.created = False
 
+    def enter_clients(self) -> None:
+        """Move this process (and the processes it starts from now on) into the clients'
+        namespace. Sockets opened before stay where they are: call it before any."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(f"/run/netns/{self.clients}", os.O_RDONLY)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns into {self.clients}")
+        finally:
+            os.close(fd)
+
     def command(self, argv: list[str]) -> list[str]:
-        """``argv`` run inside the namespace (iproute2 execs it: the pid is the program's)."""
+        """``argv`` run inside the SFU's namespace (iproute2 execs it: the pid is the program's)."""
         return ["ip", "netns", "exec", self.name, *argv]
 
     def snmp(self) -> dict[str, dict[str, int]]:
-        """The namespace's /proc/net/snmp."""
+        """The SFU namespace's /proc/net/snmp."""
         out = subprocess.run(self.command(["cat", "/proc/net/snmp"]), check=True,
                              capture_output=True, text=True, timeout=30).stdout
         return parse_snmp(out)
 
 
-def root_snmp() -> dict[str, dict[str, int]]:
-    """This process's (the receivers') namespace's /proc/net/snmp."""
+def own_snmp() -> dict[str, dict[str, int]]:
+    """This process's namespace's /proc/net/snmp (after enter_clients: the clients')."""
     return parse_snmp(Path("/proc/net/snmp").read_text())

@@ -68,19 +68,20 @@ def run_figures(*, sfu: str, participants: int, seconds: float, cpu_s: float,
     }
 
 
-def ratios(runs: Sequence[Mapping[str, Any]], participants: int) -> dict[str, Any]:
+def ratios(runs: Sequence[Mapping[str, Any]], participants: int,
+           gateway: str = "gateway") -> dict[str, Any]:
     """Gateway / Janus at one room size: the ratio of the medians over their runs of CPU-s per
     stream-second, of datagrams sent per second and of CPU per frame received (None when a side
-    has no run)."""
+    has no run). ``gateway``: the name of the gateway's runs ("gateway", "gateway@REV")."""
     def med(sfu: str, key: str) -> float | None:
         vals = [r[key] for r in runs
                 if r["sfu"] == sfu and r["participants"] == participants and r.get(key) is not None]
         return statistics.median(vals) if vals else None
 
-    out: dict[str, Any] = {"participants": participants}
+    out: dict[str, Any] = {"participants": participants, "gateway": gateway}
     for key, name in (("cpu_s_per_stream_s", "cpu_ratio"), ("sfu_datagrams_per_s", "datagram_ratio"),
                       ("cpu_ms_per_frame_received", "cpu_per_frame_ratio")):
-        g, j = med("gateway", key), med("janus", key)
+        g, j = med(gateway, key), med("janus", key)
         out[f"gateway_{key}"], out[f"janus_{key}"] = g, j
         out[name] = round(g / j, 2) if g is not None and j else None
     return out

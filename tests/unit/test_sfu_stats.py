@@ -85,6 +85,9 @@ def test_ratios_are_of_the_medians_at_one_room_size() -> None:
     # a run that received no frame has no CPU per frame: the median is of the others
     assert r["cpu_per_frame_ratio"] == pytest.approx(0.022 / 0.0055, abs=0.01)
     assert sfu_stats.ratios(runs[:1], 6)["cpu_ratio"] is None  # no Janus run: no ratio
+    named = [{**r, "sfu": "gateway@abc"} if r["sfu"] == "gateway" else r for r in runs]
+    assert sfu_stats.ratios(named, 6, "gateway@abc")["cpu_ratio"] == r["cpu_ratio"]
+    assert sfu_stats.ratios(named, 6)["cpu_ratio"] is None  # "gateway" ran no run here
 
 
 def test_table_has_a_row_per_run() -> None:
