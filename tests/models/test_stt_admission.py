@@ -190,14 +190,15 @@ def test_an_instance_that_lags_closes_its_newest_stream_and_the_oldest_skips_to_
     send real speech four times faster than real time, more than one Whisper thread recognizes;
     the instance lags, lowers its capacity ("observed") and closes the newest stream with busy;
     the oldest goes on, drops what waited beyond max_backlog_s (skipped), recognizes again from
-    a pause (resumed) and still ends normally with finals."""
+    a pause (resumed), and its last sentences, sent in real time, come as whole finals."""
     # a large budget: the start-up measurement admits both streams even on a loaded machine
     app = create_stt(SttSettings(models_dir=models_dir, threads=1, capacity_budget=8,
                                  capacity_window_s=1, capacity_lag_s=0.5, max_backlog_s=2.0,
                                  languages={"en": f"vad-whisper:{DEV_WHISPER_EN}"}))
-    speech = np.concatenate([beckett, np.zeros(8000, np.int16)] * 2)  # 21 s
+    speech = np.concatenate([beckett, np.zeros(8000, np.int16)] * 2)  # 21 s, at 4x
+    tail = np.concatenate([beckett[-16000 * 3:], np.zeros(16000, np.int16)])  # at 1x
     with serve(app) as stt:
-        out = asyncio.run(_two_fast_streams(stt.url, speech))
+        out = asyncio.run(_two_fast_streams(stt.url, speech, tail))
         load = httpx.get(stt.url + "/ready", timeout=10).json()["load"]
         metrics = httpx.get(stt.url + "/metrics", timeout=10).text
     (old, old_code), (new, new_code) = out
@@ -217,7 +218,8 @@ def test_an_instance_that_lags_closes_its_newest_stream_and_the_oldest_skips_to_
     assert all(m["end_ms"] - m["start_ms"] < 4000 for m in finals), finals
 
 
-async def _two_fast_streams(stt: str, speech: np.ndarray) -> list[tuple[list[Event], int | None]]:
+async def _two_fast_streams(stt: str, speech: np.ndarray,
+                            tail: np.ndarray) -> list[tuple[list[Event], int | None]]:
     url = stt.replace("http", "ws") + "/v1/stream?lang=en"
     old = await connect(url)
     assert json.loads(await old.recv())["type"] == "ready"
@@ -233,9 +235,10 @@ async def _two_fast_streams(stt: str, speech: np.ndarray) -> list[tuple[list[Eve
 
         reader = asyncio.ensure_future(read())
         with contextlib.suppress(ConnectionClosed):
-            for k in range(0, len(speech), 1600):  # 100 ms every 25 ms
-                await ws.send(speech[k:k + 1600].astype("<i2").tobytes())
-                await asyncio.sleep(0.025)
+            for audio, every_s in ((speech, 0.025), (tail, 0.1)):  # 100 ms frames
+                for k in range(0, len(audio), 1600):
+                    await ws.send(audio[k:k + 1600].astype("<i2").tobytes())
+                    await asyncio.sleep(every_s)
             await ws.send(json.dumps({"type": "end"}))
         with contextlib.suppress(ConnectionClosed):
             await asyncio.wait_for(reader, 60)

@@ -309,7 +309,7 @@ def test_after_falling_behind_no_caption_comes_from_cut_audio() -> None:
     finals = [(r.text, r.start_ms) for r in out if isinstance(r, Result) and r.type == "final"]
     assert finals == [("1.0s from 0", 0), ("1.2s from 5000", 5000)], finals
     notices = [r for r in out if isinstance(r, Notice)]
-    assert [n.type for n in notices] == ["resumed"]
+    assert [n.type for n in notices] == ["resumed"] and notices[0].dropped_s == 1.0
     # B's last 2 s (the second that waited, and the one after), to the VAD's end of it
     assert 2.0 <= notices[0].skipped_s <= 2.4, notices
     assert stream.samples == fed and not stream.skipping

@@ -488,9 +488,9 @@ class SpeakerStream:
             if leg.error == "backlog":  # an stt that closes a stream that fell behind
                 self.dropped("backlog", float(res.get("dropped_s") or 0))
         if res.get("type") == "skipped":  # fell behind: stt dropped what waited
-            self.dropped("backlog", float(res.get("dropped_s") or 0))
             await self._behind()
-        if res.get("type") == "resumed":  # recognizing again, from a pause
+        if res.get("type") == "resumed":  # recognizing again, from a pause; what the skip lost
+            self.dropped("backlog", float(res.get("dropped_s") or 0))
             self.dropped("to_pause", float(res.get("skipped_s") or 0))
             await self._up()
         if res.get("type") == "partial":

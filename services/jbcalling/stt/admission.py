@@ -28,6 +28,7 @@ class Session:
     seq: int
     handle: Stream
     shed: bool = False  # over the observed capacity: closed with busy at its next frame
+    behind: bool = False  # a skipped notice went out, its resumed not yet
 
 
 class Admission:

@@ -14,9 +14,10 @@ client sends.
 
 A stream that falls more than ``max_backlog_s`` behind is not closed: the audio waiting is
 dropped (``{"type": "skipped", "dropped_s"}``), the open utterance discarded, and recognition
-resumes at the next pause (``{"type": "resumed", "skipped_s"}``: the audio passed over to reach
-it); a client that dropped audio before the stream opened asks for the same start with
-``from_pause=1`` (stt/backend.py). No result comes from audio cut in the middle of a sentence.
+resumes at the next pause (``{"type": "resumed", "dropped_s", "skipped_s"}``: all the audio
+dropped during the skip, and the audio passed over to reach the pause); a client that dropped
+audio before the stream opened asks for the same start with ``from_pause=1`` (stt/backend.py).
+No result comes from audio cut in the middle of a sentence.
 
 Session limits (``ready`` states them): a stream takes at most ``max_session_s`` of audio and
 is closed after ``idle_timeout_s`` without an audio frame. Either way the open utterance becomes
@@ -139,8 +140,8 @@ def create_app(settings: SttSettings) -> FastAPI:
                         f"sample_rate {sample_rate}: send PCM s16le mono at 16000 Hz")
         limit = capacity.streams
         if sum(b.taking_audio for b in backends.values()) >= limit:
-            raise Close("busy", 1013, f"at capacity: {limit} streams open, as many as this "
-                        "instance recognizes in real time; try another instance or later",
+            raise Close("busy", 1013, f"at capacity: this instance recognizes {limit} streams "
+                        "in real time and has as many open; try another instance or later",
                         capacity_streams=limit)
         return backend
 
@@ -161,6 +162,10 @@ def create_app(settings: SttSettings) -> FastAPI:
             if isinstance(item, Result) and item.type == "partial" and \
                     queue.qsize() >= MAX_QUEUED_RESULTS:
                 return
+            if isinstance(item, Notice):  # one skipped per skip: the next after its resumed
+                if item.type == "skipped" and session.behind:
+                    return
+                session.behind = item.type == "skipped"
             queue.put_nowait(item)
 
         def emit(item: Item) -> None:
@@ -230,8 +235,10 @@ def create_app(settings: SttSettings) -> FastAPI:
                 lost = backend.feed(handle, data)
                 if lost:  # fell behind: what waited is dropped, counted, said, logged
                     dropped.labels(lang, "backlog").inc(lost)
-                    log.warning("stream fell behind; dropped what waited, resuming at the next "
-                                "pause", extra={"lang": lang, "dropped_s": round(lost, 2)})
+                    if not session.behind:  # the first drop of a skip (the worker may still
+                        # hold more than the limit: each frame meanwhile is dropped too)
+                        log.warning("stream fell behind; dropped what waited, resuming at the "
+                                    "next pause", extra={"lang": lang, "dropped_s": round(lost, 2)})
                     put(Notice("skipped", dropped_s=round(lost, 2)))
                 if left <= 0:
                     raise SessionOver("max_length", f"this stream reached its "

@@ -58,7 +58,8 @@ class Stream:
     segment: int = 0
     state: Any = None  # the backend's per-stream objects
     skipping: bool = False  # recognizing nothing until the next pause (backend.py docstring)
-    skipped: int = 0  # samples not recognized since the skip began
+    skipped: int = 0  # samples passed over since the skip began
+    skip_dropped: int = 0  # samples dropped from the inbox since the skip began
     quiet: int = 0  # while skipping: samples since the VAD last heard speech
     heard: bool = False  # while skipping: the VAD heard speech since the skip began
 
@@ -224,6 +225,8 @@ class Backend(ABC):
         stream.state = self.restart_stream(stream)
         if not stream.skipping:
             stream.skipping, stream.skipped, stream.quiet, stream.heard = True, 0, 0, False
+            stream.skip_dropped = 0
+        stream.skip_dropped += dropped
 
     def skip(self, stream: Stream, audio: np.ndarray | None, speech: bool) -> bool:
         """While ``stream`` skips to the next pause: True when ``audio`` (already given to the
@@ -238,7 +241,8 @@ class Backend(ABC):
         if speech or (not stream.heard and stream.quiet < RESUME_QUIET):
             return True
         stream.skipping = False
-        stream.emit(Notice("resumed", skipped_s=round(stream.skipped / SAMPLE_RATE, 2)))
+        stream.emit(Notice("resumed", dropped_s=round(stream.skip_dropped / SAMPLE_RATE, 2),
+                           skipped_s=round(stream.skipped / SAMPLE_RATE, 2)))
         return False
 
     def _step_in_pieces(self, work: list[tuple[Stream, np.ndarray | None, bool]]) -> None:

@@ -32,16 +32,17 @@ class Result:
 
 @dataclass(frozen=True)
 class Notice:
-    """Not a result: ``skipped`` (the stream fell behind; ``dropped_s`` of audio were dropped and
-    recognition skips to the next pause) or ``resumed`` (recognition goes on from a pause;
-    ``skipped_s``: the audio received and not recognized to reach it)."""
+    """Not a result: ``skipped`` (the stream fell behind; ``dropped_s`` of audio waiting were
+    dropped and recognition skips to the next pause) or ``resumed`` (recognition goes on from a
+    pause; ``dropped_s``: all the audio dropped during this skip, the first drop included;
+    ``skipped_s``: the audio received and passed over to reach the pause)."""
 
     type: Literal["skipped", "resumed"]
     dropped_s: float = 0.0
     skipped_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type}
-        out.update({"dropped_s": self.dropped_s} if self.type == "skipped"
-                   else {"skipped_s": self.skipped_s})
+        out: dict[str, Any] = {"type": self.type, "dropped_s": self.dropped_s}
+        if self.type == "resumed":
+            out["skipped_s"] = self.skipped_s
         return out
