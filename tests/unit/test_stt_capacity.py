@@ -7,8 +7,10 @@ audio (stt/backend.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from itertools import pairwise
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -333,3 +335,40 @@ def test_a_stream_opened_mid_speech_starts_at_the_first_pause() -> None:
             b.iterate()
     finals = [(r.text, r.start_ms) for r in out if isinstance(r, Result) and r.type == "final"]
     assert finals == [("1.0s from 0", 1500)], finals
+
+
+def test_the_gateway_tells_the_room_of_a_skip_and_counts_what_it_lost() -> None:
+    from prometheus_client import CollectorRegistry, Counter
+
+    from jbcalling.gateway.pipeline import Leg, SpeakerStream
+
+    registry = CollectorRegistry()
+    said: list[Any] = []
+
+    async def publish(room: str, event: Any) -> None:
+        said.append(event)
+
+    pipeline = SimpleNamespace(
+        publish=publish, captions_busy=Counter("busy", "", registry=registry),
+        audio_dropped=Counter("dropped", "", ["reason"], registry=registry))
+    stream = SpeakerStream(pipeline, "room", "pid")  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        leg = Leg(1)
+        await stream._result({"type": "skipped", "dropped_s": 1.0}, None, "en", leg)
+        await stream._result({"type": "skipped", "dropped_s": 0.02}, None, "en", leg)  # said once
+        await stream._result({"type": "resumed", "dropped_s": 1.5, "skipped_s": 0.7}, None,
+                             "en", leg)
+
+    asyncio.run(scenario())
+    assert [(e.state, e.speaker) for e in said] == [("busy", "pid"), ("available", "pid")]
+    assert "not captioned" in said[0].message
+    assert pipeline.captions_busy._value.get() == 1
+    assert pipeline.audio_dropped.labels("backlog")._value.get() == 1.5
+    assert pipeline.audio_dropped.labels("to_pause")._value.get() == 0.7
+    # audio the gateway drops while no stream is open: the next stream starts from a pause
+    assert not stream.cut
+    stream.down, stream.state = True, "busy"
+    for _ in range(40):  # 4 s of 100 ms chunks: only the newest 3 s are kept
+        stream.push(bytes(3200))
+    assert stream.cut and pipeline.audio_dropped.labels("busy")._value.get() == pytest.approx(1.0)
