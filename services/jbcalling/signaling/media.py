@@ -152,12 +152,11 @@ class MediaRelay:
             async with httpx.AsyncClient(timeout=5, headers=self.headers, verify=tls()) as http:
                 resp = await http.put(_text(url) + path, json=body)
         except httpx.HTTPError as exc:
-            log.warning("gateway did not take a state change", extra={"what": what,
-                                                                     "error": str(exc)})
+            log.warning("gateway did not take a %s change: %s", what, exc)
             return
         if resp.status_code != 204:
-            log.warning("gateway refused a state change", extra={"what": what,
-                                                                "status": resp.status_code})
+            log.warning("gateway refused a %s change (HTTP %s): %s", what, resp.status_code,
+                        resp.text[:200])
 
     async def leave(self, room: str, pid: str) -> None:
         key = await self.store.redis.get(room_key(room, "gateway"))
