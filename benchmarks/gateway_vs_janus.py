@@ -123,7 +123,8 @@ def one_run(sfu: str, n: int, ns: Netns, tmp: Path, frames: list[bytes],
                 asyncio.run(sfu_clients.janus_room(base, n))
                 parts = clients.call([("janus_publish", base, idx) for idx in share])
                 feeds = {i: feed for part in parts for i, feed in part.items()}
-                clients.call([("janus_subscribe", idx, feeds) for idx in share])
+                per_feed = args.janus_subscriber == "per-feed"
+                clients.call([("janus_subscribe", idx, feeds, per_feed) for idx in share])
             else:
                 clients.call([("gateway", base, idx) for idx in share])
             return measure(sfu, proc.pid, ns, n, clients, args)
@@ -189,6 +190,9 @@ def main() -> None:
     parser.add_argument("--netns", default="jb-sfubench", help="network namespace name")
     parser.add_argument("--client-processes", type=int, default=2, help="worker processes "
                         "the participants are spread over (one cannot receive 30 streams)")
+    parser.add_argument("--janus-subscriber", choices=["per-feed", "one"], default="per-feed",
+                        help="Janus subscribers: a connection per remote feed, or one for all "
+                        "(multistream, one socket per participant like the gateway)")
     parser.add_argument("--only", choices=["gateway", "janus"], help="measure one SFU (no ratio)")
     args = parser.parse_args()
     if any(not 2 <= n <= 6 for n in args.participants):
@@ -230,7 +234,8 @@ def main() -> None:
     summary = [sfu_stats.ratios(runs, n, g) for n in args.participants for g in gateways]
     result = {"gateways": {g: what for g, (what, _) in gateways.items()}, "janus": janus_version,
               "participants": args.participants, "seconds": args.seconds, "warmup": args.warmup,
-              "client_processes": args.client_processes, "loadavg_start": load_start,
+              "client_processes": args.client_processes,
+              "janus_subscriber": args.janus_subscriber, "loadavg_start": load_start,
               "loadavg_end": os.getloadavg(), "cpus": os.cpu_count(), "runs": runs,
               "ratios": summary,
               "targets": {"cpu_ratio_at_6": 2.0, "fps_per_stream": 30,

@@ -8,8 +8,8 @@ per stream; the main process asks every worker for its counters at the window's 
 
 Worker commands (a tuple over a pipe, answered with ("ok", value) or ("error", traceback)):
 ``gateway`` join the jb-gateway room; ``janus_publish`` publish to the Janus room (-> feeds);
-``janus_subscribe`` one subscriber connection per remote feed; ``snapshot`` frames per stream,
-frames each source sent, the worker's CPU seconds; ``close``.
+``janus_subscribe`` the other feeds, in one connection each or all in one; ``snapshot`` frames
+per stream, frames each source sent, the worker's CPU seconds; ``close``.
 """
 
 from __future__ import annotations
@@ -140,29 +140,41 @@ async def janus_publish(load: Load, base: str, indices: list[int]) -> dict[int, 
     return feeds
 
 
-async def janus_subscribe(load: Load, indices: list[int], feeds: dict[int, int]) -> None:
-    assert load.janus, "janus_publish first"
+async def janus_subscribe(load: Load, indices: list[int], feeds: dict[int, int],
+                          per_feed: bool) -> None:
+    """Each participant subscribes to every other feed: ``per_feed`` one connection per feed
+    (Janus's classic way), else one connection for all (Janus 1.x multistream: one socket per
+    subscriber, like the gateway's one peer connection per participant)."""
     for i in indices:
-        for j, feed in feeds.items():
-            if i == j:
-                continue
-            pc = _pc()
-            load.pcs.append(pc)
+        others = {feed: j for j, feed in feeds.items() if j != i}
+        for group in ([[f] for f in others] if per_feed else [list(others)]):
+            await _janus_connection(load, i, group, others)
 
-            def on_track(track: MediaStreamTrack, stream: str = f"{name(i)}<-{name(j)}") -> None:
-                # Janus gives every subscriber track the same stream id: count per connection
-                if track.kind == "video":
-                    load.receive(stream, track)
 
-            pc.on("track", on_track)
-            handle = await load.janus.attach()
-            offer = await load.janus.request(handle, {"request": "join", "ptype": "subscriber",
-                                                      "room": ROOM, "streams": [{"feed": feed}]})
-            await pc.setRemoteDescription(RTCSessionDescription(offer["jsep"]["sdp"], "offer"))
-            await pc.setLocalDescription(await pc.createAnswer())
-            await load.janus.request(handle, {"request": "start", "room": ROOM},
-                                     jsep={"type": "answer", "sdp": pc.localDescription.sdp,
-                                           "trickle": False})
+async def _janus_connection(load: Load, i: int, group: list[int], others: dict[int, int]) -> None:
+    assert load.janus, "janus_publish first"
+    pc = _pc()
+    load.pcs.append(pc)
+    source_of_mid: dict[str, int] = {}
+
+    def on_track(track: MediaStreamTrack) -> None:
+        # Janus gives every subscriber track the same stream id: count per mid (= per feed)
+        if track.kind == "video":
+            mid = next(t.mid for t in pc.getTransceivers() if t.receiver.track is track)
+            load.receive(f"{name(i)}<-{name(others[source_of_mid[str(mid)]])}", track)
+
+    pc.on("track", on_track)
+    handle = await load.janus.attach()
+    offer = await load.janus.request(handle, {"request": "join", "ptype": "subscriber", "room": ROOM,
+                                              "streams": [{"feed": f} for f in group]})
+    for stream in offer["plugindata"]["data"].get("streams", []):
+        if "feed_id" in stream:
+            source_of_mid[str(stream["mid"])] = int(stream["feed_id"])
+    await pc.setRemoteDescription(RTCSessionDescription(offer["jsep"]["sdp"], "offer"))
+    await pc.setLocalDescription(await pc.createAnswer())
+    await load.janus.request(handle, {"request": "start", "room": ROOM},
+                             jsep={"type": "answer", "sdp": pc.localDescription.sdp,
+                                   "trickle": False})
 
 
 def worker(conn: Connection, host_ip: str, frames: list[bytes]) -> None:

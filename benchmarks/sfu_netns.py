@@ -19,6 +19,7 @@ import ipaddress
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -81,7 +82,21 @@ class Netns:
         except subprocess.CalledProcessError as exc:
             self.__exit__(None, None, None)
             raise SystemExit(f"creating the namespaces failed: {' '.join(exc.cmd)}: {exc.stderr}") from exc
+        self._wait_carrier()
         return self
+
+    def _wait_carrier(self) -> None:
+        # The kernel reports a veth's carrier a moment after both ends are up; Janus's HTTP
+        # transport refuses to bind to an address whose interface is not running yet.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            states = [json.loads(_ip("-n", ns, "-j", "link", "show", "dev", dev).stdout)[0]["operstate"]
+                      for ns, dev in ((self.clients, self.host_if), (self.name, self.inner_if))]
+            if states == ["UP", "UP"]:
+                return
+            time.sleep(0.1)
+        self.__exit__(None, None, None)
+        raise SystemExit(f"the veth pair {self.host_if}/{self.inner_if} did not come up within 10 s")
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
