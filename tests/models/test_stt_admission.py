@@ -192,7 +192,7 @@ def test_an_instance_that_lags_closes_its_newest_stream_and_the_oldest_skips_to_
     the oldest goes on, drops what waited beyond max_backlog_s (skipped), recognizes again from
     a pause (resumed), and its last sentences, sent in real time, come as whole finals."""
     # a large budget: the start-up measurement admits both streams even on a loaded machine
-    app = create_stt(SttSettings(models_dir=models_dir, threads=1, capacity_budget=8,
+    app = create_stt(SttSettings(models_dir=models_dir, threads=1, capacity_budget=16,
                                  capacity_window_s=1, capacity_lag_s=0.5, max_backlog_s=2.0,
                                  languages={"en": f"vad-whisper:{DEV_WHISPER_EN}"}))
     speech = np.concatenate([beckett, np.zeros(8000, np.int16)] * 2)  # 21 s, at 4x

@@ -184,7 +184,7 @@ class Idle(Backend):  # a recognizer that does nothing: admission and backlog bo
         return None
 
 
-def test_the_newest_stream_is_shed_when_the_instance_lags() -> None:
+def test_the_newest_talking_stream_is_shed_when_the_instance_lags() -> None:
     from prometheus_client import CollectorRegistry
 
     from jbcalling.stt.admission import Admission
@@ -200,10 +200,33 @@ def test_the_newest_stream_is_shed_when_the_instance_lags() -> None:
     second = np.zeros(16000, dtype="<i2").tobytes()
     for s in sessions:
         b.feed(s.handle, second + second)  # 2 s behind, and the worker does not catch up
-    assert [admission.tick(t) for t in (7.0, 8.0, 9.0)] == [0, 0, 2]  # lagging 3 ticks
-    assert capacity.streams == 2 and [x.shed for x in sessions] == [False, False, True, True]
-    assert admission.tick(10.0) == 0  # counted once
-    assert admission.shed._value.get() == 2
+    for k, t in enumerate((7.0, 8.0, 9.0)):
+        for s in sessions[:3]:  # the three oldest talk; the newest listens
+            s.handle.voiced += 16000
+        assert admission.tick(t) == (1 if k == 2 else 0)  # a lag 3 ticks in a row
+    # the newest *talking* stream goes; the quiet one, which costs nothing, stays
+    assert [x.shed for x in sessions] == [False, False, True, False]
+    assert capacity.streams == 2
+    assert admission.tick(10.0) == 0  # counted once, and no other step down within the window
+    assert admission.shed._value.get() == 1
+
+
+def test_a_lone_talker_that_lags_is_not_shed() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from jbcalling.stt.admission import Admission
+
+    capacity = measured()
+    b = Idle("en", "m", max_backlog_s=3.0)
+    admission = Admission(capacity, {"en": b}, CollectorRegistry())
+    talker, listener = (admission.admit(b.open(lambda item: None)) for _ in range(2))
+    b.feed(talker.handle, np.zeros(32000, dtype="<i2").tobytes())
+    for t in (1.0, 2.0, 3.0):
+        talker.handle.voiced += 16000
+        assert admission.tick(t) == 0
+    # over capacity all the same: no new stream (the skip keeps the talker's captions whole)
+    assert capacity.streams == 1 and capacity.source == "observed"
+    assert not talker.shed and not listener.shed
 
 
 def test_a_stream_that_falls_behind_drops_what_waits() -> None:

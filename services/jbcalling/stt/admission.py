@@ -1,8 +1,9 @@
 """Admission while serving: the open streams in the order they were admitted; once a second the
 capacity (capacity.py) follows what the workers observed, and when the instance lags (over
-capacity in fact) the newest streams beyond what it keeps are shed (closed with ``busy`` at their
-next frame, stt/app.py) so that the older ones keep real-time captions. The gateway tells the
-shed speakers' rooms ``busy`` and retries (gateway/pipeline.py)."""
+capacity in fact) the newest talking streams beyond what it keeps are shed (closed with ``busy``
+at their next frame, stt/app.py) so that the older ones keep real-time captions; quiet streams
+(listeners) cost next to nothing and stay. The gateway tells the shed speakers' rooms ``busy``
+and retries (gateway/pipeline.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from jbcalling.stt.capacity import Capacity
 
 log = logging.getLogger("jbcalling.stt")
 TICK_S = 1.0  # how often the capacity follows what the workers observed
+TALKED_S = 10.0  # a stream with speech this recently talks (a speaker pauses between sentences)
 
 
 @dataclass(eq=False)
@@ -29,6 +31,8 @@ class Session:
     handle: Stream
     shed: bool = False  # over the observed capacity: closed with busy at its next frame
     behind: bool = False  # a skipped notice went out, its resumed not yet
+    voiced: int = 0  # the stream's speech samples at the last tick
+    talked_at: float = -1e9  # monotonic time of the last tick that saw it talk
 
 
 class Admission:
@@ -59,15 +63,19 @@ class Admission:
         self.sessions.pop(handle, None)
 
     def tick(self, now: float) -> int:
-        """The capacity follows the observation; on a lag verdict the newest streams beyond what
-        the instance keeps are marked to go. Returns how many were marked."""
+        """The capacity follows the observation; on a lag verdict the newest talking streams
+        beyond what the instance keeps are marked to go. Returns how many were marked."""
         taking = [x for x in self.sessions.values() if not x.handle.closing and not x.shed]
+        for x in taking:
+            if x.handle.voiced != x.voiced:
+                x.voiced, x.talked_at = x.handle.voiced, now
+        talking = [x for x in taking if now - x.talked_at <= TALKED_S]
         lag = self.lag_s()
-        limit = self.capacity.update(now, len(taking), lag)
+        limit = self.capacity.update(now, len(taking), lag, len(talking))
         keep = self.capacity.over
-        if keep is None or len(taking) <= keep:
+        if keep is None or len(talking) <= keep:
             return 0
-        newest = sorted(taking, key=lambda x: x.seq)[keep:]
+        newest = sorted(talking, key=lambda x: x.seq)[keep:]
         for x in newest:
             x.shed = True
             self.shed.inc()

@@ -62,6 +62,7 @@ class Stream:
     skip_dropped: int = 0  # samples dropped from the inbox since the skip began
     quiet: int = 0  # while skipping: samples since the VAD last heard speech
     heard: bool = False  # while skipping: the VAD heard speech since the skip began
+    voiced: int = 0  # samples stepped while in speech (the backend's own count of them)
 
 
 class Backend(ABC):

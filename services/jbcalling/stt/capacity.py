@@ -26,10 +26,12 @@ allows with a 20 % margin (the hysteresis). With no speech to observe the figure
 instance (no stream open) returns one step at a time to its start-up measurement.
 
 The figure decides admission (new streams beyond it are refused ``busy``). Open streams are
-closed only when the instance is over capacity in fact, i.e. lagging (``over``: the streams it
-keeps; stt/admission.py closes the newest beyond it): the factor counts every stream as a
-speaker talking non-stop, while most open streams are quiet listeners, and closing those would
-tell rooms ``busy`` for nothing. A configured capacity does not move.
+closed only when the instance is over capacity in fact, i.e. lagging, and only talking ones
+(``over``: the talking streams it keeps, one fewer than talk; stt/admission.py closes the newest
+beyond it): a quiet stream costs next to nothing, so closing it would not help, and the factor
+counts every stream as a speaker talking non-stop while most open streams are quiet listeners.
+One talking stream that lags alone is not closed: it skips (stt/backend.py). A configured
+capacity does not move.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class Capacity:
         self.work: deque[tuple[float, float, float]] = deque()  # (time, busy s, speech s)
         self.lags: deque[float] = deque(maxlen=LAG_TICKS)
         self.observed_rtf: float | None = None
-        self.over: int | None = None  # set by a lag verdict: the open streams to keep
+        self.over: int | None = None  # set by a lag verdict: the talking streams to keep
 
     @property
     def source(self) -> str:
@@ -117,9 +119,10 @@ class Capacity:
         with self.lock:
             self.work.append((time.monotonic() if now is None else now, busy_s, voiced_s))
 
-    def update(self, now: float, open_streams: int, lag_s: float) -> int:
+    def update(self, now: float, open_streams: int, lag_s: float, talking: int = 0) -> int:
         """Follow the observed factor (module docstring); called once a second with the streams
-        taking audio and the most behind one's lag. Returns the figure."""
+        taking audio, the most behind one's lag and how many of them talked in the window.
+        Returns the figure."""
         self.over = None
         if self.configured or self.waiting:
             return self.streams
@@ -137,8 +140,9 @@ class Capacity:
             target = min(target, streams_for(rtf, self.budget, self.max_sessions))
         since = now - self.changed_at
         if lagging and since >= self.window_s:  # over capacity in fact: one stream fewer
-            self.over = min(current, max(1, open_streams - 1))
-            return self._set(now, min(target, self.over), "lower (lagging)", rtf, lag_s)
+            self.over = talking - 1 if talking >= 2 else None
+            return self._set(now, min(target, current, max(1, open_streams - 1)),
+                             "lower (lagging)", rtf, lag_s)
         if target < current and since >= self.window_s:
             return self._set(now, target, "lower", rtf, lag_s)
         calm = max(self.lags, default=0.0) <= self.lag_s / 2

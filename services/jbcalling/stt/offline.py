@@ -101,6 +101,7 @@ class VadOfflineBackend(Backend):
             speaking = st.vad.is_speech_detected() and not closing
             if speaking and audio is not None:
                 self.voiced += len(audio)
+                s.voiced += len(audio)
             if speaking and not st.speaking:
                 st.open_start = max(0, s.samples - LOOKBACK)
                 # the first partial early: it is what shows that someone is being heard

@@ -79,6 +79,7 @@ class StreamingBackend(Backend):
                 st.vad.accept_waveform(audio)
                 s.samples += len(audio)
                 self.voiced += len(audio)  # a transducer decodes all of it, speech or not
+                s.voiced += len(audio)
             if closing:
                 st.stream.input_finished()
                 st.vad.flush()
