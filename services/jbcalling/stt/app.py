@@ -140,7 +140,7 @@ def create_app(settings: SttSettings) -> FastAPI:
                         f"sample_rate {sample_rate}: send PCM s16le mono at 16000 Hz")
         limit = capacity.streams
         if sum(b.taking_audio for b in backends.values()) >= limit:
-            raise Close("busy", 1013, f"at capacity: this instance recognizes {limit} streams "
+            raise Close("busy", 1013, f"at capacity: this instance recognizes {limit} stream(s) "
                         "in real time and has as many open; try another instance or later",
                         capacity_streams=limit)
         return backend
@@ -210,9 +210,9 @@ def create_app(settings: SttSettings) -> FastAPI:
         while True:
             if session.shed:
                 limit = capacity.streams
-                raise Close("busy", 1013, f"over capacity: this instance now recognizes {limit} "
-                            "streams in real time (observed while serving) and this stream is "
-                            "among the newest; try another instance or later",
+                raise Close("busy", 1013, f"over capacity: this instance falls behind (it now "
+                            f"admits {limit} stream(s)) and this is its newest talking stream; "
+                            "try another instance or later",
                             capacity_streams=limit)
             try:
                 msg = await asyncio.wait_for(ws.receive(), settings.idle_timeout_s)
