@@ -12,8 +12,10 @@ got a caption; the last final of a sentence counts), the word error rate of the 
 (the sentences with captions; and of those whose speaker's room was told nothing, "untold"),
 the speakers told ``captions_status: busy``, the speakers without any caption who were never
 told busy (silent loss: must be 0), and the sentences without a caption of which the room was
-told nothing ("lost untold": captions later than the 10 s tail, or lost). Saves
-benchmarks/results/capacity[-<label>].json (git-ignored).
+told nothing ("lost untold": captions later than the 10 s tail, or lost). Speakers start at
+the same moment, once their call's media is connected (a room that connected late starts late:
+``media_late_s``); audio only unless ``--camera``; a room whose call cannot be set up is listed
+in ``rooms_failed``. Saves benchmarks/results/capacity[-<label>].json (git-ignored).
 """
 
 from __future__ import annotations
@@ -103,6 +105,14 @@ async def room(signaling: str, room_id: str, clips: list[tuple[str, bytes]], sta
             await negotiate_over_signaling(pa, wa)
             await negotiate_over_signaling(pb, wb)
             tasks = [asyncio.ensure_future(listen()), asyncio.ensure_future(drain())]
+            # speech sent before the connection is up (ICE, DTLS) never reaches the gateway:
+            # nobody could caption it or say so; speak once media flows
+            deadline = time.monotonic() + 60
+            while {pa.pc.connectionState, pb.pc.connectionState} & {"new", "connecting"}:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("media did not connect within 60 s")
+                await asyncio.sleep(0.05)
+            media_at = time.time()
             await asyncio.sleep(max(0.0, start_at - time.time()))
             for text, pcm in clips:
                 onset = mic.play(pcm + bytes(int(48000 * 2 * GAP_S)))
@@ -114,7 +124,9 @@ async def room(signaling: str, room_id: str, clips: list[tuple[str, bytes]], sta
                 task.cancel()
             await pa.close()
             await pb.close()
-    return score(a["participant_id"], sentences, events)
+    out = score(a["participant_id"], sentences, events)
+    out["media_late_s"] = round(max(0.0, media_at - start_at), 2)  # started speaking this late
+    return out
 
 
 def score(speaker: str, sentences: list[dict[str, Any]],
@@ -184,6 +196,7 @@ async def run_n(n: int, signaling: str, clips: list[tuple[str, bytes]],
     latencies = [s["final_ms"] for s in shown]
     return {
         "rooms": n, "rooms_failed": failed,
+        "media_late_s": max((r["media_late_s"] for r in rooms), default=0.0),
         "sentences": sum(len(r["sentences"]) for r in rooms),
         "captioned": len(shown),
         "final_p50_ms": round(statistics.median(latencies)) if latencies else None,
