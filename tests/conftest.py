@@ -25,7 +25,8 @@ LONG_FIRST = ("tests/integration/test_production.py",)
 # load both cores and those bounds failed beside it. Marked here by path so that a new file
 # under these folders is never missed.
 LATENCY_PATHS = ("tests/models/", "tests/browser/", "tests/integration/test_stt_kill.py",
-                 "tests/integration/test_gateway_forwarding.py")
+                 "tests/integration/test_gateway_forwarding.py",
+                 "tests/integration/test_video_pause.py")
 
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the marker must already be there

@@ -8,11 +8,13 @@ as captions (partial, then final in place, then the translation); An's chat mess
 Binh translated (the original a click away) and Cara as written; Cara then Binh raise their
 hands (everyone sees the order; the host lowers Cara's); a reaction shows on Binh's tile; a long
 unbroken caption wraps inside the overlay; Binh downloads the transcript (captions and chat);
-a fourth joiner is refused (room full); the host mutes Binh and removes Cara, whose pages say
-so; the host locks the room, and the fourth person waits (their page says so) until the host
-admits them; with mt down the captions say "translation unavailable" and chat goes out
-untranslated, marked so; An switches "I speak" to Vietnamese in the call's settings and his next
-caption is Vietnamese; the host ends the room.
+on a phone-sized window Cara scrolls down to the captions and the gateway pauses the video of
+the tiles she cannot see, then sends it again when she scrolls back; a fourth joiner is refused
+(room full); the host mutes Binh and removes Cara, whose pages say so; the host locks the room,
+and the fourth person waits (their page says so) until the host admits them; with mt down the
+captions say "translation unavailable" and chat goes out untranslated, marked so; An switches
+"I speak" to Vietnamese in the call's settings and his next caption is Vietnamese; the host
+ends the room.
 Screenshots (lobby is in test_lobby.py): a 3-person call with captions, the phone layout.
 """
 
@@ -115,6 +117,23 @@ def video_flows(page: Any, sources: list[str], timeout_s: float = 45) -> dict[st
                                   page.evaluate(SLOTS)))
         before = now
         time.sleep(1)
+
+
+def paused_at_gateway(gateway: str, streams: int, timeout_s: float = 20) -> bool:
+    """Whether the gateway's paused video streams (its /ready load) reach ``streams`` in time
+    (a loaded machine's gateway may take seconds to answer)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            load = httpx.get(gateway + "/ready", timeout=5).json()["load"]
+        except httpx.HTTPError:
+            continue
+        if load["video_paused_streams"] == streams:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def publish(redis_url: str, room: str, text: str) -> None:
@@ -344,6 +363,19 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
                 # the controls stay on screen (sticky at the bottom)
                 box = cara_page.locator(".controls").bounding_box()
                 assert box and box["y"] + box["height"] <= height + 1, box
+        # On that short window Cara scrolls down to the captions: the tiles are off screen, her
+        # page says so (video_visibility) and the gateway stops sending her their video (audio
+        # goes on); back at the top, it sends both again and the pictures return.
+        cara_page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
+        assert paused_at_gateway(stack.gateway, 2), (frames["cara"][-8:], cara_page.evaluate(
+            "() => [...document.querySelectorAll('.tile')].map(t => [t.className, "
+            "t.getBoundingClientRect().bottom])"))
+        assert cara_page.locator(".tile.remote.paused").count() == 2  # initials, not a still
+        assert any(line.endswith("> video_visibility") for line in frames["cara"])
+        cara_page.evaluate("window.scrollTo(0, 0)")
+        assert paused_at_gateway(stack.gateway, 0), frames["cara"][-5:]
+        cara_page.wait_for_function(  # a new frame of each (the keyframe the gateway asked for)
+            "() => document.querySelectorAll('.tile.remote.paused').length === 0", timeout=10000)
         cara_page.set_viewport_size({"width": 1280, "height": 800})
 
         # A fourth person, who refused both camera and microphone (the page says so), is refused:

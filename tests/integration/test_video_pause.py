@@ -4,7 +4,7 @@ in this process, three aiortc peers negotiated over signaling's WebSocket like t
 An hides Binh's tile (``video_visibility``): the gateway stops forwarding Binh's video to An
 (An's frame counter for Binh stays flat over 2 s) while Binh's audio still reaches An and Cara
 still receives Binh's video. An shows the tile again: the gateway asks Binh for a keyframe and
-An decodes Binh's frames again within a second.
+An decodes a new frame of Binh's within a second.
 """
 
 from __future__ import annotations
@@ -100,8 +100,14 @@ def test_hidden_tile_video_pauses_and_comes_back_with_a_keyframe(gateway: str, r
                 return (await load())["video_paused_streams"] == n
             assert await _until(lambda: paused(1), 5), await load()
             assert await metric("jb_gateway_video_paused_streams") == 1
-            await asyncio.sleep(0.5)  # frames already queued for An drain
             a, c = peers[an], peers[cara]
+            # frames already on their way to An (and in An's decoder, late on a loaded machine)
+            # come out first: from when An's count for Binh has stopped for 1 s, it stays flat
+            settled, last, since = time.monotonic() + 10, -1, time.monotonic()
+            while time.monotonic() < settled and time.monotonic() - since < 1.0:
+                if a.frames[b_video] != last:
+                    last, since = a.frames[b_video], time.monotonic()
+                await asyncio.sleep(0.1)
             before = (a.frames[b_video], a.frames[c_video], a.frames[b_audio],
                       c.frames[b_video_at_cara])
             await asyncio.sleep(2)
@@ -117,8 +123,8 @@ def test_hidden_tile_video_pauses_and_comes_back_with_a_keyframe(gateway: str, r
             shown_at = time.monotonic()
             await sockets[an].send(json.dumps({"type": "video_visibility", "hidden": []}))
 
-            async def flowing() -> bool:
-                return a.frames[b_video] >= after[0] + 3
+            async def flowing() -> bool:  # a picture again: An decoded a new frame of Binh's
+                return a.frames[b_video] > after[0]
             assert await _until(flowing, 5), (a.frames, after)
             took = time.monotonic() - shown_at
             print(f"\nBinh's video back at An {took:.2f} s after the tile showed again")
