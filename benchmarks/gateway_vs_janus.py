@@ -48,9 +48,16 @@ GATEWAY_PORT = 8090
 
 
 def measure(sfu: str, pid: int, ns: Netns, n: int, clients: Clients,
-            args: argparse.Namespace) -> dict[str, Any]:
-    """Waits until every stream delivers (bounded), warms up, then measures one window."""
+            args: argparse.Namespace, metrics: str = "") -> dict[str, Any]:
+    """Waits until every stream delivers (bounded), warms up, then measures one window; with
+    ``metrics`` (the gateway's /metrics) also what its own counters counted meanwhile."""
     streams = n * (n - 1)
+
+    def own_counters() -> dict[str, float]:
+        try:
+            return sfu_stats.counters(httpx.get(metrics, timeout=10).text) if metrics else {}
+        except httpx.HTTPError:  # its own account is extra: the run stands without it
+            return {}
 
     def snapshot() -> tuple[Any, ...]:
         snmp, root, cpu = ns.snmp(), own_snmp(), gf.cpu_seconds(pid)
@@ -60,19 +67,29 @@ def measure(sfu: str, pid: int, ns: Netns, n: int, clients: Clients,
         return snmp, root, counts, sent, cpu, sum(part[2] for part in parts), time.monotonic()
 
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and sum(1 for v in snapshot()[2].values() if v) < streams:
+    while time.monotonic() < deadline and sum(1 for v in snapshot()[2].values() if v) < 2 * streams:
         time.sleep(0.5)
     time.sleep(args.warmup)
     snmp0, root0, counts0, sent0, cpu0, me0, t0 = snapshot()
+    own0 = own_counters()
     time.sleep(args.seconds)
     snmp1, root1, counts1, sent1, cpu1, me1, t1 = snapshot()
-    fps = sfu_stats.stream_fps(counts0, counts1, t1 - t0)
+    own1 = own_counters()
+    video1 = {k: v for k, v in counts1.items() if not k.endswith("#audio")}
+    audio1 = {k: v for k, v in counts1.items() if k.endswith("#audio")}
+    fps = sfu_stats.stream_fps(counts0, video1, t1 - t0)
     fps += [0.0] * (streams - len(fps))  # a stream that never produced a track delivered nothing
-    return sfu_stats.run_figures(
+    audio_fps = sfu_stats.stream_fps(counts0, audio1, t1 - t0)
+    audio_fps += [0.0] * (streams - len(audio_fps))
+    figures = sfu_stats.run_figures(
         sfu=sfu, participants=n, seconds=t1 - t0, cpu_s=cpu1 - cpu0, fps=fps,
         sfu_udp=sfu_stats.udp_delta(snmp0, snmp1), receiver_udp=sfu_stats.udp_delta(root0, root1),
         sender_fps=[(b - a) / (t1 - t0) for a, b in zip(sent0, sent1, strict=True)],
-        client_cpu_s=me1 - me0)
+        client_cpu_s=me1 - me0, audio_fps=audio_fps)
+    if own1:  # the gateway's own account of the window, per second (saved, not printed)
+        figures["gateway_counters_per_s"] = {k: round((v - own0.get(k, 0)) / (t1 - t0), 1)
+                                             for k, v in own1.items() if v != own0.get(k, 0)}
+    return figures
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
@@ -127,7 +144,8 @@ def one_run(sfu: str, n: int, ns: Netns, tmp: Path, frames: list[bytes],
                 clients.call([("janus_subscribe", idx, feeds, per_feed) for idx in share])
             else:
                 clients.call([("gateway", base, idx) for idx in share])
-            return measure(sfu, proc.pid, ns, n, clients, args)
+            return measure(sfu, proc.pid, ns, n, clients, args,
+                           "" if sfu == "janus" else base + "/metrics")
         finally:
             clients.close()
     except Exception:

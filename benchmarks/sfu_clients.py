@@ -56,6 +56,8 @@ class Load:
         return self.sources[-1]
 
     def receive(self, stream: str, track: MediaStreamTrack) -> asyncio.Task[None]:
+        """Counts ``track``'s frames as ``stream`` (video) or ``stream#audio``."""
+        stream += "#audio" if track.kind == "audio" else ""
         self.counts[stream] = Counter()  # one Counter per stream: track ids need not be unique
         return asyncio.ensure_future(gf.count_frames(track, self.counts[stream]))
 
@@ -86,8 +88,8 @@ async def gateway_join(load: Load, base: str, indices: list[int]) -> None:
                 raise RuntimeError(f"gateway offer: {resp.status_code} {resp.text[:500]}")
 
             def on_track(track: MediaStreamTrack, peer: SyntheticPeer = peer) -> None:
-                if track.kind == "video":
-                    mid = next(t.mid for t in peer.pc.getTransceivers() if t.receiver.track is track)
+                mid = str(next(t.mid for t in peer.pc.getTransceivers() if t.receiver.track is track))
+                if mid != peer.speech_mid:  # the translated speech track is no participant's
                     peer.tasks.append(load.receive(f"{peer.pid}<-mid{mid}", track))
 
             peer.pc.on("track", on_track)
@@ -159,9 +161,8 @@ async def _janus_connection(load: Load, i: int, group: list[int], others: dict[i
 
     def on_track(track: MediaStreamTrack) -> None:
         # Janus gives every subscriber track the same stream id: count per mid (= per feed)
-        if track.kind == "video":
-            mid = next(t.mid for t in pc.getTransceivers() if t.receiver.track is track)
-            load.receive(f"{name(i)}<-{name(others[source_of_mid[str(mid)]])}", track)
+        mid = next(t.mid for t in pc.getTransceivers() if t.receiver.track is track)
+        load.receive(f"{name(i)}<-{name(others[source_of_mid[str(mid)]])}", track)
 
     pc.on("track", on_track)
     handle = await load.janus.attach()

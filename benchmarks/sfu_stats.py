@@ -31,6 +31,18 @@ def udp_delta(before: Mapping[str, Mapping[str, int]],
     return {k: after["Udp"][k] - before["Udp"].get(k, 0) for k in after["Udp"]}
 
 
+def counters(text: str, prefix: str = "jb_gateway_") -> dict[str, float]:
+    """The counters (``*_total``) named ``prefix*`` of a Prometheus text exposition, by series
+    (name and labels as written)."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith(prefix) and " " in line:
+            series, value = line.rsplit(" ", 1)
+            if series.split("{", 1)[0].endswith("_total"):
+                out[series] = float(value)
+    return out
+
+
 def stream_fps(before: Mapping[str, int], after: Mapping[str, int], seconds: float) -> list[float]:
     """Frames per second of each stream over a window (a stream missing at the start had 0)."""
     if seconds <= 0:
@@ -41,12 +53,13 @@ def stream_fps(before: Mapping[str, int], after: Mapping[str, int], seconds: flo
 def run_figures(*, sfu: str, participants: int, seconds: float, cpu_s: float,
                 fps: Sequence[float], sfu_udp: Mapping[str, int],
                 receiver_udp: Mapping[str, int], sender_fps: Sequence[float] = (),
-                client_cpu_s: float = 0.0) -> dict[str, Any]:
+                client_cpu_s: float = 0.0, audio_fps: Sequence[float] = ()) -> dict[str, Any]:
     """One run's row. ``cpu_s``: the SFU process's utime+stime over the window; ``fps``: one
     entry per stream counted at a receiver; ``sfu_udp``/``receiver_udp``: Udp counter deltas of
     the SFU's namespace and of the receivers' (root) namespace over the same window;
     ``sender_fps``: frames each source sent and ``client_cpu_s`` the clients' process CPU (when
-    the clients use most of a core they, not the SFU, may be what limits the frame rates)."""
+    the clients use most of a core they, not the SFU, may be what limits the frame rates);
+    ``audio_fps``: Opus frames per second of each audio stream received (50 when complete)."""
     expected = participants * (participants - 1)
     return {
         "sfu": sfu, "participants": participants, "seconds": round(seconds, 2),
@@ -54,8 +67,10 @@ def run_figures(*, sfu: str, participants: int, seconds: float, cpu_s: float,
         "sender_fps_min": round(min(sender_fps), 2) if sender_fps else None,
         "fps_median": round(statistics.median(fps), 2) if fps else 0.0,
         "fps_min": round(min(fps), 2) if fps else 0.0,
+        "audio_fps_median": round(statistics.median(audio_fps), 2) if audio_fps else None,
         "frames_share": round(sum(fps) / (expected * FPS), 4),
         "sfu_datagrams_per_s": round(sfu_udp.get("OutDatagrams", 0) / seconds, 1),
+        "sfu_datagrams_in_per_s": round(sfu_udp.get("InDatagrams", 0) / seconds, 1),
         "sfu_send_errors": sfu_udp.get("SndbufErrors", 0),
         "receiver_drops": receiver_udp.get("RcvbufErrors", 0),
         "receiver_in_errors": receiver_udp.get("InErrors", 0),

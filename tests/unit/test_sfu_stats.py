@@ -58,9 +58,11 @@ def test_run_figures_per_stream_second_and_drops() -> None:
                               fps=[30.0, 30.0, 29.0, 30.0, 30.0, 0.0],
                               sfu_udp={"OutDatagrams": 60000, "SndbufErrors": 0},
                               receiver_udp={"RcvbufErrors": 7, "InErrors": 7},
-                              sender_fps=[30.0, 29.5, 30.1], client_cpu_s=15.0)
+                              sender_fps=[30.0, 29.5, 30.1], client_cpu_s=15.0,
+                              audio_fps=[50.0, 49.0, 50.0, 50.0, 50.0, 0.0])
     assert r["streams"] == 6 and r["streams_received"] == 5
     assert r["sender_fps_min"] == 29.5 and r["client_core_fraction"] == 0.5
+    assert r["audio_fps_median"] == 50.0 and r["sfu_datagrams_in_per_s"] == 0.0
     assert (r["fps_median"], r["fps_min"]) == (30.0, 0.0)
     assert r["sfu_datagrams_per_s"] == 2000.0 and r["receiver_drops"] == 7
     assert r["cpu_s_per_stream_s"] == pytest.approx(1.2 / 30 / 6, abs=1e-6)
@@ -95,3 +97,16 @@ def test_table_has_a_row_per_run() -> None:
                                 fps=[30.0, 30.0], sfu_udp={}, receiver_udp={})
     lines = sfu_stats.table([row, row]).splitlines()
     assert len(lines) == 4 and lines[2].startswith("| 1 | gateway | 2 | 2 | 30.0 |")
+
+
+def test_counters_of_a_prometheus_exposition() -> None:
+    text = """# HELP jb_gateway_forwarded_packets_total RTP packets sent
+# TYPE jb_gateway_forwarded_packets_total counter
+jb_gateway_forwarded_packets_total{kind="video"} 1200.0
+jb_gateway_forwarded_packets_total{kind="audio"} 300.0
+jb_gateway_peers 4.0
+jb_gateway_forwarded_packets_created{kind="video"} 1.7e+09
+process_cpu_seconds_total 12.5
+"""
+    assert sfu_stats.counters(text) == {'jb_gateway_forwarded_packets_total{kind="video"}': 1200.0,
+                                        'jb_gateway_forwarded_packets_total{kind="audio"}': 300.0}
