@@ -173,7 +173,14 @@ def test_without_speech_the_figure_holds_and_an_idle_instance_returns_to_its_sta
 def test_a_configured_capacity_does_not_move() -> None:
     capacity = Capacity(3, 1.2, 8, ["en"])
     assert serve(capacity, 0.0, 10, rtf=2.0, lag=3.0) == [3] * 10
-    assert capacity.source == "configured"
+    assert capacity.source == "configured" and not capacity.work  # nothing kept for nothing
+
+
+def test_what_the_workers_served_is_kept_for_one_window_only() -> None:
+    capacity = measured(window_s=5.0)
+    for k in range(1000):  # no update meanwhile (the service's tick late on a loaded machine)
+        capacity.served(0.01, 0.1, now=k * 0.1)
+    assert len(capacity.work) <= 51
 
 
 class Idle(Backend):  # a recognizer that does nothing: admission and backlog bookkeeping only

@@ -116,8 +116,13 @@ class Capacity:
 
     def served(self, busy_s: float, voiced_s: float, now: float | None = None) -> None:
         """A worker iteration took ``busy_s`` and stepped ``voiced_s`` of speech (any thread)."""
+        if self.configured:
+            return
+        now = time.monotonic() if now is None else now
         with self.lock:
-            self.work.append((time.monotonic() if now is None else now, busy_s, voiced_s))
+            self.work.append((now, busy_s, voiced_s))
+            while self.work[0][0] < now - self.window_s:  # kept short even without updates
+                self.work.popleft()
 
     def update(self, now: float, open_streams: int, lag_s: float, talking: int = 0) -> int:
         """Follow the observed factor (module docstring); called once a second with the streams
