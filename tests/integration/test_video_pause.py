@@ -1,9 +1,10 @@
 """Pausing the video of tiles a participant cannot see, for real: a jb-gateway process, signaling
 in this process, three aiortc peers negotiated over signaling's WebSocket like the page.
 
-An hides Binh's tile (``video_visibility``): the gateway stops forwarding Binh's video to An
-(An's frame counter for Binh stays flat over 2 s) while Binh's audio still reaches An and Cara
-still receives Binh's video. An shows the tile again: the gateway asks Binh for a keyframe and
+Binh sends video, An and Cara listen and watch (one encoder in this process). An hides Binh's
+tile (``video_visibility``): the gateway stops forwarding Binh's video to An (An's frame counter
+for Binh stays flat over 2 s) while Binh's and Cara's audio still reach An and Cara still
+receives Binh's video. An shows the tile again: the gateway asks Binh for a keyframe and
 An decodes a new frame of Binh's within a second.
 """
 
@@ -73,16 +74,19 @@ def test_hidden_tile_video_pauses_and_comes_back_with_a_keyframe(gateway: str, r
             for seat in seats:
                 pid = seat["participant_id"]
                 ws = await stack.enter_async_context(socket(url, rid, seat["token"]))
-                peers[pid], sockets[pid] = SyntheticPeer(gateway, rid, pid), ws
+                # only Binh sends video: one encoder, two decoders (a loaded machine's test
+                # process must keep up with the frame rate the bound is about)
+                peers[pid] = SyntheticPeer(gateway, rid, pid, camera=pid == binh)
+                sockets[pid] = ws
                 events[pid] += await negotiate_over_signaling(peers[pid], ws)
                 readers.append(asyncio.ensure_future(_read(ws, events[pid])))
 
-            async def everyone_sees_everyone() -> bool:
-                return all(p.receiving("video", 10) == 2 and p.receiving("audio", 20) == 2
-                           for p in peers.values())
-            assert await _until(everyone_sees_everyone, 40), [p.frames for p in peers.values()]
+            async def everyone_sees_binh() -> bool:
+                return all(p.receiving("video", 10) == 1 and p.receiving("audio", 20) == 2
+                           for pid, p in peers.items() if pid != binh)
+            assert await _until(everyone_sees_binh, 40), [p.frames for p in peers.values()]
             b_audio, b_video = _mids(events[an], binh)
-            _, c_video = _mids(events[an], cara)
+            c_audio, _ = _mids(events[an], cara)
             _, b_video_at_cara = _mids(events[cara], binh)
 
             async def load() -> dict[str, Any]:
@@ -108,13 +112,13 @@ def test_hidden_tile_video_pauses_and_comes_back_with_a_keyframe(gateway: str, r
                 if a.frames[b_video] != last:
                     last, since = a.frames[b_video], time.monotonic()
                 await asyncio.sleep(0.1)
-            before = (a.frames[b_video], a.frames[c_video], a.frames[b_audio],
+            before = (a.frames[b_video], a.frames[c_audio], a.frames[b_audio],
                       c.frames[b_video_at_cara])
             await asyncio.sleep(2)
-            after = (a.frames[b_video], a.frames[c_video], a.frames[b_audio],
+            after = (a.frames[b_video], a.frames[c_audio], a.frames[b_audio],
                      c.frames[b_video_at_cara])
             assert after[0] == before[0], ("Binh's video still reaches An", before, after)
-            assert after[1] >= before[1] + 10, ("Cara's video to An stopped", before, after)
+            assert after[1] >= before[1] + 20, ("Cara's audio to An stopped", before, after)
             assert after[2] >= before[2] + 20, ("Binh's audio to An stopped", before, after)
             assert after[3] >= before[3] + 10, ("Binh's video to Cara stopped", before, after)
 
