@@ -366,6 +366,7 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
         # On that short window Cara scrolls down to the captions: the tiles are off screen, her
         # page says so (video_visibility) and the gateway stops sending her their video (audio
         # goes on); back at the top, it sends both again and the pictures return.
+        video_flows(cara_page, [an, binh])  # her media is up (a loaded gateway may have reset it)
         cara_page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
         assert paused_at_gateway(stack.gateway, 2), (frames["cara"][-8:], cara_page.evaluate(
             "() => [...document.querySelectorAll('.tile')].map(t => [t.className, "
