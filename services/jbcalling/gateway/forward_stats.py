@@ -52,13 +52,18 @@ class LegCounts:
 
 
 class Rewriter:
-    """Maps a source's sequence numbers and timestamps into one subscriber slot's own series,
-    continuous when the slot's source changes or resumes after a pause (its video hidden, its
-    audio muted): the next packet takes the next sequence number, its timestamp advanced by the
-    wall-clock time in between. Without that, a subscriber would see the packets skipped as
-    lost and ask for each of them again (NACK)."""
+    """Maps a source's sequence numbers and timestamps into one subscriber slot's own series.
 
-    PAUSE = 0.5  # seconds without a packet: a pause (a source sends video every ~33 ms)
+    When the slot's source changes, the new source's packets continue right after the last one
+    sent (next sequence number, timestamp advanced by the wall-clock time in between). When the
+    same source resumes after a pause of this slot (its video hidden, its audio muted), the
+    sequence numbers close the gap of the packets this subscriber was never sent (else it would
+    ask for each of them again, NACK); the timestamps keep the source's own, which went on with
+    time. A short stall of the gateway itself, or a packet or two lost upstream, changes
+    nothing: those gaps are real, and a new offset in the middle of a frame would split it."""
+
+    PAUSE = 0.5  # seconds without a packet to this slot (a source sends video every ~33 ms)
+    SKIPPED = 32  # and at least this many of the source's packets in between
 
     def __init__(self, clock_rate: int) -> None:
         self.clock_rate = clock_rate
@@ -69,12 +74,15 @@ class Rewriter:
 
     def map(self, ssrc: int, seq: int, timestamp: int) -> tuple[int, int]:
         now = time.monotonic()
-        if ssrc != self.ssrc or now - self.last_time > self.PAUSE:
+        if ssrc != self.ssrc:
             gap = max(1, int((now - self.last_time) * self.clock_rate))
             next_seq = (self.last_seq + 1) if self.ssrc is not None else seq
             next_ts = (self.last_ts + gap) if self.ssrc is not None else timestamp
             self.seq_offset, self.ts_offset, self.ssrc = next_seq - seq, next_ts - timestamp, ssrc
             self.last_seq, self.last_ts = (next_seq - 1) & 0xFFFF, next_ts & 0xFFFFFFFF
+        elif (now - self.last_time > self.PAUSE
+              and self.SKIPPED <= ((seq + self.seq_offset - self.last_seq) & 0xFFFF) < 0x8000):
+            self.seq_offset = self.last_seq + 1 - seq
         out_seq = (seq + self.seq_offset) & 0xFFFF
         out_ts = (timestamp + self.ts_offset) & 0xFFFFFFFF
         # the newest packet so far (modulo wrap-around) is where a next source continues

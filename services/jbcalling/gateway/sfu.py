@@ -301,17 +301,19 @@ class Sfu:
                 self._keyframe_waiting.add(key)
                 loop.call_later(wait, self._keyframe_due, key)
             return
-        room = self.rooms.get(room_id)
-        src = room.peers.get(source_pid) if room is not None else None
-        receiver = src.receivers.get("video") if src is not None else None
-        if receiver is None:
-            return
-        self._keyframe_sent[key] = loop.time()
-        self._spawn(rtp_forward.request_keyframe(receiver))
+        self._send_pli(key)
 
     def _keyframe_due(self, key: tuple[str, str]) -> None:
         self._keyframe_waiting.discard(key)
-        self.request_keyframe(*key)
+        self._send_pli(key)  # not request_keyframe: a timer may fire a little early
+
+    def _send_pli(self, key: tuple[str, str]) -> None:
+        room = self.rooms.get(key[0])
+        src = room.peers.get(key[1]) if room is not None else None
+        receiver = src.receivers.get("video") if src is not None else None
+        if receiver is not None:
+            self._keyframe_sent[key] = asyncio.get_running_loop().time()
+            self._spawn(rtp_forward.request_keyframe(receiver))
 
     def has_peer(self, room_id: str, pid: str) -> bool:
         room = self.rooms.get(room_id)
