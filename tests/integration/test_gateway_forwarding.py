@@ -121,7 +121,9 @@ def test_three_participants_each_receive_the_other_two(gateway: str, gateway_log
             assert all(size == (640, 480) for p in peers for size in p.sizes.values())
             # a late joiner sees the others within 1 s of its connection being up: the gateway
             # asked the sources for keyframes
-            late = SyntheticPeer(gateway, "roomAAAAAA", "lateAAAA")
+            # (it sends no video: one VP8 encoder and three decoders fewer in this process,
+            # which on two busy cores is what makes keyframes late)
+            late = SyntheticPeer(gateway, "roomAAAAAA", "lateAAAA", camera=False)
             late_up: list[float] = []
             late.pc.on("connectionstatechange", lambda: late_up.append(time.monotonic())
                        if late.pc.connectionState == "connected" else None)
@@ -130,8 +132,12 @@ def test_three_participants_each_receive_the_other_two(gateway: str, gateway_log
             seen_late = {mid: _watch_rtp(late, mid) for mid, k in late.kinds().items()
                          if k == "video" and mid in late.slot_mids()}
 
+            late_first: dict[str, float] = {}
+
             def keyframes_in() -> bool:
                 for mid, packets in seen_late.items():
+                    if packets and mid not in late_first:
+                        late_first[mid] = time.monotonic()
                     if mid not in keyframes and any(_vp8_keyframe(p.payload) for p in packets):
                         keyframes[mid] = time.monotonic()
                 return len(keyframes) == 3
@@ -155,7 +161,9 @@ def test_three_participants_each_receive_the_other_two(gateway: str, gateway_log
             assert m['jb_gateway_forwarded_packets_total{kind="audio"}'] >= 2 * 50
             assert m['jb_gateway_encoders_started_total{kind="video"}'] == 0
             assert m["jb_gateway_keyframe_requests_total"] >= 2  # the late joiner's two sources
-            assert pictures_after < 1.0
+            assert pictures_after < 1.0, (sorted((k, t - late_up[0]) for k, t in keyframes.items()),
+                                          {k: len(v) for k, v in seen_late.items()},
+                                          [(k, t - late_up[0]) for k, t in late_first.items()])
 
             # A subscriber's NACK for a packet it got: the gateway sends it again (over RTX).
             p0 = peers[0]
@@ -176,14 +184,18 @@ def test_three_participants_each_receive_the_other_two(gateway: str, gateway_log
             assert m['jb_gateway_retransmitted_packets_total{kind="video"}'] >= resent0 + 1
 
             # A subscriber's PLI reaches the source's encoder (relayed by the gateway): one of
-            # the other three, after a quiet second, and only that one.
-            asked = {p.pid: _count_keyframe_requests(p) for p in [*peers[1:], late]}
+            # the other two cameras, after a quiet second, and only that one.
+            asked = {p.pid: _count_keyframe_requests(p) for p in peers[1:]}
             await asyncio.sleep(1.0)
             assert not any(asked.values()), asked  # nobody asks for keyframes by themselves
+            before = {k: v for k, v in (await _metrics(http, gateway)).items() if "keyframe" in k}
             await receiver._send_rtcp_pli(media_ssrc)  # private in aiortc 1.16
-            assert await _until(lambda: any(asked.values()), 2), asked
+            assert await _until(lambda: any(asked.values()), 2), \
+                f"{asked} {sorted(before.items())} -> " + \
+                str(sorted((k, v) for k, v in (await _metrics(http, gateway)).items()
+                           if "keyframe" in k))
             await asyncio.sleep(0.5)
-            assert sorted(len(a) for a in asked.values()) == [0, 0, 1], asked
+            assert sorted(len(a) for a in asked.values()) == [0, 1], asked
             m = await _metrics(http, gateway)
             assert m['jb_gateway_keyframe_requests_asked_total{reason="relayed"}'] >= 1
 
