@@ -124,6 +124,10 @@ def test_packets_go_to_the_legs_rewritten_and_nacks_and_plis_are_answered() -> N
         rtx = RtpPacket.parse(transport.sent[0], ext)
         assert (rtx.ssrc, rtx.payload_type) == (sender._rtx_ssrc, 98)
         assert rtx.payload[:2] == (101).to_bytes(2, "big") and leg.counts.resent == 1
+        # the same NACK again at once: not answered twice within RESEND_INTERVAL
+        await sender._handle_rtcp_packet(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1,
+                                                         media_ssrc=sender._ssrc, lost=[101]))
+        assert len(transport.sent) == 1 and leg.counts.resent == 1 and leg.counts.dropped == 1
         # ... and a subscriber's PLI goes to the SFU (which relays it to the source)
         await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1,
                                                         media_ssrc=sender._ssrc))

@@ -49,7 +49,8 @@ class GatewayCollector(Collector):
         dropped = CounterMetricFamily("jb_gateway_dropped_packets", "Packets not sent to a "
                                       "subscriber, by reason: not_connected (its transport is "
                                       "not up yet or is gone), nack_too_old (a NACK for a packet "
-                                      "no longer in the history)", labels=["kind", "reason"])
+                                      "no longer in the history), nack_repeated (asked again "
+                                      "within 100 ms of its last retransmission)", labels=["kind", "reason"])
         for (kind, reason), value in sorted(fs.dropped.items()):
             dropped.add_metric([kind, reason], value)
         yield dropped

@@ -49,6 +49,10 @@ from jbcalling.gateway.forward_stats import Rewriter, opus_samples
 
 log = logging.getLogger("jbcalling.gateway.rtp_forward")
 HISTORY = 1024  # packets per leg kept for NACKs: about 3 s of 720p video
+# One retransmission of a packet per this many seconds: a receiver that cannot use them (aiortc
+# drops RTX when several video m-lines share a transport) repeats its whole list of missing
+# packets at each new loss, and answering every repeat multiplied the datagrams sent.
+RESEND_INTERVAL = 0.1
 NTP_OFFSET = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
 SILENT_LEVEL = 127  # ssrc-audio-level (RFC 6464): -127 dBov, digital silence
 AUDIO_TIME_BASE = fractions.Fraction(1, 48000)
@@ -157,6 +161,7 @@ class Leg:
         self.extensions = HeaderExtensionsMap()
         self.rewriter = Rewriter(90000 if kind == "video" else 48000)
         self.history: list[RtpPacket | None] = [None] * HISTORY
+        self.resent_at = [0.0] * HISTORY
         self.counts = stats.LegCounts()
         self.on_ready: Callable[[], None] = lambda: None
         self.on_keyframe_request: Callable[[], None] = lambda: None
@@ -206,10 +211,16 @@ class Leg:
 
     async def _retransmit(self, sequence_number: int) -> None:
         """A subscriber's NACK (aiortc's sender calls this for each lost sequence number)."""
-        packet = self.history[sequence_number % HISTORY]
+        index = sequence_number % HISTORY
+        packet = self.history[index]
         if packet is None or packet.sequence_number != sequence_number:
             self.counts.drop(self.kind, "nack_too_old")
             return
+        now = time.monotonic()
+        if now - self.resent_at[index] < RESEND_INTERVAL:
+            self.counts.drop(self.kind, "nack_repeated")
+            return
+        self.resent_at[index] = now
         if self.rtx_payload_type is not None:
             packet = wrap_rtx(packet, payload_type=self.rtx_payload_type,
                               sequence_number=self.rtx_seq, ssrc=self.rtx_ssrc)
