@@ -229,6 +229,31 @@ def test_three_participants_each_receive_the_other_two(gateway: str, gateway_log
     asyncio.run(scenario())
 
 
+def test_a_reconnect_replaces_the_connection_and_keeps_the_participant(gateway: str) -> None:
+    """A page that reloads offers again with the same participant id: the old connection
+    closes, and its closing must not take the new one out of the room."""
+    async def scenario() -> None:
+        async with httpx.AsyncClient(timeout=20) as http:
+            a = SyntheticPeer(gateway, "roomCCCCCC", "annaAAAA")
+            b_old = SyntheticPeer(gateway, "roomCCCCCC", "binhAAAA")
+            for p in (a, b_old):
+                await p.connect(http)
+            assert await _until(lambda: b_old.receiving("video", 10) == 1, 30), b_old.frames
+            b_new = SyntheticPeer(gateway, "roomCCCCCC", "binhAAAA")
+            await b_new.connect(http)
+            assert await _until(lambda: b_new.receiving("video", 10) == 1, 30), b_new.frames
+            await asyncio.sleep(2)  # the replaced connection has closed by now
+            load = (await http.get(gateway + "/ready")).json()["load"]
+            assert load["peers"] == 2, load
+            before = dict(b_new.frames)
+            assert await _until(lambda: sum(b_new.frames.values()) > sum(before.values()) + 10,
+                                10), (before, b_new.frames)
+            for p in (a, b_old, b_new):
+                await p.close()
+
+    asyncio.run(scenario())
+
+
 def test_bad_input_is_refused_and_the_gateway_stays_up(gateway: str) -> None:
     with httpx.Client(base_url=gateway, timeout=10) as http:
         assert http.post("/v1/rooms/roomBBBBBB/peers/xAAAAAAA/answer",

@@ -240,11 +240,15 @@ class Sfu:
                 if slot.source is not None:
                     self.request_keyframe(room.id, slot.source)
         if peer.pc.connectionState in ("failed", "closed"):
-            self._spawn(self.leave(room.id, peer.id))
+            self._spawn(self.leave(room.id, peer.id, peer))
 
-    async def leave(self, room_id: str, pid: str) -> None:
+    async def leave(self, room_id: str, pid: str, only: Peer | None = None) -> None:
+        """``pid`` leaves ``room_id``. ``only``: if that connection is still the participant's
+        (a replaced connection closing after a reconnect must not take the new one with it)."""
         room = self.rooms.get(room_id)
         if room is None or pid not in room.peers:
+            return
+        if only is not None and room.peers[pid] is not only:
             return
         peer = room.peers.pop(pid)
         room.hidden.pop(pid, None)
