@@ -157,15 +157,15 @@ def test_minutes_of_silence_then_a_sentence(stack: Stack, sentence: np.ndarray) 
 
 
 def test_twenty_concurrent_sessions(stack: Stack) -> None:
-    """20 streams at once, each with noise and extreme samples: the ones within max_sessions and
-    the instance's capacity (as it stood when it refused the first) are served to their end (1000), the rest
-    refused with 1013 (busy)."""
-    limit = httpx.get(stack.stt + "/ready", timeout=10).json()["load"]
-    free = min(limit["max_sessions"], limit["capacity_streams"]) - limit["streams"]
+    """20 streams at once, each with noise and extreme samples: the instance admits up to its
+    capacity and refuses the rest with 1013 (busy), each refusal only when it had as many open as
+    the capacity it states (the figure follows the observed load, stt/capacity.py, and may drop
+    while the streams open); the admitted ones are served to their end (1000)."""
+    before = httpx.get(stack.stt + "/ready", timeout=10).json()["load"]
     noise = np.random.default_rng(20).integers(-32768, 32767, 32000).astype("<i2").tobytes()
     opened: list[ClientConnection] = []
     results: list[tuple[int | None, list[dict[str, Any]]]] = []
-    refused: list[int | None] = []
+    refused: list[tuple[int | None, int, int]] = []  # (close code, capacity stated, streams open)
     for _ in range(20):
         ws = connect(stream_url(stack), open_timeout=10, close_timeout=10).__enter__()
         first = json.loads(ws.recv(timeout=10))
@@ -173,11 +173,10 @@ def test_twenty_concurrent_sessions(stack: Stack) -> None:
             opened.append(ws)
         else:
             assert first["type"] == "error" and first["code"] == "busy", first
-            if not refused:  # the capacity follows load (stt/capacity.py): the figure it refused at
-                free = min(limit["max_sessions"], first.get("capacity_streams", limit["capacity_streams"])) \
-                    - limit["streams"]
-            refused.append(drain(ws, [], 10))
+            refused.append((drain(ws, [], 10), first["capacity_streams"],
+                            before["streams"] + len(opened)))
             ws.__exit__(None, None, None)
+    after = httpx.get(stack.stt + "/ready", timeout=10).json()["load"]
 
     def speak(ws: ClientConnection) -> None:
         for frame in (noise[:32000], _pattern("nyquist", 8000), noise[32000:], b"\x00" * 32000):
@@ -192,8 +191,10 @@ def test_twenty_concurrent_sessions(stack: Stack) -> None:
         t.start()
     for t in threads:
         t.join(180)
-    assert len(opened) == min(20, free) and refused == [1013] * (20 - len(opened)), \
-        (len(opened), refused, free)
+    most = min(before["max_sessions"], max(before["capacity_streams"], after["capacity_streams"]))
+    assert 1 <= len(opened) and before["streams"] + len(opened) <= most, (len(opened), before, after)
+    assert len(refused) == 20 - len(opened) and all(
+        code == 1013 and open_ >= stated for code, stated, open_ in refused), refused
     assert len(results) == len(opened) and {code for code, _ in results} <= {1000, 1013}, \
         [(c, m[-2:]) for c, m in results if c != 1000]
 

@@ -189,7 +189,7 @@ async def _scenario(signaling: str, gateway: str, stt: str, utterance: bytes) ->
 def test_an_instance_that_lags_closes_its_newest_stream_and_the_oldest_skips_to_a_pause(
         models_dir: Path, serve: Any, beckett: np.ndarray) -> None:  # noqa: F811
     """The capacity observed while serving (stt/capacity.py, stt/admission.py): two streams
-    send real speech four times faster than real time, more than one Whisper thread recognizes;
+    send real speech twenty times faster than real time, more than one Whisper thread recognizes;
     the instance lags, lowers its capacity ("observed") and closes the newest stream with busy;
     the oldest goes on, drops what waited beyond max_backlog_s (skipped), recognizes again from
     a pause (resumed), and its last sentences, sent in real time, come as whole finals."""
@@ -197,7 +197,7 @@ def test_an_instance_that_lags_closes_its_newest_stream_and_the_oldest_skips_to_
     app = create_stt(SttSettings(models_dir=models_dir, threads=1, capacity_budget=16,
                                  capacity_window_s=1, capacity_lag_s=0.5, max_backlog_s=2.0,
                                  languages={"en": f"vad-whisper:{DEV_WHISPER_EN}"}))
-    speech = np.concatenate([beckett, np.zeros(8000, np.int16)] * 2)  # 21 s, at 4x
+    speech = np.concatenate([beckett, np.zeros(8000, np.int16)])  # 10.5 s, repeated at 20x
     tail = np.concatenate([beckett[-16000 * 3:], np.zeros(16000, np.int16)])  # at 1x
     with serve(app) as stt:
         out = asyncio.run(_two_fast_streams(stt.url, speech, tail))
@@ -222,14 +222,22 @@ def test_an_instance_that_lags_closes_its_newest_stream_and_the_oldest_skips_to_
 
 async def _two_fast_streams(stt: str, speech: np.ndarray,
                             tail: np.ndarray) -> list[tuple[list[Event], int | None]]:
+    """Both streams send ``speech`` over and over at 20x real time (faster than one Whisper
+    thread recognizes on any machine this runs on) until the newest is closed and the oldest has
+    skipped, for at most 60 s; then the oldest sends ``tail`` in real time and ends."""
     url = stt.replace("http", "ws") + "/v1/stream?lang=en"
     old = await connect(url)
     assert json.loads(await old.recv())["type"] == "ready"
     new = await connect(url)
     assert json.loads(await new.recv())["type"] == "ready"
+    heard: dict[ClientConnection, list[Event]] = {old: [], new: []}
+    deadline = time.monotonic() + 60
+
+    def overloaded() -> bool:
+        return new.close_code is not None and any(m["type"] == "skipped" for m in heard[old])
 
     async def talk(ws: ClientConnection) -> tuple[list[Event], int | None]:
-        messages: list[Event] = []
+        messages = heard[ws]
 
         async def read() -> None:
             async for raw in ws:
@@ -237,10 +245,14 @@ async def _two_fast_streams(stt: str, speech: np.ndarray,
 
         reader = asyncio.ensure_future(read())
         with contextlib.suppress(ConnectionClosed):
-            for audio, every_s in ((speech, 0.025), (tail, 0.1)):  # 100 ms frames
-                for k in range(0, len(audio), 1600):
-                    await ws.send(audio[k:k + 1600].astype("<i2").tobytes())
-                    await asyncio.sleep(every_s)
+            k = 0
+            while not overloaded() and time.monotonic() < deadline:  # 100 ms frames
+                await ws.send(speech[k:k + 1600].astype("<i2").tobytes())
+                k = (k + 1600) % len(speech)
+                await asyncio.sleep(0.005)
+            for k in range(0, len(tail), 1600):
+                await ws.send(tail[k:k + 1600].astype("<i2").tobytes())
+                await asyncio.sleep(0.1)
             await ws.send(json.dumps({"type": "end"}))
         with contextlib.suppress(ConnectionClosed):
             await asyncio.wait_for(reader, 60)
