@@ -119,9 +119,13 @@ def video_flows(page: Any, sources: list[str], timeout_s: float = 45) -> dict[st
         time.sleep(1)
 
 
-def paused_at_gateway(gateway: str, streams: int, timeout_s: float = 20) -> bool:
+def paused_at_gateway(gateway: str, streams: int, page: Any, timeout_s: float = 20) -> bool:
     """Whether the gateway's paused video streams (its /ready load) reach ``streams`` in time
-    (a loaded machine's gateway may take seconds to answer)."""
+    (a loaded machine's gateway may take seconds to answer). It waits with ``page``: the sync
+    Playwright client handles the browsers' events only inside its own calls, and a socket
+    routed through it (Cara's) forwards the page's messages in that client (WebSocketRoute:
+    without an on_message handler, the Python side sends each message on): a plain sleep
+    would hold them back."""
     import httpx
 
     deadline = time.monotonic() + timeout_s
@@ -132,7 +136,7 @@ def paused_at_gateway(gateway: str, streams: int, timeout_s: float = 20) -> bool
             continue
         if load["video_paused_streams"] == streams:
             return True
-        time.sleep(0.2)
+        page.wait_for_timeout(200)
     return False
 
 
@@ -366,18 +370,18 @@ def test_three_people_call_with_captions(stack: Any, playwright: Any, speech_wav
         cara_page.set_viewport_size({"width": 1280, "height": 800})
         # On such a short window Binh scrolls down to the captions: the tiles are off screen, his
         # page says so (video_visibility) and the gateway stops sending him their video (audio
-        # goes on); back at the top, it sends it again and An's picture returns. (Not Cara's
-        # page: her socket goes through Playwright's route, and there this message, sent by her
-        # page on an open socket, did not reach signaling in our runs.)
+        # goes on); back at the top, it sends it again and An's picture returns. (On Cara's page
+        # the message would wait in the test's Playwright client, which forwards her routed
+        # socket's messages only inside its own calls: paused_at_gateway waits with a page.)
         binh_page.set_viewport_size({"width": 640, "height": 400})
         video_flows(binh_page, [an])  # his media is up (a loaded gateway may have reset it)
         binh_page.evaluate("window.scrollTo(0, document.documentElement.scrollHeight)")
-        assert paused_at_gateway(stack.gateway, 2), (frames["binh"][-8:], binh_page.evaluate(
+        assert paused_at_gateway(stack.gateway, 2, binh_page), (frames["binh"][-8:], binh_page.evaluate(
             "() => [...document.querySelectorAll('.tile')].map(t => [t.className, "
             "t.getBoundingClientRect().bottom])"))
         assert binh_page.locator(".tile.remote.paused").count() == 2  # initials, not a still
         binh_page.evaluate("window.scrollTo(0, 0)")
-        assert paused_at_gateway(stack.gateway, 0), frames["binh"][-5:]
+        assert paused_at_gateway(stack.gateway, 0, binh_page), frames["binh"][-5:]
         binh_page.wait_for_function(  # a new frame of An's (the keyframe the gateway asked for)
             f"() => !document.querySelector(\".tile[data-pid='{an}']\").classList.contains('paused')",
             timeout=10000)
