@@ -370,7 +370,7 @@ def test_a_stream_opened_mid_speech_starts_at_the_first_pause() -> None:
 def test_the_gateway_tells_the_room_of_a_skip_and_counts_what_it_lost() -> None:
     from prometheus_client import CollectorRegistry, Counter
 
-    from jbcalling.gateway.pipeline import Leg, SpeakerStream
+    from jbcalling.gateway.speaker_stream import Leg, SpeakerStream
 
     registry = CollectorRegistry()
     said: list[Any] = []

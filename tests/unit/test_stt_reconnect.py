@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from jbcalling.common.discovery import Discovery, NoInstance
-from jbcalling.gateway.pipeline import REFRESH_S, SpeakerStream
+from jbcalling.gateway.speaker_stream import REFRESH_S, SpeakerStream
 
 pytestmark = pytest.mark.unit
 

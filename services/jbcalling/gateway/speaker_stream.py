@@ -1,0 +1,301 @@
+"""One speaker's stream to stt: the audio in, the results out as captions, the reconnects and
+hand-overs (the data path and its guarantees: gateway/pipeline.py's docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import redis.asyncio as aioredis
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
+
+from jbcalling.common.discovery import NoInstance
+from jbcalling.common.protocol import Caption, Participant, other, room_key
+from jbcalling.gateway.captions_status import TALKING_PEAK, TALKING_RECENT_S, SpeakerStatus
+
+if TYPE_CHECKING:
+    from jbcalling.gateway.pipeline import Pipeline
+
+log = logging.getLogger("jbcalling.gateway.pipeline")
+# Audio held while stt is away, replayed when the stream opens again: enough for the speech
+# between stt answering again and the stream opening (the reconnect waits at most 0.5 s while
+# the speaker talks). Not more: a restarted stt must decode the whole replay before it reaches
+# live speech, and with 6 or 10 s on a loaded 2-core machine it fell more than its
+# max_backlog_s behind and closed the stream (1013), losing the sentences after it (issue 9).
+MAX_BUFFER_BYTES = 16000 * 2 * 3
+OPEN_TIMEOUT_S = 5.0  # opening a stream to a healthy instance
+UNLISTED_TIMEOUT_S = 2.0  # ... to the instance the stream used, not (yet) healthy in Consul
+REFRESH_S = 0.5  # every speaker's stream fails at once when stt stops: one Consul query for all
+HANDOVER_FROM = 0.9  # of stt's max_session_s: hand over at the next pause between utterances,
+HANDOVER_LAST_S = 2.0  # and at the latest this long before stt would cut the stream
+BYTES_PER_S = 32000  # 16 kHz s16le
+# How often a speaker's stream checks the language they speak (the participant record in Redis,
+# changed by signaling on a `settings` message): a change hands the stream over to a new one in
+# the new language, like the session limit does, so the next caption is in the new language.
+SPEAK_CHECK_S = 1.0
+STT_END = '{"type": "end"}'  # stt's own control message (stt/app.py), not a room event
+BUSY_CODES = ("busy", "backlog")  # stt's refusals for lack of capacity (stt/app.py)
+
+
+class Busy(Exception):
+    """Every stt instance refused the stream for lack of capacity."""
+
+
+@dataclass
+class Leg:
+    """One stt stream of a speaker: its segments are ``<epoch>:<n>``, its times count from the
+    wall time of its first sample."""
+
+    epoch: int
+    error: str = ""  # the code of stt's error message, if it sent one
+    max_bytes: int = 0  # stt's max_session_s in bytes (0: no limit announced)
+    sent: int = 0
+    started_wall_ms: int = 0
+    talking: bool = False  # a partial came and its final not yet
+    closed: str = ""  # the reason stt gave when it closed the stream at a limit
+    switch: bool = False  # the speaker changed the language they speak: hand over at once
+    # a stable partial's text -> its translation, asked before the final came
+    early: dict[str, asyncio.Future[tuple[str, str]]] = field(default_factory=dict)
+
+    def hand_over(self) -> bool:
+        if self.switch:
+            return True
+        if not self.max_bytes:
+            return False
+        if self.sent >= self.max_bytes - min(HANDOVER_LAST_S * BYTES_PER_S, self.max_bytes / 20):
+            return True
+        return self.sent >= self.max_bytes * HANDOVER_FROM and not self.talking
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+
+class SpeakerStream(SpeakerStatus):
+    """One speaker's sticky stream to an stt instance; reconnects when it drops."""
+
+    def __init__(self, pipeline: Pipeline, room: str, pid: str) -> None:
+        super().__init__(pipeline, room, pid)
+        # (PCM, wall ms when it arrived): a replay after an outage keeps its place in time
+        self.queue: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
+        self.queued = 0
+        self.task: asyncio.Task[None] | None = None
+        self.epoch = 0
+        self.url = ""  # the stt instance the stream is sticky to
+        self.audio_came = asyncio.Event()  # set by push: an idle-closed stream reopens on it
+        self.cut = False  # audio was dropped since the last stream: the next one starts mid-speech
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._run())
+
+    def push(self, pcm: bytes) -> None:
+        self.queue.put_nowait((pcm, now_ms()))
+        self.audio_came.set()
+        self.queued += len(pcm)
+        if self.down and np.abs(np.frombuffer(pcm, np.int16).astype(np.int32)).max(
+                initial=0) > TALKING_PEAK:
+            now = time.monotonic()
+            if now - self.talked_at >= TALKING_RECENT_S:
+                self.talk_started.set()
+            self.talked_at = now
+        while self.queued > MAX_BUFFER_BYTES:  # no stream open: keep only the latest audio
+            lost = len(self.queue.get_nowait()[0])
+            self.queued -= lost
+            self.cut = True
+            self.dropped(("busy" if self.state == "backlog" else self.state) if self.down
+                         else "opening", lost / BYTES_PER_S)
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    async def _run(self) -> None:
+        me: Participant | None = None
+        while True:
+            try:  # the speaker's settings; on a Redis hiccup the last ones known
+                me = (await self.p.people(self.room)).get(self.pid)
+            except (aioredis.RedisError, OSError) as exc:
+                log.warning("cannot read the room's people; retrying", extra={"error": str(exc)})
+            lang = me.speak if me else "en"
+            leg = None
+            try:
+                ws, ready = await self._open(lang)
+                self.epoch += 1
+                leg = Leg(self.epoch)
+                await self._result(ready, me, lang, leg)
+                if await self._session(ws, me, lang, leg):
+                    continue  # handed over: the next stream opens at once
+                if leg.closed == "idle":  # no audio came for a while: wait for some
+                    self.audio_came.clear()
+                    if self.queue.empty():
+                        await self.audio_came.wait()
+                else:
+                    await asyncio.sleep(0.1)  # stt closed the stream normally: open another
+            except Busy as exc:
+                await self._down(str(exc), "busy")
+            except (NoInstance, OSError, WebSocketException, TimeoutError) as exc:
+                if leg is not None and leg.error in BUSY_CODES:  # stt closed it for capacity
+                    await self._down(str(exc), "busy" if leg.error == "busy" else "backlog")
+                    continue
+                self.p.discovery.forget("stt", REFRESH_S)
+                await self._down(str(exc))
+            except Exception:  # a bug must not end this speaker's captions for the whole call
+                log.exception("speaker stream failed; starting it again")
+                await self._down("internal error")
+
+    async def _candidates(self) -> list[tuple[str, float]]:
+        """Where to open the stream, in order, with the time each may take: the instance the
+        stream used if it is healthy (sticky), the other healthy ones, and last the one it used
+        even when Consul does not list it: a restarted stt answers a second or more before its
+        next Consul check passes."""
+        try:
+            healthy = await self.p.discovery.urls("stt")
+        except NoInstance:
+            if not self.url:
+                raise
+            healthy = []
+        order = sorted(healthy, key=lambda u: (u != self.url, random.random()))
+        out = [(u, OPEN_TIMEOUT_S) for u in order]
+        if self.url and self.url not in healthy:
+            out.append((self.url, UNLISTED_TIMEOUT_S))
+        return out
+
+    async def _open(self, lang: str) -> tuple[Any, dict[str, Any]]:
+        """A stream whose instance said ``ready`` (returned with it); an instance that refuses
+        it for lack of capacity passes the speaker on to the next. :class:`Busy` when none had
+        room, :class:`NoInstance` when none answered at all."""
+        errors: list[str] = []
+        busy: list[str] = []
+        cut = self.cut
+        for url, timeout in await self._candidates():
+            ws_url = url.replace("http", "ws", 1) + f"/v1/stream?lang={lang}" + \
+                ("&from_pause=1" if cut else "")
+            ws = None
+            try:
+                ws = await connect(ws_url, open_timeout=timeout, max_size=2**20)
+                first = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+            except (OSError, WebSocketException, TimeoutError, ValueError) as exc:
+                errors.append(f"{url}: {exc or type(exc).__name__}")
+                if ws is not None:
+                    await ws.close()
+                continue
+            if first.get("type") == "ready":
+                self.url = url
+                self.cut = False
+                return ws, first
+            await ws.close()
+            (busy if first.get("code") in BUSY_CODES else errors).append(
+                f"{url}: {first.get('message', first)}")
+        if busy:
+            raise Busy("; ".join(busy + errors))
+        raise NoInstance("; ".join(errors) or "no healthy stt instance in Consul")
+
+    async def _session(self, ws: Any, me: Participant | None, lang: str, leg: Leg) -> bool:
+        """Send the speaker's audio on ``ws`` and publish its results; True when the stream
+        handed over (its last results come in the background), False when stt closed it."""
+        async def send() -> None:
+            while not leg.hand_over():  # checked before taking a chunk: none is lost
+                chunk, arrived_ms = await self.queue.get()
+                self.queued -= len(chunk)
+                if not leg.started_wall_ms:  # 32 bytes a millisecond
+                    leg.started_wall_ms = arrived_ms - len(chunk) // 32
+                leg.sent += len(chunk)
+                await ws.send(chunk)
+
+        async def receive() -> None:
+            async for raw in ws:
+                await self._result(json.loads(raw), me, lang, leg)
+
+        async def watch() -> None:  # "I speak" may change during the call
+            key = room_key(self.room, "people")
+            while not leg.switch:
+                await asyncio.sleep(SPEAK_CHECK_S)
+                with contextlib.suppress(aioredis.RedisError, OSError, ValueError, TypeError):
+                    raw = await self.p.redis.hget(key, self.pid)
+                    leg.switch = raw is not None and Participant.parse(raw).speak != lang
+
+        sender = asyncio.ensure_future(send())
+        receiver = asyncio.ensure_future(receive())
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
+            if sender.done() and sender.exception() is None and not receiver.done():
+                await ws.send(STT_END)  # stt flushes, then closes
+                self.p.spawn(self._drain(ws, receiver))
+                return True
+            # The stream ends: stt closed it, and sending may have failed on the closed socket
+            # first; how stt closed it (the receiver: normally or not) is what counts.
+            if not receiver.done():
+                await asyncio.wait({receiver}, timeout=OPEN_TIMEOUT_S)
+            await (receiver if receiver.done() else sender)
+            return False
+        except BaseException:
+            receiver.cancel()
+            await ws.close()
+            raise
+        finally:
+            sender.cancel()
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketException, OSError):
+                await sender
+
+    async def _drain(self, ws: Any, receiver: asyncio.Future[None]) -> None:
+        """The last results of a stream that handed over, until stt closes it."""
+        try:
+            await asyncio.wait_for(receiver, OPEN_TIMEOUT_S + 30)
+        except (WebSocketException, OSError, TimeoutError) as exc:
+            log.warning("a handed-over stt stream ended badly", extra={"error": str(exc)})
+        finally:
+            await ws.close()
+
+    async def _result(self, res: dict[str, Any], me: Participant | None, lang: str,
+                      leg: Leg) -> None:
+        if res.get("type") == "ready":
+            await self._up()
+            leg.max_bytes = int(float(res.get("max_session_s") or 0) * BYTES_PER_S)
+        if res.get("type") == "closed":
+            leg.closed = str(res.get("reason", ""))
+        if res.get("type") == "error":
+            leg.error = str(res.get("code", ""))
+            if leg.error == "backlog":  # an stt that closes a stream that fell behind
+                self.dropped("backlog", float(res.get("dropped_s") or 0))
+        if res.get("type") == "skipped":  # fell behind: stt dropped what waited
+            await self._behind()
+        if res.get("type") == "resumed":  # recognizing again, from a pause; what the skip lost
+            self.dropped("backlog", float(res.get("dropped_s") or 0))
+            self.dropped("to_pause", float(res.get("skipped_s") or 0))
+            await self._up()
+        if res.get("type") == "partial":
+            leg.talking = True
+        elif res.get("type") == "final":
+            leg.talking = False
+        if res.get("type") not in ("partial", "final") or not str(res.get("text", "")).strip():
+            return
+        if res.get("stable") and res["type"] == "partial":  # likely the final: translate now
+            source = res.get("lang", lang)
+            leg.early = {res["text"]: asyncio.ensure_future(
+                self.p.translate(source, other(source), res["text"]))}
+        caption = Caption(kind=res["type"], speaker=self.pid, speaker_name=me.name if me else "",
+                          segment=f"{leg.epoch}:{res['segment']}", lang=res.get("lang", lang),
+                          text=res["text"], start_ms=res["start_ms"], end_ms=res["end_ms"],
+                          audio_end_ms=leg.started_wall_ms + int(res["end_ms"]),
+                          emitted_ms=now_ms())
+        await self.p.publish(self.room, caption)
+        if res["type"] == "final":
+            early = leg.early.pop(res["text"], None)
+            for unused in leg.early.values():
+                unused.cancel()
+            leg.early = {}
+            self.p.spawn(self.p.on_final(self.room, me, caption, early))
+
