@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import gateway_proc
 import httpx
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -235,25 +236,14 @@ main()
 
 def start_gateway(redis_url: str, log: Path, loop: str | None) -> tuple[subprocess.Popen[bytes],
                                                                           str]:
-    """A jb-gateway process on loopback; ``loop``: "uvloop" or "asyncio" (None: its default)."""
-    port = free_port()
-    env = {**os.environ, "JB_GATEWAY_PORT": str(port), "JB_GATEWAY_REDIS_URL": redis_url,
-           "JB_GATEWAY_ICE_ADDRESSES": '["127.0.0.1"]', "JB_GATEWAY_LOG_LEVEL": "warning",
-           # forwarding alone: no stt to stream the speech taps to (a dev cluster's Consul may
-           # be running on the default port); the taps still decode every speaker's audio
-           "JB_GATEWAY_CONSUL_HTTP_ADDR": "http://127.0.0.1:1"}
-    command = ([sys.executable, "-c", _LOOP_WRAPPER, loop] if loop
-               else [str(Path(sys.executable).parent / "jb-gateway")])
-    proc = subprocess.Popen(command, env=env, stderr=log.open("wb"))
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.terminate()
-    raise SystemExit("jb-gateway did not become ready: " + log.read_text()[-2000:])
+    """A jb-gateway process on loopback; ``loop``: "uvloop" or "asyncio" (None: its default).
+    Forwarding alone: no stt to stream the speech taps to (gateway_proc points it at no Consul);
+    the taps still decode every speaker's audio."""
+    command = [sys.executable, "-c", _LOOP_WRAPPER, loop] if loop else None
+    try:
+        return gateway_proc.start_gateway(redis_url, log, command=command, log_level="warning")
+    except gateway_proc.NotReady as exc:
+        raise SystemExit(f"jb-gateway did not become ready: {exc}") from exc
 
 
 def _print_run(label: str, r: dict[str, Any]) -> None:
@@ -298,8 +288,7 @@ def main() -> None:
                 try:
                     r = asyncio.run(one_run(gateway, gw.pid, participants, args.seconds, frames))
                 finally:
-                    gw.terminate()
-                    gw.wait(15)
+                    gateway_proc.stop(gw)
                 runs[str(loop)].append(r)
                 _print_run(f"run {i + 1}" + (f" ({loop})" if loop else ""), r)
     finally:

@@ -39,6 +39,7 @@ import httpx
 import janus_sfu
 import sfu_clients
 import sfu_stats
+from gateway_proc import stop, wait_http
 from sfu_clients import Clients
 from sfu_netns import Netns, own_snmp
 
@@ -90,29 +91,6 @@ def measure(sfu: str, pid: int, ns: Netns, n: int, clients: Clients,
         figures["gateway_counters_per_s"] = {k: round((v - own0.get(k, 0)) / (t1 - t0), 1)
                                              for k, v in own1.items() if v != own0.get(k, 0)}
     return figures
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited ({proc.returncode}): {log.read_text(errors='replace')[-2000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{what} did not answer {url} within 60 s: {log.read_text(errors='replace')[-2000:]}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def one_run(sfu: str, n: int, ns: Netns, tmp: Path, frames: list[bytes],
