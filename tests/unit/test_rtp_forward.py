@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from aioice import ice
+from aioice.candidate import Candidate
 from aiortc import rtcrtpsender
+from aiortc.rtcdtlstransport import State
 from aiortc.rtcrtpparameters import (
     RTCRtcpParameters,
     RTCRtpCodecParameters,
@@ -28,9 +32,11 @@ from aiortc.rtp import (
     RtcpPsfbPacket,
     RtcpRtpfbPacket,
     RtpPacket,
+    wrap_rtx,
 )
+from pylibsrtp import Policy, Session
 
-from jbcalling.gateway import forward_stats, rtp_forward
+from jbcalling.gateway import forward_stats, rtp_forward, rtp_wire
 
 pytestmark = pytest.mark.unit
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=97)
@@ -40,16 +46,48 @@ MID = RTCRtpHeaderExtensionParameters(id=1, uri="urn:ietf:params:rtp-hdrext:sdes
 
 
 class Transport:
-    """Stands in for RTCDtlsTransport: records what would be encrypted and sent."""
+    """Stands in for RTCDtlsTransport with real SRTP: its ``_tx_srtp`` protects, its nominated
+    ICE pair is an aioice StunProtocol whose socket records the datagrams; ``sent`` decrypts
+    them again, so that a test reads what a subscriber would."""
 
-    state = "connected"
     _stats_id = "t"
 
     def __init__(self) -> None:
-        self.sent: list[bytes] = []
+        key = bytes(range(30))
+        self._state = State.CONNECTED
+        self._tx_srtp = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_OUTBOUND))
+        self._rx = Session(Policy(key=key, ssrc_type=Policy.SSRC_ANY_INBOUND))
+        self._RTCDtlsTransport__tx_bytes = self._RTCDtlsTransport__tx_packets = 0
+        self.wire: list[tuple[bytes, tuple[str, int]]] = []
+        self._plain: list[bytes] = []
+        self._cleared = 0
+        protocol = ice.StunProtocol(receiver=None)  # type: ignore[arg-type]
+        protocol.transport = self  # type: ignore[assignment]  # its sendto below
+        pair = ice.CandidatePair(protocol, Candidate("1", 1, "udp", 1, "127.0.0.1", 5004,
+                                                     "host"))
+        connection = SimpleNamespace(_nominated={1: pair})
+        self.transport = SimpleNamespace(_connection=connection)
 
-    async def _send_rtp(self, data: bytes) -> None:
-        self.sent.append(data)
+    @property
+    def state(self) -> str:
+        return str(self._state.name.lower())
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.wire.append((data, addr))
+
+    @property
+    def sent(self) -> list[bytes]:
+        """The datagrams since the last :meth:`clear`, decrypted (each once: SRTP refuses a
+        replay)."""
+        while len(self._plain) < len(self.wire):
+            self._plain.append(self._rx.unprotect(self.wire[len(self._plain)][0]))
+        return self._plain[self._cleared:]
+
+    def clear(self) -> None:
+        self._cleared = len(self.sent)
+
+    async def _send_rtp(self, data: bytes) -> None:  # RTCP of aiortc's own sender
+        pass
 
     def _register_rtp_sender(self, *_: Any) -> None:
         pass
@@ -118,7 +156,7 @@ def test_packets_go_to_the_legs_rewritten_and_nacks_and_plis_are_answered() -> N
                           rtp_forward._NoFrames)  # video is never reassembled nor decoded
 
         # a subscriber's NACK (through aiortc's own RTCP handling): resent over RTX
-        transport.sent.clear()
+        transport.clear()
         await sender._handle_rtcp_packet(RtcpRtpfbPacket(fmt=RTCP_RTPFB_NACK, ssrc=1,
                                                          media_ssrc=sender._ssrc, lost=[101]))
         rtx = RtpPacket.parse(transport.sent[0], ext)
@@ -132,6 +170,76 @@ def test_packets_go_to_the_legs_rewritten_and_nacks_and_plis_are_answered() -> N
         await sender._handle_rtcp_packet(RtcpPsfbPacket(fmt=RTCP_PSFB_PLI, ssrc=1,
                                                         media_ssrc=sender._ssrc))
         assert asked == ["ready", "pli"]
+
+    asyncio.run(scenario())
+
+
+ABS = RTCRtpHeaderExtensionParameters(
+    id=3, uri="http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time")
+LEVEL = RTCRtpHeaderExtensionParameters(id=2, uri="urn:ietf:params:rtp-hdrext:ssrc-audio-level")
+
+
+@pytest.mark.parametrize("extensions, level", [
+    ([MID, ABS], None),  # video as aiortc offers it
+    ([MID, LEVEL], (True, 30)),  # audio, voice active
+    ([MID, LEVEL], None),  # audio from a source without the level
+    ([], None),  # no extensions at all
+    ([RTCRtpHeaderExtensionParameters(id=15, uri=MID.uri), ABS], None),  # two-byte form
+])
+def test_the_packets_written_are_the_bytes_aiortc_writes(
+        extensions: list[RTCRtpHeaderExtensionParameters], level: tuple[bool, int] | None) -> None:
+    params = RTCRtpSendParameters(codecs=[VP8], headerExtensions=extensions, muxId="12")
+    ours = rtp_wire.Extensions(params)
+    theirs = HeaderExtensionsMap()
+    theirs.configure(params)
+    payload = bytes(range(200))
+    for marker, seq, ts in ((0, 1, 2), (1, 65535, 4_294_967_295)):
+        mine = rtp_wire.packet(97, marker, seq, ts, 0xDEADBEEF,
+                               ours.block(b"\x01\x02\x03", level), ours.profile, payload)
+        ref = RtpPacket(payload_type=97, marker=marker, sequence_number=seq, timestamp=ts,
+                        ssrc=0xDEADBEEF, payload=payload)
+        ref.extensions.mid = "12"
+        if any(e.uri == ABS.uri for e in extensions):
+            ref.extensions.abs_send_time = 0x010203
+        ref.extensions.audio_level = level
+        assert mine == ref.serialize(theirs)
+        assert rtp_wire.rtx(mine, 98, 7, 0xCAFE) == \
+            wrap_rtx(ref, payload_type=98, sequence_number=7, ssrc=0xCAFE).serialize(theirs)
+
+
+async def _started_leg(transport: Transport) -> rtp_forward.Leg:
+    sender = rtcrtpsender.RTCRtpSender(rtp_forward.IdleTrack("video"), transport)
+    leg = rtp_forward.Leg(sender, "video")
+    await sender.send(RTCRtpSendParameters(codecs=[VP8, RTX], headerExtensions=[MID, ABS],
+                                           muxId="5", rtcp=RTCRtcpParameters(cname="c")))
+    return leg
+
+
+def test_retransmissions_stay_within_the_legs_budget() -> None:
+    async def scenario() -> None:
+        transport = Transport()
+        leg = await _started_leg(transport)
+        for i in range(100):
+            leg.forward(_packet(1000 + i, 9000 + i), 1.0 + i / 1000, 0, b"\0\0\0")
+        assert len(transport.sent) == 100 and transport.wire[0][1] == ("127.0.0.1", 5004)
+        # the DTLS transport's own counters (its getStats) count the protected datagrams
+        assert transport._RTCDtlsTransport__tx_packets == 100
+        assert transport._RTCDtlsTransport__tx_bytes == sum(len(d) for d, _ in transport.wire)
+        over = forward_stats.dropped[("video", "nack_over_budget")]
+        for i in range(100):  # a receiver that asks for everything it got
+            await leg._retransmit(1000 + i)
+        assert leg.counts.resent == rtp_forward.RESEND_BURST == len(transport.sent) - 100
+        assert forward_stats.dropped[("video", "nack_over_budget")] == over + 100 - 30
+        for i in range(20):  # 20 more forwarded: 20 x RESEND_SHARE = 3 more retransmissions
+            leg.forward(_packet(1100 + i, 12000), 2.0, 0, b"\0\0\0")
+        for i in range(10):
+            await leg._retransmit(1100 + i)
+        assert leg.counts.resent == 30 + int(20 * rtp_forward.RESEND_SHARE)
+        # a transport no longer connected: nothing written, the drop counted
+        transport._state = State.CLOSED
+        dropped, wire = leg.counts.dropped, len(transport.wire)
+        leg.forward(_packet(1200, 13000), 3.0, 0, b"\0\0\0")
+        assert len(transport.wire) == wire and leg.counts.dropped == dropped + 1
 
     asyncio.run(scenario())
 

@@ -50,7 +50,10 @@ class GatewayCollector(Collector):
                                       "subscriber, by reason: not_connected (its transport is "
                                       "not up yet or is gone), nack_too_old (a NACK for a packet "
                                       "no longer in the history), nack_repeated (asked again "
-                                      "within 100 ms of its last retransmission)", labels=["kind", "reason"])
+                                      "within 100 ms of its last retransmission), "
+                                      "nack_over_budget (the subscriber's leg already resent "
+                                      "one packet in eight it forwarded)",
+                                      labels=["kind", "reason"])
         for (kind, reason), value in sorted(fs.dropped.items()):
             dropped.add_metric([kind, reason], value)
         yield dropped

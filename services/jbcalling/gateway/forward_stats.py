@@ -72,8 +72,11 @@ class Rewriter:
         self.last_seq = self.last_ts = 0
         self.last_time = 0.0
 
-    def map(self, ssrc: int, seq: int, timestamp: int) -> tuple[int, int]:
-        now = time.monotonic()
+    def map(self, ssrc: int, seq: int, timestamp: int,
+            now: float | None = None) -> tuple[int, int]:
+        """``now``: time.monotonic(), read once per source packet by the caller (else here)."""
+        if now is None:
+            now = time.monotonic()
         if ssrc != self.ssrc:
             gap = max(1, int((now - self.last_time) * self.clock_rate))
             next_seq = (self.last_seq + 1) if self.ssrc is not None else seq

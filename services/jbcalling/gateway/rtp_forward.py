@@ -19,8 +19,9 @@ speech track, and forwards media at the RTP level through these private parts of
   REMB from subscribers only reaches the sender, which has no encoder to apply it to: never
   forwarded to publishers.
 
-A packet leaves as it arrives: no queue, no re-pacing; ``_send_rtp`` (SRTP, then ICE's
-``sendto``) never waits.
+A packet leaves as it arrives: no queue, no re-pacing. Each leg writes its packet and sends it
+in a plain call (gateway/rtp_wire.py: struct-packed header, the DTLS transport's ``_tx_srtp``,
+the nominated ICE pair's socket), not through aiortc's chain of coroutines per datagram.
 
 ``install()`` is process-wide: call it only in the gateway process.
 """
@@ -36,15 +37,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import av
-from aiortc import rtcdtlstransport, rtcrtpreceiver, rtcrtpsender
+from aioice import ice
+from aiortc import rtcdtlstransport, rtcicetransport, rtcrtpreceiver, rtcrtpsender
 from aiortc.codecs import get_decoder as aiortc_get_decoder
 from aiortc.codecs import is_rtx
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
-from aiortc.rtp import HeaderExtensionsMap, RtpPacket, unwrap_rtx, wrap_rtx
+from aiortc.rtp import RtpPacket, unwrap_rtx
 
 from jbcalling.gateway import forward_stats as stats
+from jbcalling.gateway import rtp_wire
 from jbcalling.gateway.forward_stats import Rewriter, opus_samples
 
 log = logging.getLogger("jbcalling.gateway.rtp_forward")
@@ -53,6 +56,13 @@ HISTORY = 1024  # packets per leg kept for NACKs: about 3 s of 720p video
 # drops RTX when several video m-lines share a transport) repeats its whole list of missing
 # packets at each new loss, and answering every repeat multiplied the datagrams sent.
 RESEND_INTERVAL = 0.1
+# Retransmissions per leg: at most RESEND_SHARE of the packets it forwards, in bursts of at most
+# RESEND_BURST (a whole lost 720p frame). Receivers that lag behind a loaded machine asked for
+# more retransmissions than there was video (docs/runbook.md, "Gateway vs Janus"): resending
+# them all only made the lag worse. Beyond it a NACK is dropped (nack_over_budget); a receiver
+# still missing a frame asks for a keyframe (PLI), which the SFU relays with its rate limit.
+RESEND_SHARE = 0.125  # one in eight: exact in binary, so the budget never drifts
+RESEND_BURST = 30
 NTP_OFFSET = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
 SILENT_LEVEL = 127  # ssrc-audio-level (RFC 6464): -127 dBov, digital silence
 AUDIO_TIME_BASE = fractions.Fraction(1, 48000)
@@ -72,7 +82,13 @@ NEEDED = {
                                                "_RTCRtpSender__ntp_timestamp"],
     (rtcrtpsender.RTCRtpSender, "_handle_rtcp_packet"): ["_retransmit", "_send_keyframe"],
     (rtcrtpsender.RTCRtpSender, "_run_rtp"): ["_next_encoded_frame"],
-    (rtcdtlstransport.RTCDtlsTransport, "_send_rtp"): ["_tx_srtp"],
+    (rtcdtlstransport.RTCDtlsTransport, "_send_rtp"): ["_tx_srtp", "_state",
+                                                       "_RTCDtlsTransport__tx_bytes",
+                                                       "_RTCDtlsTransport__tx_packets"],
+    # gateway/rtp_wire.send: the nominated pair's socket, as aiortc and aioice send on it
+    (rtcicetransport.RTCIceTransport, "__init__"): ["_connection"],
+    (ice.Connection, "sendto"): ["_nominated", "protocol", "remote_addr", "send_data"],
+    (ice.StunProtocol, "send_data"): ["transport", "sendto"],
 }
 
 _installed = {"done": False}
@@ -148,7 +164,10 @@ class _NoFrames:
 
 
 class Leg:
-    """One subscriber's send slot of one kind: rewrites and sends the packets of its source."""
+    """One subscriber's send slot of one kind: rewrites and sends the packets of its source.
+
+    :meth:`forward` is a plain function: the packet is written (gateway/rtp_wire.py), protected
+    and handed to the socket before it returns; nothing per leg waits on the event loop."""
 
     def __init__(self, sender: Any, kind: str) -> None:
         self.sender, self.kind = sender, kind
@@ -158,10 +177,13 @@ class Leg:
         self.rtx_payload_type: int | None = None
         self.rtx_seq = 0
         self.mid: str | None = None
-        self.extensions = HeaderExtensionsMap()
+        self.extensions: rtp_wire.Extensions | None = None
         self.rewriter = Rewriter(90000 if kind == "video" else 48000)
-        self.history: list[RtpPacket | None] = [None] * HISTORY
+        self.history: list[bytes | None] = [None] * HISTORY  # packets as sent, unprotected
         self.resent_at = [0.0] * HISTORY
+        # retransmissions this leg may still send: RESEND_SHARE more per packet forwarded,
+        # at most RESEND_BURST (a token bucket counted in packets, not in time)
+        self.resend_budget = float(RESEND_BURST)
         self.counts = stats.LegCounts()
         self.on_ready: Callable[[], None] = lambda: None
         self.on_keyframe_request: Callable[[], None] = lambda: None
@@ -177,7 +199,7 @@ class Leg:
 
     def _configure(self, parameters: RTCRtpSendParameters) -> None:
         self.transport = self.sender.transport
-        self.extensions.configure(parameters)
+        self.extensions = rtp_wire.Extensions(parameters)
         self.mid = parameters.muxId
         codec = parameters.codecs[0]
         self.rtx_payload_type = next((c.payloadType for c in parameters.codecs if is_rtx(c)
@@ -185,51 +207,54 @@ class Leg:
         self.payload_type = codec.payloadType
         self.on_ready()
 
-    async def forward(self, packet: RtpPacket, ntp: int) -> None:
-        if self.payload_type is None or self.transport.state != "connected":
+    def forward(self, packet: RtpPacket, now: float, ntp: int, abs_send_time: bytes) -> None:
+        """Send ``packet`` (a source's, decrypted) to this leg's subscriber, rewritten for it.
+        ``now``: time.monotonic(); ``ntp``: the wall clock as NTP (sender reports);
+        ``abs_send_time``: its 3 bytes for the abs-send-time extension."""
+        payload_type, ext = self.payload_type, self.extensions
+        if payload_type is None or ext is None:
             self.counts.drop(self.kind, "not_connected")
             return
-        seq, timestamp = self.rewriter.map(packet.ssrc, packet.sequence_number, packet.timestamp)
-        out = RtpPacket(payload_type=self.payload_type, marker=packet.marker,
-                        sequence_number=seq, timestamp=timestamp, ssrc=self.ssrc,
-                        payload=packet.payload)
-        out.extensions.mid = self.mid
-        out.extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
-        out.extensions.audio_level = packet.extensions.audio_level
-        self.history[seq % HISTORY] = out
-        try:
-            await self.transport._send_rtp(out.serialize(self.extensions))
-        except ConnectionError:
+        seq, timestamp = self.rewriter.map(packet.ssrc, packet.sequence_number,
+                                           packet.timestamp, now)
+        payload = packet.payload
+        data = rtp_wire.packet(payload_type, packet.marker, seq, timestamp, self.ssrc,
+                               ext.block(abs_send_time, packet.extensions.audio_level),
+                               ext.profile, payload)
+        if not rtp_wire.send(self.transport, data):
             self.counts.drop(self.kind, "not_connected")
             return
+        self.history[seq % HISTORY] = data
+        budget = self.resend_budget + RESEND_SHARE
+        self.resend_budget = budget if budget < RESEND_BURST else RESEND_BURST
         sender = self.sender  # what its RTCP loop puts in sender reports (aiortc 1.16)
         sender._RTCRtpSender__packet_count += 1
-        sender._RTCRtpSender__octet_count += len(packet.payload)
+        sender._RTCRtpSender__octet_count += len(payload)
         sender._RTCRtpSender__rtp_timestamp = timestamp
         sender._RTCRtpSender__ntp_timestamp = ntp
-        self.counts.sent(self.kind, len(packet.payload), packet.marker)
+        self.counts.sent(self.kind, len(payload), packet.marker)
 
     async def _retransmit(self, sequence_number: int) -> None:
         """A subscriber's NACK (aiortc's sender calls this for each lost sequence number)."""
         index = sequence_number % HISTORY
-        packet = self.history[index]
-        if packet is None or packet.sequence_number != sequence_number:
+        data = self.history[index]
+        if data is None or int.from_bytes(data[2:4], "big") != sequence_number:
             self.counts.drop(self.kind, "nack_too_old")
             return
         now = time.monotonic()
         if now - self.resent_at[index] < RESEND_INTERVAL:
             self.counts.drop(self.kind, "nack_repeated")
             return
+        if self.resend_budget < 1:
+            self.counts.drop(self.kind, "nack_over_budget")
+            return
         self.resent_at[index] = now
         if self.rtx_payload_type is not None:
-            packet = wrap_rtx(packet, payload_type=self.rtx_payload_type,
-                              sequence_number=self.rtx_seq, ssrc=self.rtx_ssrc)
+            data = rtp_wire.rtx(data, self.rtx_payload_type, self.rtx_seq, self.rtx_ssrc)
             self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
-        try:
-            await self.transport._send_rtp(packet.serialize(self.extensions))
-        except ConnectionError:
-            return
-        self.counts.retransmitted(self.kind)
+        if rtp_wire.send(self.transport, data):
+            self.resend_budget -= 1
+            self.counts.retransmitted(self.kind)
 
 
 def forward_from(receiver: Any, kind: str, sinks: Callable[[], Sequence[Leg]]) -> None:
@@ -254,9 +279,11 @@ def forward_from(receiver: Any, kind: str, sinks: Callable[[], Sequence[Leg]]) -
         if media.payload:
             legs = sinks()
             if legs:
-                ntp = int((time.time() + NTP_OFFSET) * (1 << 32))
+                # once per source packet: the clocks, and abs-send-time (6.18 fixed point)
+                now, ntp = time.monotonic(), int((time.time() + NTP_OFFSET) * (1 << 32))
+                abs_send_time = ((ntp >> 14) & 0x00FFFFFF).to_bytes(3, "big")
                 for leg in legs:
-                    await leg.forward(media, ntp)
+                    leg.forward(media, now, ntp, abs_send_time)
             if kind == "audio" and _silent(packet):
                 packet.payload = packet.payload[:1]  # the tap gets zeros, not a decode
         await original(packet, arrival_time_ms)
