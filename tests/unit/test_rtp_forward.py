@@ -276,3 +276,18 @@ def test_opus_durations_from_the_toc_byte() -> None:
     assert forward_stats.opus_samples(bytes([(1 << 3) | 1])) == 1920  # SILK 20 ms, two frames
     assert forward_stats.opus_samples(bytes([(3 << 3) | 3, 3])) == 3 * 2880  # 3 x 60 ms
     assert forward_stats.opus_samples(b"") == 960
+
+
+def test_remb_goes_to_the_publisher_at_most_once_a_second_or_on_a_drop() -> None:
+    estimates = iter([(900, [1]), None, (950, [1]), (800, [1]), (700, [1]), (1200, [1])])
+
+    class Estimator:  # aiortc's estimator's interface: an estimate when it updates
+        def add(self, **_: int) -> tuple[int, list[int]] | None:
+            return next(estimates)
+
+    remb = rtp_forward.RembPacing(Estimator())
+    sent = [remb.add(arrival_time_ms=t, abs_send_time=0, payload_size=1000, ssrc=1)
+            for t in (0, 100, 120, 150, 600, 1300)]
+    # the first; 950 (a rise) too soon; 800 a drop but within 200 ms of the last sent; 700 a
+    # drop 600 ms after; 1200 a rise 700 ms after the last sent (not yet a second)
+    assert sent == [(900, [1]), None, None, None, (700, [1]), None]

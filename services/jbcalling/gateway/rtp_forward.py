@@ -7,10 +7,10 @@ speech track, and forwards media at the RTP level through these private parts of
 - each publisher's ``RTCRtpReceiver._handle_rtp_packet`` is wrapped per instance
   (:func:`forward_from`): every packet, already SRTP-decrypted, goes at once to the subscribers'
   legs (:class:`Leg`), then to aiortc's own handler, which keeps what an SFU owes the publisher
-  (receiver reports, NACKs for lost packets, REMB). For video that handler's jitter buffer
-  (``__jitter_buffer``) is replaced by one that never completes a frame: no depacketizing, no
-  frame, no decoder. Audio still goes through it into a decoder thread, once per speaker, for
-  the speech tap (:class:`TapOpusDecoder`, installed as ``rtcrtpreceiver.get_decoder``);
+  (receiver reports, NACKs for lost packets, REMB paced by :class:`RembPacing`). For video
+  that handler's jitter buffer (``__jitter_buffer``) is replaced by one that never completes a
+  frame: no frame, no decoder. Audio still goes through it into a decoder thread, once per speaker, for
+  the speech tap (gateway/tap_decoding.py, installed as ``rtcrtpreceiver.get_decoder``);
 - each subscriber slot's ``RTCRtpSender`` runs on an :class:`IdleTrack` (its RTP loop never
   sends) while its RTCP loop keeps sending sender reports from the counters a leg updates
   (``__packet_count``, ``__octet_count``, ``__rtp_timestamp``, ``__ntp_timestamp``). The leg's
@@ -29,28 +29,21 @@ the nominated ICE pair's socket), not through aiortc's chain of coroutines per d
 from __future__ import annotations
 
 import asyncio
-import fractions
-import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import av
 from aioice import ice
 from aiortc import rtcdtlstransport, rtcicetransport, rtcrtpreceiver, rtcrtpsender
-from aiortc.codecs import get_decoder as aiortc_get_decoder
 from aiortc.codecs import is_rtx
-from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
 from aiortc.rtp import RtpPacket, unwrap_rtx
 
 from jbcalling.gateway import forward_stats as stats
-from jbcalling.gateway import rtp_wire
-from jbcalling.gateway.forward_stats import Rewriter, opus_samples
+from jbcalling.gateway import rtp_wire, tap_decoding
+from jbcalling.gateway.forward_stats import Rewriter
 
-log = logging.getLogger("jbcalling.gateway.rtp_forward")
 HISTORY = 1024  # packets per leg kept for NACKs: about 3 s of 720p video
 # One retransmission of a packet per this many seconds: a receiver that cannot use them (aiortc
 # drops RTX when several video m-lines share a transport) repeats its whole list of missing
@@ -65,17 +58,18 @@ RESEND_SHARE = 0.125  # one in eight: exact in binary, so the budget never drift
 RESEND_BURST = 30
 NTP_OFFSET = 2_208_988_800  # seconds from 1900 (NTP) to 1970 (Unix)
 SILENT_LEVEL = 127  # ssrc-audio-level (RFC 6464): -127 dBov, digital silence
-AUDIO_TIME_BASE = fractions.Fraction(1, 48000)
 
 # private names of aiortc 1.16 this module reads or writes, by the code that must use them
 NEEDED = {
     (rtcrtpreceiver.RTCRtpReceiver, "__init__"): ["_RTCRtpReceiver__jitter_buffer",
                                                   "_RTCRtpReceiver__codecs",
                                                   "_RTCRtpReceiver__rtx_ssrc",
-                                                  "_RTCRtpReceiver__decoder_thread"],
+                                                  "_RTCRtpReceiver__decoder_thread",
+                                                  "_RTCRtpReceiver__remote_bitrate_estimator"],
     (rtcrtpreceiver.RTCRtpReceiver, "_send_rtcp_pli"): ["_send_rtcp"],
-    (rtcrtpreceiver.RTCRtpReceiver, "_handle_rtp_packet"): ["_RTCRtpReceiver__jitter_buffer",
-                                                            "_RTCRtpReceiver__nack_generator"],
+    (rtcrtpreceiver.RTCRtpReceiver, "_handle_rtp_packet"): [
+        "_RTCRtpReceiver__jitter_buffer", "_RTCRtpReceiver__nack_generator",
+        "_RTCRtpReceiver__remote_bitrate_estimator"],
     (rtcrtpsender.RTCRtpSender, "_run_rtcp"): ["_RTCRtpSender__packet_count",
                                                "_RTCRtpSender__octet_count",
                                                "_RTCRtpSender__rtp_timestamp",
@@ -92,8 +86,6 @@ NEEDED = {
 }
 
 _installed = {"done": False}
-_tap_lock = threading.Lock()
-_taps: dict[Any, Callable[[av.AudioFrame], None]] = {}  # receiver -> the speaker's tap
 
 
 def check() -> None:
@@ -117,7 +109,7 @@ def install() -> None:
     if _installed["done"]:
         return
     check()
-    rtcrtpreceiver.get_decoder = _get_decoder
+    rtcrtpreceiver.get_decoder = tap_decoding.get_decoder
     real_get_encoder = rtcrtpsender.get_encoder
 
     def counting_get_encoder(codec: Any) -> Any:
@@ -161,6 +153,35 @@ class _NoFrames:
 
     def add(self, packet: RtpPacket) -> tuple[bool, None]:
         return False, None
+
+
+class RembPacing:
+    """aiortc's receive-side bandwidth estimator for one publisher, whose estimates reach the
+    publisher (REMB) at most once per ``INTERVAL_MS``, or per ``DROP_INTERVAL_MS`` when the
+    estimate fell. aiortc sends one whenever its estimator updates, which while its overuse
+    detector fires is every packet: in a profile of 4 participants (docs/runbook.md, "Gateway vs
+    Janus") a fifth of aiortc's receive handler went to sending REMB packets."""
+
+    INTERVAL_MS = 1000
+    DROP_INTERVAL_MS = 200
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+        self.sent_ms: int | None = None
+        self.sent_bitrate = 0
+
+    def add(self, arrival_time_ms: int, abs_send_time: int, payload_size: int,
+            ssrc: int) -> tuple[int, list[int]] | None:
+        remb = self.estimator.add(arrival_time_ms=arrival_time_ms, abs_send_time=abs_send_time,
+                                  payload_size=payload_size, ssrc=ssrc)
+        if remb is None:
+            return None
+        if self.sent_ms is not None:
+            interval = self.DROP_INTERVAL_MS if remb[0] < self.sent_bitrate else self.INTERVAL_MS
+            if arrival_time_ms - self.sent_ms < interval:
+                return None
+        self.sent_ms, self.sent_bitrate = arrival_time_ms, remb[0]
+        return remb
 
 
 class Leg:
@@ -263,6 +284,9 @@ def forward_from(receiver: Any, kind: str, sinks: Callable[[], Sequence[Leg]]) -
     rtx_ssrcs: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc
     if kind == "video":
         receiver._RTCRtpReceiver__jitter_buffer = _NoFrames()
+        estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
+        if estimator is not None:
+            receiver._RTCRtpReceiver__remote_bitrate_estimator = RembPacing(estimator)
     original = receiver._handle_rtp_packet
 
     async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
@@ -301,71 +325,3 @@ async def request_keyframe(receiver: Any) -> None:
 def _silent(packet: RtpPacket) -> bool:
     level = packet.extensions.audio_level
     return len(packet.payload) <= 2 or (level is not None and level[1] >= SILENT_LEVEL)
-
-
-def bind_tap(receiver: Any, callback: Callable[[av.AudioFrame], None]) -> None:
-    """Send the decoded audio of ``receiver`` to ``callback`` (in its decoder thread)."""
-    with _tap_lock:
-        _taps[receiver] = callback
-
-
-def unbind_tap(receiver: Any) -> None:
-    with _tap_lock:
-        _taps.pop(receiver, None)
-
-
-class TapOpusDecoder:
-    """Decodes a speaker's Opus for the tap only (forwarding never needs it); a DTX-sized or
-    silent packet (cut to its TOC byte by the hook) becomes zeros of its duration, undecoded."""
-
-    def __init__(self) -> None:
-        self.real = aiortc_get_decoder(RTCRtpCodecParameters(mimeType="audio/opus",
-                                                             clockRate=48000, channels=2))
-        self.tap: Callable[[av.AudioFrame], None] | None = None
-        stats.tap_frames["decoders"] += 1
-
-    def decode(self, encoded_frame: JitterFrame) -> list[av.AudioFrame]:
-        tap = self.tap = self.tap or _tap_for_this_thread()
-        if tap is None:
-            return []
-        data = encoded_frame.data
-        if len(data) <= 2:
-            stats.tap_frames["silent"] += 1
-            samples = opus_samples(data)
-            frame = av.AudioFrame(format="s16", layout="stereo", samples=samples)
-            frame.planes[0].update(bytes(samples * 4))
-            frame.sample_rate, frame.pts = 48000, encoded_frame.timestamp
-            frame.time_base = AUDIO_TIME_BASE
-            tap(frame)
-            return []
-        stats.tap_frames["decoded"] += 1
-        try:
-            for decoded in self.real.decode(encoded_frame):
-                tap(decoded)  # type: ignore[arg-type]  # Opus decodes to AudioFrames
-        except av.FFmpegError as exc:  # a bad frame costs the tap one frame, not the call
-            log.warning("tap decode failed: %s", exc)
-        return []  # nothing reaches the receiver's track: no one reads it
-
-
-def _tap_for_this_thread() -> Callable[[av.AudioFrame], None] | None:
-    # Each receiver runs its decoder in a thread of its own (aiortc 1.16, private attribute).
-    me = threading.current_thread()
-    with _tap_lock:
-        for receiver, callback in _taps.items():
-            if getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is me:
-                return callback
-    return None
-
-
-class _NoVideoDecoder:
-    def decode(self, encoded_frame: JitterFrame) -> list[Any]:
-        stats.tap_frames["video_frames_decoded"] += 1  # never: video skips the jitter buffer
-        return []
-
-
-def _get_decoder(codec: RTCRtpCodecParameters) -> Any:
-    if codec.mimeType == "audio/opus":
-        return TapOpusDecoder()
-    if codec.mimeType.startswith("video"):
-        return _NoVideoDecoder()
-    return aiortc_get_decoder(codec)

@@ -32,7 +32,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from jbcalling.common.errors import ServiceError
 from jbcalling.common.protocol import MediaSlot, MediaSlots, Publish
-from jbcalling.gateway import forward_stats, rtp_forward
+from jbcalling.gateway import forward_stats, rtp_forward, tap_decoding
 from jbcalling.gateway.speech_track import SpeechTrack
 
 log = logging.getLogger("jbcalling.gateway.sfu")
@@ -228,7 +228,7 @@ class Sfu:
             def tap(frame: av.AudioFrame) -> None:
                 if peer.id not in room.muted:  # (a decoder thread: a set lookup, no lock needed)
                     self.tap(room.id, peer.id, frame)
-            rtp_forward.bind_tap(receiver, tap)
+            tap_decoding.bind_tap(receiver, tap)
         kind = track.kind
         rtp_forward.forward_from(receiver, kind, lambda: room.sinks(peer.id, kind))
 
@@ -253,7 +253,7 @@ class Sfu:
         peer = room.peers.pop(pid)
         room.hidden.pop(pid, None)
         for receiver in peer.receivers.values():
-            rtp_forward.unbind_tap(receiver)
+            tap_decoding.unbind_tap(receiver)
         self._keyframe_sent.pop((room_id, pid), None)
         for task in peer.tasks:
             task.cancel()
