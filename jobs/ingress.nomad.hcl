@@ -83,6 +83,24 @@ variable "ingress_memory" {
   default     = 128
 }
 
+variable "blackbox_bin" {
+  description = "Path of Debian's prometheus-blackbox-exporter binary on the node (the prober task beside nginx)."
+  type        = string
+  default     = "/usr/bin/prometheus-blackbox-exporter"
+}
+
+variable "ingress_probe_cpu" {
+  description = "CPU reserved for the prober task per instance, MHz (the edge node's 4000 must still hold a signaling canary)."
+  type        = number
+  default     = 20
+}
+
+variable "ingress_probe_memory" {
+  description = "Memory reserved for the prober task per instance, MB."
+  type        = number
+  default     = 32
+}
+
 locals {
   # Under exec the task sees its own directories at /local and /secrets (the chroot); raw_exec
   # runs in the allocation directory on the host. nginx gets absolute paths either way.
@@ -174,6 +192,8 @@ job "ingress" {
       port "http" {
         static = var.ingress_http_port
       }
+      # the prober's (task "probe"): Prometheus asks it to probe this nginx
+      port "probe" {}
       dynamic "port" {
         for_each = var.ingress_tls ? ["https"] : []
         labels   = [port.value]
@@ -197,15 +217,22 @@ job "ingress" {
       name     = "ingress"
       port     = "http"
       provider = "consul"
-      tags     = ["jbcalling", "public", local.scheme]
+      # jb-exporter: nginx has no /metrics; Prometheus scrapes the prober task (blackbox) at
+      # metrics_port, which probes this nginx's /.jb/ingress (probe_success), job label "ingress"
+      # (jobs/prometheus.nomad.hcl).
+      tags = ["jbcalling", "public", local.scheme, "jb-exporter"]
 
       meta {
         version = var.release
         role    = "edge"
         scheme  = local.scheme
         # the port participants use: https when TLS is on, else http
-        public_port = var.ingress_tls ? "${NOMAD_PORT_https}" : "${NOMAD_PORT_http}"
-        # nginx has no /metrics (not tagged jb-metrics); dashboard: request rates per service
+        public_port  = var.ingress_tls ? "${NOMAD_PORT_https}" : "${NOMAD_PORT_http}"
+        metrics_port = "${NOMAD_PORT_probe}"
+        metrics_path = "/probe"
+        probe_module = "ingress_alive"
+        probe_target = "http://${NOMAD_ADDR_http}/.jb/ingress"
+        # dashboard: request rates per service
         dashboard = "/prometheus/graph?g0.expr=sum%20by%20%28job%2C%20status%29%20%28rate%28jb_http_requests_total%5B5m%5D%29%29&g0.tab=0&g0.range_input=1h"
       }
 
@@ -398,6 +425,49 @@ job "ingress" {
       resources {
         cpu    = var.ingress_cpu
         memory = var.ingress_memory
+      }
+    }
+
+    # Debian's blackbox exporter: on each scrape Prometheus asks it (/probe, module and target
+    # from the service's meta) whether this nginx answers /.jb/ingress, the fixed answer the
+    # Consul check reads too. probe_success 0 with the prober up is an nginx that does not answer
+    # (ServiceNoHealthyInstance); the whole job stopped, the target goes from Consul.
+    task "probe" {
+      driver = var.driver
+
+      config {
+        command = var.blackbox_bin
+        args = [
+          "--config.file=${NOMAD_TASK_DIR}/blackbox.yml",
+          "--web.listen-address=${NOMAD_ADDR_probe}",
+          "--log.level=warn",
+        ]
+      }
+
+      template {
+        destination   = "local/blackbox.yml"
+        change_mode   = "signal"
+        change_signal = "SIGHUP"
+        data = yamlencode({
+          modules = {
+            ingress_alive = {
+              prober  = "http"
+              timeout = "3s"
+              http = {
+                valid_status_codes              = [200]
+                fail_if_body_not_matches_regexp = ["^ok"]
+                preferred_ip_protocol           = "ip4"
+                ip_protocol_fallback            = false
+                follow_redirects                = false
+              }
+            }
+          }
+        })
+      }
+
+      resources {
+        cpu    = var.ingress_probe_cpu
+        memory = var.ingress_probe_memory
       }
     }
   }

@@ -2,7 +2,8 @@
 # Every target comes from Consul's catalog through target files that Nomad's templates render
 # (nothing listed here): each service tagged "jb-metrics" (the
 # Prometheus job label is the Consul service name, instance is address:port, the path is the
-# service's meta metrics_path), the Nomad agents (job "nomad": /v1/metrics) and the Consul
+# service's meta metrics_path) or "jb-exporter" (the same, through the exporter task beside the
+# service: redis's, the ingress's blackbox prober), the Nomad agents (job "nomad": /v1/metrics) and the Consul
 # servers ("consul": /v1/agent/metrics). It finds Alertmanager in Consul too. The UI and
 # API live under /prometheus/ (the ingress forwards that prefix, behind basic auth).
 # The TSDB is on host volume "prometheus-data". One instance, no canary.
@@ -155,13 +156,20 @@ locals {
   # Debian builds Prometheus without consul_sd_configs (docs/decisions.md). "|any": instances
   # whose checks fail stay targets, so that a hung one shows as up == 0; a deregistered one goes.
   targets = {
+    # "jb-exporter": a service without /metrics of its own (redis, the ingress) has an exporter
+    # task beside it, at its meta metrics_port, and for a blackbox prober the probe's module and
+    # target as URL parameters; its job label is still the service's name.
     "jb-metrics.yml" = <<-EOT
-      [[- range services ]][[ if .Tags | contains "jb-metrics" ]][[ $name := .Name ]]
+      [[- range services ]][[ if or (.Tags | contains "jb-metrics") (.Tags | contains "jb-exporter") ]][[ $name := .Name ]]
       [[- range service (print .Name "|any") ]]
-      - targets: ["[[ .Address ]]:[[ .Port ]]"]
+      - targets: ["[[ .Address ]]:[[ or .ServiceMeta.metrics_port .Port ]]"]
         labels:
           job: "[[ $name ]]"
           __metrics_path__: "[[ or .ServiceMeta.metrics_path "/metrics" ]]"
+          [[- with .ServiceMeta.probe_module ]]
+          __param_module: "[[ . ]]"[[ end ]]
+          [[- with .ServiceMeta.probe_target ]]
+          __param_target: "[[ . ]]"[[ end ]]
       [[- end ]][[ end ]][[ end ]]
       EOT
     # Servers and clients are both "nomad": an agent that is both is scraped once.
@@ -305,16 +313,21 @@ job "prometheus" {
               rules:
                 # A service that had a target within the hour and has none that answers now: its
                 # instances hang (up == 0) or are gone from Consul (stopped, failing to start).
+                # Where an exporter answers for the service (redis, the ingress), the exporter's
+                # own word counts too: redis_up or probe_success 0 is an instance that does not.
                 - alert: ServiceNoHealthyInstance
                   expr: |
                     count by (job) (max_over_time(up{job!~"nomad|consul"}[1h]))
-                      unless count by (job) (up{job!~"nomad|consul"} == 1)
+                      unless count by (job) (
+                        up{job!~"nomad|consul"} == 1
+                          unless on (job, instance) (redis_up == 0 or probe_success == 0)
+                      )
                   for: ${var.alert_down_for}
                   labels:
                     severity: critical
                   annotations:
                     summary: "{{ $labels.job }} has no healthy instance"
-                    description: "No instance of {{ $labels.job }} answers its metrics endpoint (or none is registered in Consul). See docs/operations.md, Alerts."
+                    description: "No instance of {{ $labels.job }} answers Prometheus (redis and the ingress: the exporter beside it finds the service down), or none is registered in Consul. Look at `jbctl status` and `jbctl logs {{ $labels.job }} --stderr`; a stopped job comes back with `jbctl deploy {{ $labels.job }}`. See docs/operations.md, Alerts."
 
                 - alert: CaptionLatencyHigh
                   expr: jb:caption_latency_seconds:p95_5m{kind="final"} > ${var.alert_caption_p95_seconds}

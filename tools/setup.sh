@@ -17,9 +17,12 @@ start=$SECONDS
 # Python makes the test nodes' release venvs, as on the VMs); coturn (the TURN relay test runs
 # Debian's turnserver with the jb_turn role's configuration; its own service stays off); tmux
 # (the test of `jbctl top`'s live view reads its terminal with capture-pane); prometheus (and its
-# promtool, which checks the rules) and prometheus-alertmanager for their jobs.
+# promtool, which checks the rules) and prometheus-alertmanager for their jobs;
+# prometheus-redis-exporter and prometheus-blackbox-exporter for the exporter tasks of the redis
+# and ingress jobs.
 apt_pkgs=(redis-server espeak-ng iproute2 openssl chromium chromium-driver nginx nftables libnss3-tools
-          python3-venv coturn tmux prometheus prometheus-alertmanager)
+          python3-venv coturn tmux prometheus prometheus-alertmanager prometheus-redis-exporter
+          prometheus-blackbox-exporter)
 missing=()
 for p in "${apt_pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -30,11 +33,12 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 fi
 
-# Prometheus and Alertmanager run only as Nomad jobs (jobs/prometheus.nomad.hcl,
-# jobs/alertmanager.nomad.hcl): the packages' own services are stopped and masked, so that no
-# default Prometheus on :9090 or Alertmanager on :9093 can answer in a job's place.
+# Prometheus, Alertmanager and the exporters run only as Nomad jobs (jobs/prometheus.nomad.hcl,
+# jobs/alertmanager.nomad.hcl, the exporter tasks of jobs/redis.nomad.hcl and
+# jobs/ingress.nomad.hcl): the packages' own services are stopped and masked, so that no default
+# Prometheus on :9090, Alertmanager on :9093 or exporter on :9115/:9121 answers in a job's place.
 sudo=""; [[ $EUID -ne 0 ]] && sudo="sudo"
-for unit in prometheus prometheus-alertmanager; do
+for unit in prometheus prometheus-alertmanager prometheus-redis-exporter prometheus-blackbox-exporter; do
   if [[ -d /run/systemd/system ]]; then
     $sudo systemctl disable --now "$unit.service" >/dev/null 2>&1 || true
   elif [[ -x /etc/init.d/$unit ]] && /etc/init.d/"$unit" status >/dev/null 2>&1; then

@@ -124,7 +124,7 @@ def test_status_says_where_to_click_with_json_after_the_command(stack: Stack) ->
     assert ready.status_code == 200 and ready.json()["status"] == "success", ready.text
     # the ingress routes /prometheus/ for the operator only (basic auth: jbctl top --via ingress)
     assert httpx.get(through, timeout=10).status_code == 401
-    # the human output: up.sh ran `jbctl status`, then printed the links again, the page last
+    # the human output: up.sh ends with `jbctl status`, whose last lines are the links, the page last
     lines = res.stderr.strip().splitlines()
     assert f"Nomad UI:  {c.nomad}/ui/" in lines and f"Consul UI: {c.consul}/ui/" in lines
     assert lines[-3:] == [f"Prometheus: {through}", f"Prometheus: {direct}",
@@ -271,6 +271,42 @@ def test_top_live_view_in_a_terminal_shows_every_service(stack: Stack, tmp_path:
                        check=False)
 
 
+def test_redis_and_the_ingress_are_scraped_through_the_exporters_beside_them(stack: Stack) -> None:
+    """Redis and nginx have no /metrics: the redis job's exporter task and the ingress job's
+    prober (tag jb-exporter, meta metrics_port) answer for them, job label the service's name,
+    found in Consul like the rest; the prober's answer can be "down" (a port nothing serves)."""
+    import time
+
+    import httpx
+
+    c = stack.cluster
+    targets = {}
+    for service in ("redis", "ingress"):
+        [inst] = c.passing(service)
+        svc = inst["Service"]
+        assert "jb-exporter" in svc["Tags"], svc
+        targets[service] = f"{svc['Address']}:{svc['Meta']['metrics_port']}"
+        assert targets[service] != f"{svc['Address']}:{svc['Port']}"
+    want = {("redis", targets["redis"], "redis_up"), ("ingress", targets["ingress"], "probe_success")}
+    deadline = time.monotonic() + 60  # a target new to Prometheus waits for its first scrapes
+    while True:
+        got = {(r["metric"]["job"], r["metric"]["instance"], r["metric"]["__name__"])
+               for r in _prometheus(stack, '(redis_up or probe_success) == 1 and on (job, instance) '
+                                           'up{job=~"redis|ingress"} == 1')}
+        if got == want or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert got == want, {"targets": targets, "up with the service up": got}
+    # Redis's own figures: the stack's clients (signaling, gateway, mt) are connected
+    clients = _prometheus(stack, 'redis_connected_clients{job="redis"}')
+    assert clients and float(clients[0]["value"][1]) >= 3, clients
+    # the prober tells a dead target from a live one
+    probe = f"http://{targets['ingress']}/probe"
+    dead = httpx.get(probe, params={"module": "ingress_alive", "target": "http://127.0.0.1:9/.jb/ingress"},
+                     timeout=15)
+    assert dead.status_code == 200 and "\nprobe_success 0" in dead.text, dead.text[-500:]
+
+
 # Tests below stop or hang a service: they go last, after every test that only reads the stack
 # (the stopped-stt alert test follows this one).
 def test_a_hung_mt_is_restarted_by_nomad(stack: Stack) -> None:
@@ -356,55 +392,112 @@ def _call_through_the_deployed_stack(signaling: str) -> None:
         ice.use_host_addresses([])
 
 
-def test_stopping_stt_fires_the_no_healthy_instance_alert_to_the_webhook(stack: Stack) -> None:
-    """Last: stops stt. `jbctl stop stt` (the service is gone, not hung: a hung stt is
-    restarted by check_restart, as the mt test shows) fires ServiceNoHealthyInstance, which
-    Alertmanager, redeployed with a webhook on this test's receiver, posts within the rule's
-    `for` (jobs/vars/dev.hcl alert_down_for) plus 30 s."""
-    import http.server
-    import re
-    import threading
-    import time
+class Webhook:
+    """A local receiver of Alertmanager's webhook posts, and Alertmanager redeployed to post to
+    it (module fixture ``webhook``); ``for_s``: the dev rule's `for` (jobs/vars/dev.hcl
+    alert_down_for)."""
 
-    received: list[tuple[float, dict[str, Any]]] = []
+    def __init__(self, c: Cluster) -> None:
+        import http.server
+        import re
+        import threading
+        import time
 
-    class Receiver(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((time.monotonic(), json.loads(body)))
-            self.send_response(200)
-            self.end_headers()
+        self.received: list[tuple[float, dict[str, Any]]] = []
+        received = self.received
 
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+        class Receiver(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append((time.monotonic(), json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        c = stack.cluster
-        url = f"http://127.0.0.1:{server.server_address[1]}/alerts"
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
         res = c.jbctl("deploy", "alertmanager", "--var", f"alert_webhook_url={url}", timeout=300)
         assert res.returncode == 0, res.stderr[-3000:]
         dev = (ROOT / "jobs" / "vars" / "dev.hcl").read_text()
         m = re.search(r'^alert_down_for\s*=\s*"(\d+)s"', dev, re.M)
         assert m, "jobs/vars/dev.hcl sets no alert_down_for"
-        for_s = int(m.group(1))
-        asked = time.monotonic()  # alerts from before this moment do not count
-        res = c.jbctl("stop", "stt", timeout=300)
-        assert res.returncode == 0, res.stderr[-3000:]
-        stopped = time.monotonic()
-        assert not c.passing("stt")
+        self.for_s = int(m.group(1))
 
-        def fired() -> list[float]:
-            return [at for at, doc in received for a in doc["alerts"]
-                    if at >= asked and a["status"] == "firing" and a["labels"].get("job") == "stt"
-                    and a["labels"]["alertname"] == "ServiceNoHealthyInstance"]
+    def fired(self, job: str, since: float) -> list[float]:
+        """When ServiceNoHealthyInstance{job} came in firing, since ``since`` (monotonic)."""
+        return [at for at, doc in self.received for a in doc["alerts"]
+                if at >= since and a["status"] == "firing" and a["labels"].get("job") == job
+                and a["labels"]["alertname"] == "ServiceNoHealthyInstance"]
 
-        while not fired() and time.monotonic() - stopped < for_s + 30:
-            time.sleep(0.5)
-        assert fired(), {"within_s": for_s + 30, "received": [d for _, d in received]}
-        print(f"alert: stt stopped (jbctl stop took {stopped - asked:.1f} s), webhook got "
-              f"ServiceNoHealthyInstance {fired()[0] - stopped:.1f} s later (for = {for_s} s)")
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def webhook(stack: Stack) -> Iterator[Webhook]:
+    hook = Webhook(stack.cluster)
+    try:
+        yield hook
     finally:
-        server.shutdown()
-        server.server_close()
+        hook.close()
+
+
+def test_a_hung_redis_fires_the_no_healthy_instance_alert_through_its_exporter(
+        stack: Stack, webhook: Webhook) -> None:
+    """SIGSTOP Redis (its TCP check still passes: the kernel accepts, so nothing restarts it):
+    the exporter beside it still answers, says redis_up 0, and ServiceNoHealthyInstance{job=
+    "redis"} reaches the webhook within the rule's `for` plus 30 s. SIGCONT after: Redis and its
+    clients go on (the stt test after this one needs none of them)."""
+    import signal
+    import time
+
+    c = stack.cluster
+    [inst] = c.passing("redis")
+    address = f"{inst['Service']['Address']}:{inst['Service']['Port']}"
+    (pid,) = task_pids(f"redis-server {address}", "/")  # Redis's title; its cwd is its data dir
+    asked = time.monotonic()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        said_down = False
+        while not webhook.fired("redis", asked) and time.monotonic() - asked < webhook.for_s + 30:
+            said_down = said_down or bool(_prometheus(stack, 'redis_up{job="redis"} == 0'))
+            time.sleep(0.5)
+        fired = webhook.fired("redis", asked)
+        said_down = said_down or bool(_prometheus(stack, 'redis_up{job="redis"} == 0'))
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert fired, {"within_s": webhook.for_s + 30, "received": [d for _, d in webhook.received]}
+    assert said_down, "the alert did not come from the exporter's redis_up 0"
+    print(f"alert: redis hung, webhook got ServiceNoHealthyInstance {fired[0] - asked:.1f} s later "
+          f"(for = {webhook.for_s} s)")
+    deadline = time.monotonic() + 30
+    while not _prometheus(stack, 'redis_up{job="redis"} == 1'):
+        assert time.monotonic() < deadline, "the exporter does not see Redis back"
+        time.sleep(1)
+
+
+def test_stopping_stt_fires_the_no_healthy_instance_alert_to_the_webhook(
+        stack: Stack, webhook: Webhook) -> None:
+    """Last: stops stt. `jbctl stop stt` (the service is gone, not hung: a hung stt is
+    restarted by check_restart, as the mt test shows) fires ServiceNoHealthyInstance, which
+    Alertmanager, redeployed with a webhook on this module's receiver, posts within the rule's
+    `for` (jobs/vars/dev.hcl alert_down_for) plus 30 s."""
+    import time
+
+    c = stack.cluster
+    for_s = webhook.for_s
+    asked = time.monotonic()  # alerts from before this moment do not count
+    res = c.jbctl("stop", "stt", timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    stopped = time.monotonic()
+    assert not c.passing("stt")
+    while not webhook.fired("stt", asked) and time.monotonic() - stopped < for_s + 30:
+        time.sleep(0.5)
+    fired = webhook.fired("stt", asked)
+    assert fired, {"within_s": for_s + 30, "received": [d for _, d in webhook.received]}
+    print(f"alert: stt stopped (jbctl stop took {stopped - asked:.1f} s), webhook got "
+          f"ServiceNoHealthyInstance {fired[0] - stopped:.1f} s later (for = {for_s} s)")

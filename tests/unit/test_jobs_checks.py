@@ -12,6 +12,8 @@ from test_jobs_render import rendered
 pytestmark = pytest.mark.unit
 JB_SERVICES = ("redis", "signaling", "ingress", "stt", "mt", "tts", "gateway")
 WITH_METRICS = ("signaling", "stt", "mt", "tts", "gateway")
+# no /metrics of their own: an exporter task beside them answers Prometheus (tag jb-exporter)
+WITH_EXPORTER = {"redis": "exporter", "ingress": "probe"}
 LOADS_MODELS = ("stt", "mt", "tts")
 NS = 1_000_000_000
 
@@ -33,6 +35,15 @@ def test_every_service_is_tagged_and_restarted_when_it_stops_answering(env: str)
         assert ("jb-metrics" in service["Tags"]) == (name in WITH_METRICS), name
         if name in WITH_METRICS:
             assert meta["metrics_path"] == "/metrics", name
+        assert ("jb-exporter" in service["Tags"]) == (name in WITH_EXPORTER), name
+        if name in WITH_EXPORTER:
+            # the exporter's own port, a port of the group, and a task that listens on it
+            (group,) = job["TaskGroups"]
+            ports = {p["Label"] for n in group["Networks"] for p in n["DynamicPorts"]}
+            port = meta["metrics_port"].removeprefix("${NOMAD_PORT_").removesuffix("}")
+            assert port in ports and port != service["PortLabel"], (name, meta, ports)
+            task = next(t for t in group["Tasks"] if t["Name"] == WITH_EXPORTER[name])
+            assert any(f"${{NOMAD_ADDR_{port}}}" in a for a in task["Config"]["args"]), task
         restarting = [c for c in service["Checks"] if (c.get("CheckRestart") or {}).get("Limit")]
         assert restarting, f"{name}: no check restarts a hung process"
         for check in restarting:

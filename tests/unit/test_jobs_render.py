@@ -109,7 +109,11 @@ def test_prod_runs_the_release_venv_and_paths_inside_the_exec_chroot() -> None:
     for service in SERVICES:
         for task in _tasks(rendered(service, "prod")):
             command = task["Config"]["command"]
-            if service == "redis":
+            exporter = {("redis", "exporter"): "/usr/bin/prometheus-redis-exporter",
+                        ("ingress", "probe"): "/usr/bin/prometheus-blackbox-exporter"}
+            if (service, task["Name"]) in exporter:  # Debian's, beside the service
+                assert command == exporter[(service, task["Name"])]
+            elif service == "redis":
                 assert command == "/usr/bin/redis-server"
             elif service in ("prometheus", "alertmanager"):  # Debian's, not the release's
                 assert command == {"prometheus": "/usr/bin/prometheus",
@@ -137,9 +141,10 @@ def test_the_dev_ingress_is_plain_http_without_the_acme_volume() -> None:
     job = rendered("ingress", "dev")
     (group,) = job["TaskGroups"]
     assert not group.get("Volumes")
-    # one port, dynamic (the dev cluster's nginx sits beside other clusters' on one machine)
+    # nginx's one port and its prober's, dynamic (the dev cluster's nginx sits beside other
+    # clusters' on one machine)
     assert not group["Networks"][0]["ReservedPorts"]
-    assert [p["Label"] for p in group["Networks"][0]["DynamicPorts"]] == ["http"]
+    assert [p["Label"] for p in group["Networks"][0]["DynamicPorts"]] == ["http", "probe"]
     # nginx.conf, and the operator's credentials for /prometheus/ (no certificate in dev)
     assert [t["DestPath"] for t in _tasks(job)[0]["Templates"]] == ["local/nginx.conf",
                                                                     "secrets/operator.conf"]
