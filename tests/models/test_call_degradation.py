@@ -32,6 +32,7 @@ from jbcalling.stt.app import create_app as create_stt
 from jbcalling.stt.settings import SttSettings
 from jbcalling.tts.app import create_app as create_tts
 from jbcalling.tts.settings import TtsSettings
+from room_events import wait_for
 from speech_fixtures import models_dir, wer  # noqa: F401
 
 pytestmark = [pytest.mark.models, pytest.mark.usefixtures("loopback_ice")]
@@ -96,13 +97,7 @@ class Call:
                 self.events.append(json.loads(raw))
 
     async def wait(self, pred: Callable[[Event], bool], timeout: float) -> Event | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            hit = next((e for e in self.events if pred(e)), None)
-            if hit is not None:
-                return hit
-            await asyncio.sleep(0.1)
-        return None
+        return await wait_for(self.events, pred, timeout)
 
     def from_a(self, kind: str) -> int:
         """Frames B received from A's slot of this kind."""

@@ -36,6 +36,7 @@ from jbcalling.stt.app import create_app as create_stt
 from jbcalling.stt.settings import SttSettings
 from jbcalling.tts.app import create_app as create_tts
 from jbcalling.tts.settings import TtsSettings
+from room_events import wait_for
 from speech_fixtures import beckett, models_dir, wer  # noqa: F401
 
 pytestmark = [pytest.mark.models, pytest.mark.usefixtures("loopback_ice")]
@@ -70,13 +71,7 @@ class Speaker:
             self._add(json.loads(raw))
 
     async def wait(self, pred: Callable[[Event], bool], timeout: float) -> Event | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            hit = next((e for e in self.events if pred(e)), None)
-            if hit is not None:
-                return hit
-            await asyncio.sleep(0.1)
-        return None
+        return await wait_for(self.events, pred, timeout)
 
     async def leave(self) -> None:
         if self.reader is not None:
@@ -211,7 +206,7 @@ async def _scenario(signaling: str, gateway: str, stt: str, utterance: bytes) ->
         out["refused"] = await refused(stt)
         out["b_talks_at"] = b.mic.play(utterance)  # heard by nobody: stt has no room for B
         out["busy"] = await listener.wait(status(b.pid, "busy"), 15)
-        await asyncio.sleep(max(0.0, b.mic.played_until - time.time()))
+        await asyncio.sleep(max(0.0, (b.mic.played_until or 0.0) - time.time()))
         out["while_busy"] = captions_of(listener.events, b.pid)
         # An is quiet now: his stream ends 2 s after his last word, and B, who talked within
         # the last seconds, gets the place at his next retry

@@ -56,19 +56,19 @@ def dropped(pipeline: Any, reason: str) -> float:
     return float(pipeline.audio_dropped.labels(reason)._value.get())
 
 
-def test_a_quiet_participant_keeps_one_second_and_counts_the_rest_as_quiet() -> None:
+def test_a_quiet_participant_keeps_half_a_second_and_counts_the_rest_as_quiet() -> None:
     s, pipeline = stream()
     for c in chunks(np.zeros(16000 * 5)):
         s.push(c)
     assert s.queued == PREROLL_BYTES and not s.wanted.is_set() and not s.cut
-    assert dropped(pipeline, "quiet") == pytest.approx(4.0)
-    # they talk: the stream is wanted, the second before comes with it, and the audio held
+    assert dropped(pipeline, "quiet") == pytest.approx(4.5)
+    # they talk: the stream is wanted, the half second before comes with it, and the audio held
     # while it opens grows to MAX_BUFFER_BYTES before anything more is dropped ("opening")
     for c in chunks(tone(4.0, -25.0)):
         s.push(c)
     assert s.wanted.is_set() and s.quiet_for() < 1.0
     assert s.queued == MAX_BUFFER_BYTES and s.cut
     # the gate opened at the fourth loud chunk (half of its window): three more went as quiet
-    assert dropped(pipeline, "quiet") == pytest.approx(4.0 + 3 * CHUNK / 16000)
+    assert dropped(pipeline, "quiet") == pytest.approx(4.5 + 3 * CHUNK / 16000)
     # every second pushed is kept or counted
-    assert dropped(pipeline, "opening") == pytest.approx(9.0 - 3.0 - 4.0 - 3 * CHUNK / 16000)
+    assert dropped(pipeline, "opening") == pytest.approx(9.0 - 3.0 - 4.5 - 3 * CHUNK / 16000)

@@ -14,11 +14,11 @@
 
 stt's places go to people who talk, not to everyone whose audio is tapped: a participant's
 stream opens when they talk (the level of their last 160 ms above ``stt_talk_level_dbfs``),
-and the second of audio before that is sent first so that the first word is whole; it ends
-(``{"type": "end"}``, its last results still published) after ``stt_quiet_close_s`` without
-speech (a speaker pausing between sentences keeps it; a muted one, who sends nothing, does not).
-A quiet participant's audio, beyond that second, is dropped and counted (``quiet``); a listener
-never talks, so takes no place and is never told anything about stt.
+and the half second of audio before that is sent first so that the first word is whole; it
+ends (``{"type": "end"}``, its last results still published) after ``stt_quiet_close_s``
+without speech (a speaker pausing between sentences keeps it; a muted one, who sends nothing,
+does not). A quiet participant's audio, beyond that half second, is dropped and counted
+(``quiet``); a listener never talks, so takes no place and is never told anything about stt.
 
 Degradations (the events: jbcalling/common/protocol.py, described in docs/protocol.md), said of
 a participant who talks (a quiet one has no stream, so hears of stt when they start talking):

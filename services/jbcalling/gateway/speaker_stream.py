@@ -82,7 +82,7 @@ class SpeakerStream(SpeakerStatus):
             self.talked_at = now
             self.wanted.set()
         wanted = self.wanted.is_set()
-        # no stream open: keep only the latest audio (quiet: the second before the next word)
+        # no stream open: keep only the latest audio (quiet: the half second before a word)
         while self.queued > (MAX_BUFFER_BYTES if wanted else PREROLL_BYTES):
             lost = len(self.queue.get_nowait()[0])
             self.queued -= lost
