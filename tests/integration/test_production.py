@@ -419,6 +419,12 @@ def test_outside_the_cluster_only_the_public_ports_answer(nodes: Nodes, cluster:
         assert found, service
         for addr, port in found:
             assert not _reachable(addr, port), f"{service} at {addr}:{port} answers from outside"
+    # nor the exporters beside Redis and nginx (meta metrics_port: Prometheus's, the cluster's)
+    for service in ("redis", "ingress"):
+        for inst in cluster.consul(EDGE, f"/v1/health/service/{service}?passing=1").json():
+            addr = inst["Service"].get("Address") or inst["Node"]["Address"]
+            port = int(inst["Service"]["Meta"]["metrics_port"])
+            assert not _reachable(addr, port), f"{service}'s exporter at {addr}:{port} answers"
     assert _reachable(edge, 443) and _reachable(edge, 80)
     with httpx.Client(verify=_site_ca(nodes), timeout=10) as http:
         page = http.get(f"https://{edge}/")
