@@ -80,12 +80,24 @@ class Room:
         # (set by signaling, Sfu.set_hidden; a new peer connection of the subscriber starts with
         # everything shown and its page sends the set again)
         self.hidden: dict[str, frozenset[str]] = {}
+        # sinks() by (source, kind), for every packet received; emptied by changed(), which
+        # every change of peers, slots or hidden tiles calls (mute is checked per packet)
+        self._sinks: dict[tuple[str, str], list[rtp_forward.Leg]] = {}
+
+    def changed(self) -> None:
+        self._sinks.clear()
 
     def sinks(self, source: str, kind: str) -> list[rtp_forward.Leg]:
         """The legs that get ``source``'s ``kind`` now: called for every packet received."""
         if kind == "audio" and source in self.muted:
             self.sfu.muted_frames_dropped += 1
             return []
+        legs = self._sinks.get((source, kind))
+        if legs is None:
+            legs = self._sinks[(source, kind)] = self._find_sinks(source, kind)
+        return legs
+
+    def _find_sinks(self, source: str, kind: str) -> list[rtp_forward.Leg]:
         out = []
         for peer in self.peers.values():
             slot = peer.slot_of(source)
@@ -113,6 +125,7 @@ class Room:
             for slot in peer.slots:
                 if slot.source is not None and slot.source not in others:
                     slot.source = None
+                    self.changed()
             for other in others:
                 if peer.slot_of(other) is None:
                     free = next((s for s in peer.slots if s.source is None), None)
@@ -122,6 +135,7 @@ class Room:
                     if source_peer is None:
                         continue
                     free.source = other
+                    self.changed()
                     self.sfu.request_keyframe(self.id, other)  # the newcomer needs a keyframe
             await self.sfu.publish(self.id, MediaSlots(to=peer.id, slots=[
                 MediaSlot(participant=s.source, audio_mid=s.audio_mid, video_mid=s.video_mid)
@@ -194,6 +208,7 @@ class Sfu:
         _prefer(pc)
         peer = Peer(pid, pc, slots, speech)
         room.peers[pid] = peer
+        room.changed()
         pc.on("track", lambda track: self._on_track(room, peer, track))
         pc.on("connectionstatechange", lambda: self._on_state(room, peer))
         await pc.setLocalDescription(await pc.createOffer())
@@ -252,6 +267,7 @@ class Sfu:
             return
         peer = room.peers.pop(pid)
         room.hidden.pop(pid, None)
+        room.changed()
         for receiver in peer.receivers.values():
             tap_decoding.unbind_tap(receiver)
         self._keyframe_sent.pop((room_id, pid), None)
@@ -287,6 +303,7 @@ class Sfu:
             return False
         before = room.hidden.get(subscriber, frozenset())
         room.hidden[subscriber] = frozenset(hidden - {subscriber})
+        room.changed()
         for source in before - room.hidden[subscriber]:
             self.request_keyframe(room_id, source)
         return True
