@@ -57,8 +57,7 @@ them by ``captions_status``, the log of each (at most every ``STATUS_REPEAT_S``)
 a participant who does not talk is counted (``quiet``), neither said nor logged: it is not
 speech. A stream opened after audio was dropped while it was wanted starts mid-speech: it is
 opened with ``from_pause=1`` (stt recognizes from the first pause on), so that no caption comes
-from a sentence cut at its start (the pause is the one stt's VAD finds: a stream that starts in
-a sentence's last words may still caption the last of them; seen once in a test, "week.").
+from a sentence cut at its start.
 """
 
 from __future__ import annotations
