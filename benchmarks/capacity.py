@@ -11,23 +11,27 @@ every event. Per N it reports: finals after the end of speech (p50/p95 over the 
 got a caption; the last final of a sentence counts), the word error rate of the captions shown
 (the sentences with captions; and of those whose speaker's room was told nothing, "untold"),
 the speakers told ``captions_status: busy``, the speakers without any caption who were never
-told busy (silent loss: must be 0), and the sentences without a caption of which the room was
-told nothing ("lost untold": captions later than the 10 s tail, or lost). Speakers start at
-the same moment, once their call's media is connected (a room that connected late starts late:
-``media_late_s``); audio only unless ``--camera``; a room whose call cannot be set up is listed
-in ``rooms_failed``. Saves benchmarks/results/capacity[-<label>].json (git-ignored).
+told busy (silent loss: must be 0), the sentences without a caption of which the room was
+told nothing ("lost untold": captions later than the 10 s tail, or lost), and the most streams
+stt had open meanwhile (read from its ``/ready`` every 0.5 s: the listeners, who never talk,
+take none). Speakers start at the same moment, once their call's media is connected (a room
+that connected late starts late: ``media_late_s``); audio only unless ``--camera``; a room
+whose call cannot be set up is listed in ``rooms_failed``. Saves
+benchmarks/results/capacity[-<label>].json (git-ignored).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -195,15 +199,39 @@ def rooms_in_process(signaling: str, ids: list[str], clips: list[tuple[str, byte
     return asyncio.run(go())
 
 
+class StreamsWatch:
+    """stt's open streams (``/ready`` load), read every half second while the rooms talk: with
+    streams opened only for people who talk, at most one per speaker."""
+
+    def __init__(self, stt: str) -> None:
+        self.stt, self.most, self.stop = stt, 0, threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self.stop.wait(0.5):
+            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                load = httpx.get(self.stt + "/ready", timeout=5).json()["load"]
+                self.most = max(self.most, int(load["streams"]))
+
+    def __enter__(self) -> StreamsWatch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
 def run_n(n: int, signaling: str, clips: list[tuple[str, bytes]], camera: bool = False,
-          procs: int = 2) -> dict[str, Any]:
+          procs: int = 2, stt: str = "") -> dict[str, Any]:
     ids = asyncio.run(create_rooms(signaling, n))
     start_at = time.time() + 3.0 + 0.6 * n  # every room connected before anyone speaks
     # The 2N synthetic participants are spread over ``procs`` processes: in one Python process
     # 16 aiortc peers at N=8 starved on a loaded 2-core machine, and the audio they sent was
     # lost before it reached stt (docs/runbook.md, "Capacity").
     groups = [ids[k::procs] for k in range(procs) if ids[k::procs]]
-    with ProcessPoolExecutor(len(groups), mp_context=multiprocessing.get_context("fork")) as pool:
+    with StreamsWatch(stt) as watch, ProcessPoolExecutor(
+            len(groups), mp_context=multiprocessing.get_context("fork")) as pool:
         parts = pool.map(rooms_in_process, [signaling] * len(groups), groups,
                          [clips] * len(groups), [start_at] * len(groups), [camera] * len(groups))
         outcomes = [o for part in parts for o in part]
@@ -218,6 +246,7 @@ def run_n(n: int, signaling: str, clips: list[tuple[str, bytes]], camera: bool =
     latencies = [s["final_ms"] for s in shown]
     return {
         "rooms": n, "rooms_failed": failed,
+        "stt_streams_max": watch.most,  # stt's open streams at most, read every 0.5 s
         "media_late_s": max((r["media_late_s"] for r in rooms), default=0.0),
         "sentences": sum(len(r["sentences"]) for r in rooms),
         "captioned": len(shown),
@@ -270,10 +299,11 @@ def main() -> int:
     print(f"stt capacity {stt_load.get('capacity_streams')} streams "
           f"({stt_load.get('capacity_source')}); load average {os.getloadavg()}", file=sys.stderr)
     print(f"{'N':>2} {'final p50':>9} {'p95':>6} {'WER':>5} {'untold':>6} {'captioned':>10} "
-          f"{'busy':>4} {'silent loss':>11} {'lost untold':>11}  load", file=sys.stderr)
+          f"{'busy':>4} {'silent loss':>11} {'lost untold':>11} {'stt streams':>11}  load",
+          file=sys.stderr)
     for n in args.rooms:
         load_before = os.getloadavg()
-        run = run_n(n, signaling, clips, args.camera, args.procs)
+        run = run_n(n, signaling, clips, args.camera, args.procs, stt)
         run.update({"loadavg_before": load_before, "loadavg_after": os.getloadavg(),
                     "procs": args.procs})
         doc["runs"].append(run)
@@ -282,7 +312,8 @@ def main() -> int:
         print(f"{n:>2} {run['final_p50_ms']!s:>9} {run['final_p95_ms']!s:>6} "
               f"{run['wer_shown']!s:>5} {run['wer_untold']!s:>6} "
               f"{run['captioned']:>4}/{run['sentences']:<5} {run['speakers_busy']:>4} "
-              f"{run['silent_loss']:>11} {run['uncaptioned_untold']:>11}  {load_before[0]:.1f}",
+              f"{run['silent_loss']:>11} {run['uncaptioned_untold']:>11} "
+              f"{run['stt_streams_max']:>11}  {load_before[0]:.1f}",
               file=sys.stderr)
         settle(stt)
     doc["git"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,

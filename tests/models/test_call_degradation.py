@@ -32,6 +32,7 @@ from jbcalling.stt.app import create_app as create_stt
 from jbcalling.stt.settings import SttSettings
 from jbcalling.tts.app import create_app as create_tts
 from jbcalling.tts.settings import TtsSettings
+from room_events import wait_for
 from speech_fixtures import models_dir, wer  # noqa: F401
 
 pytestmark = [pytest.mark.models, pytest.mark.usefixtures("loopback_ice")]
@@ -96,13 +97,7 @@ class Call:
                 self.events.append(json.loads(raw))
 
     async def wait(self, pred: Callable[[Event], bool], timeout: float) -> Event | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            hit = next((e for e in self.events if pred(e)), None)
-            if hit is not None:
-                return hit
-            await asyncio.sleep(0.1)
-        return None
+        return await wait_for(self.events, pred, timeout)
 
     def from_a(self, kind: str) -> int:
         """Frames B received from A's slot of this kind."""
@@ -226,8 +221,12 @@ def test_stt_stopped_the_call_goes_on_and_captions_resume(models_dir: Path,  # n
 
         async def scenario(call: Call) -> dict[str, Any]:
             out: dict[str, Any] = {}
-            await asyncio.sleep(1.5)  # A's stream is open at stt
+            await asyncio.sleep(1.5)
             await asyncio.to_thread(servers[0].__exit__)
+            await asyncio.sleep(1.0)
+            # A is quiet: he holds no stt stream, and nobody is told anything until he talks
+            out["told_while_quiet"] = [e for e in call.events if e["type"] == "captions_status"]
+            call.mic.play(utterance + bytes(48000 * 2 * 2))
             down = await call.wait(lambda e: e["type"] == "captions_status"
                                    and e["state"] == "unavailable", 20)
             out["down"] = down
@@ -238,9 +237,14 @@ def test_stt_stopped_the_call_goes_on_and_captions_resume(models_dir: Path,  # n
             servers.append(await asyncio.to_thread(serve(stt_app(models_dir), port=port).__enter__))
             out["up"] = await call.wait(lambda e: e["type"] == "captions_status"
                                         and e["state"] == "available", 20)
-            call.mic.play(utterance + bytes(48000 * 2 * 2))
-            out["final"] = await call.wait(caption("final"), 40)
-            out["translation"] = await call.wait(caption("translation"), 20)
+            # the sentence A said during the outage was told (unavailable); the one he says
+            # now must be captioned whole (a fragment of the first may come before it: its
+            # stream starts from the newest 3 s kept, at stt's first pause in them)
+            start_ms = call.mic.play(utterance + bytes(48000 * 2 * 2)) * 1000
+            out["final"] = final = await call.wait(lambda e: caption("final")(e)
+                                                   and e["audio_end_ms"] > start_ms, 40)
+            out["translation"] = final and await call.wait(
+                lambda e: caption("translation")(e) and e["segment"] == final["segment"], 20)
             return out
 
         try:
@@ -248,6 +252,7 @@ def test_stt_stopped_the_call_goes_on_and_captions_resume(models_dir: Path,  # n
                                                         "tts": tts.url}, scenario)
         finally:
             servers[-1].__exit__()
+    assert out["told_while_quiet"] == [], out["told_while_quiet"]
     assert out["down"] is not None, "participants were not told that captions paused"
     assert out["down"]["message"] and out["down"]["speaker"]
     video, audio = out["media_during_outage"]

@@ -1,10 +1,12 @@
-"""Admission instead of silent loss (docs/operations.md "Admission"): an stt instance that serves
-as many streams as it recognizes in real time refuses the next one, the room is told that the
-speaker's captions wait (``captions_status: busy``), and they come once the first speaker leaves.
+"""Admission instead of silent loss (docs/operations.md "Admission"): only people who talk take
+stt streams; an stt instance that serves as many streams as it recognizes in real time refuses
+the next one, the room is told that the speaker's captions wait (``captions_status: busy``), and
+they come once the first speaker has gone quiet.
 
 Real parts: a jb-gateway process, the signaling app, an stt (VAD + Whisper tiny.en) configured for
-one stream, tts (joe voice) to speak the sentence, real Redis, real aiortc participants on
-loopback; mt is stopped (captions only). A and B both speak English in one room.
+one stream, tts (joe voice) to speak the sentence, real Redis, real aiortc participants (audio
+only) on loopback; mt is stopped (captions only). A and B speak English in one room where C and D
+only listen.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from jbcalling.stt.app import create_app as create_stt
 from jbcalling.stt.settings import SttSettings
 from jbcalling.tts.app import create_app as create_tts
 from jbcalling.tts.settings import TtsSettings
+from room_events import wait_for
 from speech_fixtures import beckett, models_dir, wer  # noqa: F401
 
 pytestmark = [pytest.mark.models, pytest.mark.usefixtures("loopback_ice")]
@@ -45,30 +48,30 @@ class Speaker:
     def __init__(self, joined: dict[str, Any], gateway: str, room: str) -> None:
         self.pid, self.token = joined["participant_id"], joined["token"]
         self.mic = PcmTrack()
-        self.peer = SyntheticPeer(gateway, room, self.pid, audio=self.mic)
+        self.peer = SyntheticPeer(gateway, room, self.pid, audio=self.mic, camera=False)
         self.events: list[Event] = []
+        self.timed: list[tuple[float, Event]] = []  # the events with the wall time they came
         self.ws: ClientConnection | None = None
         self.reader: asyncio.Future[None] | None = None
 
     async def connect(self, signaling: str, room: str) -> None:
         self.ws = await connect(signaling.replace("http", "ws") + f"/ws/rooms/{room}?token="
                                 + self.token)
-        self.events.extend(await negotiate_over_signaling(self.peer, self.ws))
+        for event in await negotiate_over_signaling(self.peer, self.ws):
+            self._add(event)
         self.reader = asyncio.ensure_future(self._read())
+
+    def _add(self, event: Event) -> None:
+        self.events.append(event)
+        self.timed.append((time.time(), event))
 
     async def _read(self) -> None:
         assert self.ws is not None
         async for raw in self.ws:
-            self.events.append(json.loads(raw))
+            self._add(json.loads(raw))
 
     async def wait(self, pred: Callable[[Event], bool], timeout: float) -> Event | None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            hit = next((e for e in self.events if pred(e)), None)
-            if hit is not None:
-                return hit
-            await asyncio.sleep(0.1)
-        return None
+        return await wait_for(self.events, pred, timeout)
 
     async def leave(self) -> None:
         if self.reader is not None:
@@ -91,6 +94,13 @@ async def streams(stt: str) -> dict[str, Any]:
         return dict((await http.get(stt + "/ready")).json()["load"])
 
 
+async def quiet_s(gateway: str) -> float:
+    """The gateway's count of audio it held no stream for because its participant was quiet."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        return metric((await http.get(gateway + "/metrics")).text,
+                      'jb_gateway_audio_dropped_seconds_total{reason="quiet"}')
+
+
 async def refused(stt: str) -> tuple[Event, int | None]:
     """A stream opened directly while the one place is taken: stt's own refusal."""
     async with connect(stt.replace("http", "ws") + "/v1/stream?lang=en") as ws:
@@ -104,8 +114,12 @@ def metric(text: str, name: str) -> float:
                if line.startswith(name + " ") or line.startswith(name + "{"))
 
 
-def test_a_speaker_beyond_capacity_is_told_busy_and_gets_captions_once_room_frees(
+def test_listeners_take_no_stream_and_a_talker_beyond_capacity_waits_until_the_first_is_quiet(
         models_dir: Path, redis_url: str, serve: Any, tmp_path: Path) -> None:  # noqa: F811
+    """stt's places go to people who talk (gateway/speaker_stream.py): with room for one stream,
+    two silent listeners and a silent Binh take none, An takes the one place when he talks, Binh
+    is told busy when he starts talking (not at join), and gets captions once An has been quiet
+    for the gateway's JB_GATEWAY_STT_QUIET_CLOSE_S (2 s here)."""
     # max_backlog_s: on a loaded machine A's one stream may fall 3 s behind and skip (busy, then
     # available: test below); this test is about B, beyond the capacity
     stt_app = create_stt(SttSettings(models_dir=models_dir, capacity_streams=1, max_backlog_s=10,
@@ -119,7 +133,8 @@ def test_a_speaker_beyond_capacity_is_told_busy_and_gets_captions_once_room_free
         utterance = resample_to_48k(speech.content, int(speech.headers["X-Sample-Rate"]))
         utterance += bytes(48000 * 2 * 2)
         proc, gateway = start_gateway(redis_url, tmp_path / "gateway.log",
-                                      urls={"stt": stt.url, "mt": dead, "tts": tts.url})
+                                      urls={"stt": stt.url, "mt": dead, "tts": tts.url},
+                                      stt_quiet_close_s="2")
         try:
             settings = SignalingSettings(redis_url=redis_url, jwt_secret="k" * 40,
                                          gateway_url=gateway)
@@ -128,29 +143,39 @@ def test_a_speaker_beyond_capacity_is_told_busy_and_gets_captions_once_room_free
             out["metrics"] = httpx.get(gateway + "/metrics", timeout=10).text
         finally:
             stop_gateway(proc)
-    a = out["a"]
+    a, b = out["a"], out["b"]
+    # nobody talked: four participants' audio reached the gateway, and stt had no stream open
+    assert out["silent_load"]["streams"] == 0 and out["silent_quiet_s"] > 2.0, out
     assert out["load"]["capacity_streams"] == 1 and out["load"]["active_streams"] == 1, out["load"]
     assert out["load"]["capacity_source"] == "configured"
     message, code = out["refused"]
     assert code == 1013 and message["code"] == "busy" and message["capacity_streams"] == 1, out
+    events = out["events"]
+    statuses = [(at, e) for at, e in events if e["type"] == "captions_status"]
     busy = out["busy"]
-    assert busy is not None, [e for e in out["events"] if e["type"] == "captions_status"]
+    assert busy is not None, statuses
     assert "capacity" in busy["message"]
-    assert not [e for e in out["events"] if e["type"] == "captions_status"
-                and e["speaker"] == a], "A's captions were never paused"
+    # told when he started talking, not when he joined; nobody else was told anything
+    assert min(at for at, e in statuses if e["speaker"] == b) >= out["b_talks_at"], statuses
+    assert {e["speaker"] for _, e in statuses} == {b}, statuses
+    a_final = next((e for _, e in events if e["type"] == "caption" and e["kind"] == "final"
+                    and e["speaker"] == a), None)
+    assert a_final is not None and wer(SENTENCE, a_final["text"]) <= 0.2, a_final
     assert out["while_busy"] == [], "B had captions while stt had no room for them"
     assert out["available"] is not None, "B was not told that captions came"
     final = out["final"]
     assert final is not None and wer(SENTENCE, final["text"]) <= 0.2, final
     # counted once per wait (not per retry): each time B's status turned busy
-    states = [e["state"] for e in out["events"]
-              if e["type"] == "captions_status" and e["speaker"] == out["b"]]
+    states = [e["state"] for _, e in statuses]
     waits = sum(1 for i, st in enumerate(states) if st == "busy" and
                 (i == 0 or states[i - 1] != "busy"))
     assert metric(out["metrics"], "jb_gateway_captions_busy_total") == waits >= 1, states
-    # B's audio while it waited, beyond the few seconds kept for the replay, is counted
+    # B's audio while it waited, beyond the few seconds kept for the replay, is counted; so is
+    # the audio of everyone while quiet with no stream (listeners: the whole call)
     dropped = metric(out["metrics"], 'jb_gateway_audio_dropped_seconds_total{reason="busy"}')
-    assert dropped > 1.0, dropped
+    assert dropped > 0.3, dropped
+    quiet = metric(out["metrics"], 'jb_gateway_audio_dropped_seconds_total{reason="quiet"}')
+    assert quiet > out["silent_quiet_s"] + 10, quiet
 
 
 async def _scenario(signaling: str, gateway: str, stt: str, utterance: bytes) -> dict[str, Any]:
@@ -159,30 +184,41 @@ async def _scenario(signaling: str, gateway: str, stt: str, utterance: bytes) ->
         room = (await http.post(signaling + "/api/rooms")).json()["room_id"]
         joined = [(await http.post(f"{signaling}/api/rooms/{room}/join", json={
             "name": name, "speak": "en", "captions": "en", "hear_translation": False})).json()
-            for name in ("An", "Binh")]
-    a, b = Speaker(joined[0], gateway, room), Speaker(joined[1], gateway, room)
+            for name in ("An", "Binh", "Cara", "Dung")]
+    people = [Speaker(j, gateway, room) for j in joined]
+    a, b = people[:2]
     out["a"], out["b"] = a.pid, b.pid
+    seen: list[tuple[float, Event]] = []  # Cara's events (a listener), with when they came
     try:
-        await a.connect(signaling, room)
+        for p in people:
+            await p.connect(signaling, room)
+        listener = people[2]
+        await asyncio.sleep(2.0)  # everyone's silence flows to the gateway
+        quiet0 = await quiet_s(gateway)
+        await asyncio.sleep(1.0)
+        out["silent_load"] = await streams(stt)
+        out["silent_quiet_s"] = await quiet_s(gateway) - quiet0
+        a.mic.play(utterance)
         deadline = time.monotonic() + 15
         while (await streams(stt))["active_streams"] < 1 and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
         out["load"] = await streams(stt)
         out["refused"] = await refused(stt)
-        await b.connect(signaling, room)
-        out["busy"] = await b.wait(status(b.pid, "busy"), 15)
-        b.mic.play(utterance)  # heard by nobody: stt has no room for B
-        await asyncio.sleep(len(utterance) / 96000 + 1.0)
-        out["while_busy"] = captions_of(b.events, b.pid)
-        await a.leave()
-        out["available"] = await b.wait(status(b.pid, "available"), 25)
+        out["b_talks_at"] = b.mic.play(utterance)  # heard by nobody: stt has no room for B
+        out["busy"] = await listener.wait(status(b.pid, "busy"), 15)
+        await asyncio.sleep(max(0.0, (b.mic.played_until or 0.0) - time.time()))
+        out["while_busy"] = captions_of(listener.events, b.pid)
+        # An is quiet now: his stream ends 2 s after his last word, and B, who talked within
+        # the last seconds, gets the place at his next retry
+        out["available"] = await listener.wait(status(b.pid, "available"), 25)
         b.mic.play(utterance)
-        out["final"] = await b.wait(lambda e: e["type"] == "caption" and e["kind"] == "final"
-                                    and e["speaker"] == b.pid, 30)
-        out["events"] = list(b.events)
+        out["final"] = await listener.wait(lambda e: e["type"] == "caption"
+                                           and e["kind"] == "final" and e["speaker"] == b.pid, 30)
+        seen = listener.timed
     finally:
-        await b.leave()
-        await a.leave()
+        for p in people:
+            await p.leave()
+    out["events"] = seen
     return out
 
 

@@ -370,7 +370,8 @@ def test_a_stream_opened_mid_speech_starts_at_the_first_pause() -> None:
 def test_the_gateway_tells_the_room_of_a_skip_and_counts_what_it_lost() -> None:
     from prometheus_client import CollectorRegistry, Counter
 
-    from jbcalling.gateway.speaker_stream import Leg, SpeakerStream
+    from jbcalling.gateway.speaker_stream import SpeakerStream
+    from jbcalling.gateway.stt_leg import Leg
 
     registry = CollectorRegistry()
     said: list[Any] = []
@@ -396,9 +397,11 @@ def test_the_gateway_tells_the_room_of_a_skip_and_counts_what_it_lost() -> None:
     assert pipeline.captions_busy._value.get() == 1
     assert pipeline.audio_dropped.labels("backlog")._value.get() == 1.5
     assert pipeline.audio_dropped.labels("to_pause")._value.get() == 0.7
-    # audio the gateway drops while no stream is open: the next stream starts from a pause
+    # audio the gateway drops while no stream is open for a speaker who talked (told busy):
+    # the next stream starts from a pause
     assert not stream.cut
     stream.down, stream.state = True, "busy"
+    stream.wanted.set()
     for _ in range(40):  # 4 s of 100 ms chunks: only the newest 3 s are kept
         stream.push(bytes(3200))
     assert stream.cut and pipeline.audio_dropped.labels("busy")._value.get() == pytest.approx(1.0)

@@ -117,7 +117,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state["taps"] = Taps(asyncio.get_running_loop(), consume)
-        state["pipeline"] = Pipeline(discovery, redis, publish, sfu.speech_targets, registry)
+        state["pipeline"] = Pipeline(discovery, redis, publish, sfu.speech_targets, registry,
+                                     settings.stt_talk_level_dbfs, settings.stt_quiet_close_s)
         log.info("gateway started", extra={"version": settings.version})
         yield
         await sfu.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from typing import TYPE_CHECKING
 
@@ -23,8 +24,7 @@ STATUS_REPEAT_S = 10.0
 RETRY_FIRST_S = 0.25  # reconnect backoff: first wait,
 RETRY_TALKING_S = 0.5  # longest wait while the speaker talks (a sentence must not wait for us),
 RETRY_QUIET_S = 5.0  # longest wait while they are quiet
-TALKING_PEAK = 500  # an int16 chunk peaking above this is speech, for the backoff
-TALKING_RECENT_S = 5.0  # the speaker counts as talking this long after their last loud chunk
+TALKING_RECENT_S = 5.0  # the speaker counts as talking this long after they last talked
 STATUS_MESSAGES = {
     "unavailable": "captions paused: speech recognition is unavailable; they resume when it is "
                    "back",
@@ -46,11 +46,13 @@ class SpeakerStatus:
         self.dropped_logged = -STATUS_REPEAT_S
         self.delay = RETRY_FIRST_S  # reconnect backoff
         self.last_report = 0.0
-        self.talked_at = -TALKING_RECENT_S  # monotonic time of the last loud chunk while down
-        self.talk_started = asyncio.Event()  # the speaker began talking while stt was away
+        self.talked_at = -math.inf  # monotonic time they last talked (gateway/speech_gate.py)
+        self.talk_started = asyncio.Event()  # they began talking after TALKING_RECENT_S quiet
 
     def dropped(self, reason: str, seconds: float) -> None:
         self.p.audio_dropped.labels(reason).inc(seconds)
+        if reason == "quiet":  # not speech: counted, never logged (listeners are quiet all along)
+            return
         self.dropped_s += seconds
         if time.monotonic() - self.dropped_logged >= STATUS_REPEAT_S:
             log.warning("speaker audio dropped", extra={

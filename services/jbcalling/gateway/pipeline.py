@@ -1,7 +1,9 @@
 """The data path of one spoken sentence, inside the gateway - the one place it is written down:
 
     speaker's Opus      -> tap.Taps: decoded once, 16 kHz mono s16le           (tap.py)
-    -> SpeakerStream    -> stt ``WS /v1/stream?lang=<speaks>``, sticky per speaker
+    -> TalkGate         -> does the participant talk? (level over 160 ms)  (speech_gate.py)
+    -> SpeakerStream    -> stt ``WS /v1/stream?lang=<speaks>``, sticky per speaker, open while
+                           they talk                                        (speaker_stream.py)
     -> partial          -> caption(kind=partial)  -> Redis room events -> signaling -> browsers
     -> final            -> caption(kind=final)    (the original, at once)
                         -> mt ``POST /v1/translate`` -> caption(kind=translation), transcript
@@ -10,17 +12,28 @@
                            (translated_speech.py) -> SpeechTrack of each listener who hears
                            that language (speech_track.py)
 
-Degradations (the events: jbcalling/common/protocol.py, described in docs/protocol.md): stt down -> a
-``captions_status`` event with ``state: unavailable`` (repeated every ``STATUS_REPEAT_S`` for
-late joiners while it lasts), the call goes on, the speaker's newest audio is kept, the stream
-reconnects (every 0.5 s at most while the speaker talks, backing off to 5 s in silence; to a
-healthy instance or the one it used, which answers after a restart before Consul says so) and
-``state: available`` says captions are back; stt at capacity (every instance refused the
-stream with ``busy``, or the instance closed it with ``busy`` because it lags and this stream is
-among its newest) -> the same with ``state: busy``, retried the same way, so captions start when
-an instance has room (admission: docs/operations.md "Admission"); the stream fell behind (stt
-``skipped``: it dropped what waited and recognizes again from the next pause) -> ``state: busy``
-until stt says ``resumed``, then ``available``; mt down -> the translation caption carries
+stt's places go to people who talk, not to everyone whose audio is tapped: a participant's
+stream opens when they talk (the level of their last 160 ms above ``stt_talk_level_dbfs``),
+and the half second of audio before that is sent first so that the first word is whole; it
+ends (``{"type": "end"}``, its last results still published) after ``stt_quiet_close_s``
+without speech (a speaker pausing between sentences keeps it; a muted one, who sends nothing,
+does not). A quiet participant's audio, beyond that half second, is dropped and counted
+(``quiet``); a listener never talks, so takes no place and is never told anything about stt.
+
+Degradations (the events: jbcalling/common/protocol.py, described in docs/protocol.md), said of
+a participant who talks (a quiet one has no stream, so hears of stt when they start talking):
+stt down -> a ``captions_status`` event with ``state: unavailable`` (repeated every
+``STATUS_REPEAT_S`` for late joiners while it lasts), the call goes on, the speaker's newest
+audio is kept, the stream reconnects (every 0.5 s at most while the speaker talks, backing off
+to 5 s in silence; to a healthy instance or the one it used, which answers after a restart
+before Consul says so) and ``state: available`` says captions are back (retried even once the
+speaker is quiet, so that the room hears it; the stream of a quiet speaker then ends at once);
+stt at capacity (every instance refused the stream with ``busy``, or the instance closed it with
+``busy`` because it lags and this stream is among its newest) -> the same with ``state: busy``,
+retried the same way, so captions start when an instance has room (admission:
+docs/operations.md "Admission"); the stream fell behind (stt ``skipped``: it dropped what
+waited and recognizes again from the next pause) -> ``state: busy`` until stt says
+``resumed``, then ``available``; mt down -> the translation caption carries
 ``translation_error`` and no translation; tts down -> captions only, and a ``speech_status``
 event (``state: unavailable``) to the listeners who asked to hear the translation.
 
@@ -40,9 +53,12 @@ Audio is dropped only where counted (``jb_gateway_audio_dropped_seconds_total{re
 said: the oldest audio held while no stream is open (reason ``unavailable``, ``busy``, or
 ``opening``: a stream being opened), what stt dropped when the stream fell behind (``backlog``,
 stt's ``dropped_s``) and passed over to reach the next pause (``to_pause``); the room hears of
-them by ``captions_status``, the log of each (at most every ``STATUS_REPEAT_S``). A stream opened
-after audio was dropped starts mid-speech: it is opened with ``from_pause=1`` (stt recognizes
-from the first pause on), so that no caption comes from a sentence cut at its start.
+them by ``captions_status``, the log of each (at most every ``STATUS_REPEAT_S``). The audio of
+a participant who does not talk is counted (``quiet``), neither said nor logged: it is not
+speech. A stream opened after audio was dropped while it was wanted starts mid-speech: it is
+opened with ``from_pause=1`` (stt recognizes from the first pause on), so that no caption comes
+from a sentence cut at its start (the pause is the one stt's VAD finds: a stream that starts in
+a sentence's last words may still caption the last of them; seen once in a test, "week.").
 """
 
 from __future__ import annotations
@@ -66,8 +82,10 @@ from jbcalling.common.protocol import (
     other,
     room_key,
 )
-from jbcalling.gateway.speaker_stream import SpeakerStream, now_ms
+from jbcalling.gateway.speaker_stream import QUIET_CLOSE_S, SpeakerStream
+from jbcalling.gateway.speech_gate import TALK_LEVEL_DBFS, TalkGate
 from jbcalling.gateway.speech_track import SpeechTrack
+from jbcalling.gateway.stt_leg import now_ms
 from jbcalling.gateway.translated_speech import TranslatedSpeech
 
 log = logging.getLogger("jbcalling.gateway.pipeline")
@@ -76,13 +94,17 @@ log = logging.getLogger("jbcalling.gateway.pipeline")
 class Pipeline:
     def __init__(self, discovery: Discovery, redis: aioredis.Redis, publish: Publish,
                  speech_targets: Callable[[str], dict[str, SpeechTrack]],
-                 registry: CollectorRegistry | None = None) -> None:
+                 registry: CollectorRegistry | None = None,
+                 talk_level_dbfs: float = TALK_LEVEL_DBFS,
+                 quiet_close_s: float = QUIET_CLOSE_S) -> None:
+        self.talk_level_dbfs, self.quiet_close_s = talk_level_dbfs, quiet_close_s
         registry = registry if registry is not None else CollectorRegistry()
         self.captions_busy = Counter("jb_gateway_captions_busy", "Speakers told their captions "
                                      "wait for stt capacity (captions_status busy)",
                                      registry=registry)
         self.audio_dropped = Counter("jb_gateway_audio_dropped_seconds", "Speakers' audio not "
-                                     "recognized, by reason (unavailable, busy, opening, backlog)",
+                                     "recognized, by reason (unavailable, busy, opening, backlog, "
+                                     "to_pause; quiet: not talking, no stream open)",
                                      ["reason"], registry=registry)
         self.discovery = discovery
         self.redis = redis
@@ -99,10 +121,11 @@ class Pipeline:
         task.add_done_callback(self.background.discard)
 
     def audio(self, room: str, pid: str, pcm16k: bytes) -> None:
-        """Called on the event loop with each chunk of a speaker's 16 kHz audio."""
+        """Called on the event loop with each chunk of a participant's 16 kHz audio."""
         stream = self.streams.get((room, pid))
         if stream is None:
-            stream = self.streams[(room, pid)] = SpeakerStream(self, room, pid)
+            stream = self.streams[(room, pid)] = SpeakerStream(
+                self, room, pid, TalkGate(self.talk_level_dbfs), self.quiet_close_s)
             stream.start()
         stream.push(pcm16k)
 

@@ -20,6 +20,12 @@ class GatewaySettings(ServiceSettings):
     stt_url: str = Field("", description="stt base URL; empty: a healthy instance from Consul.")
     mt_url: str = Field("", description="mt base URL; empty: from Consul.")
     tts_url: str = Field("", description="tts base URL; empty: from Consul.")
+    stt_talk_level_dbfs: float = Field(-40.0, le=0, description="A participant talks, and their "
+                                       "stt stream opens, when half of their last 160 ms of "
+                                       "audio is above this level (RMS, dBFS).")
+    stt_quiet_close_s: float = Field(20.0, gt=0, description="A participant's stt stream ends "
+                                     "after this long without speech (its place goes to the "
+                                     "next speaker).")
     api_token: str = Field("", description="Shared token signaling presents (X-JB-Gateway-Token); "
                            "from Nomad Variable nomad/jobs (gateway_token). Empty: no check.")
     require_api_token: bool = Field(False, description="Refuse to start without api_token (the "

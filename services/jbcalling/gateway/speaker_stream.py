@@ -1,5 +1,6 @@
-"""One speaker's stream to stt: the audio in, the results out as captions, the reconnects and
-hand-overs (the data path and its guarantees: gateway/pipeline.py's docstring)."""
+"""One participant's stream to stt: opened when they talk and ended after a long quiet stretch,
+the audio in, the results out as captions, the reconnects and hand-overs (the data path and its
+guarantees: gateway/pipeline.py's docstring)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,17 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import redis.asyncio as aioredis
 from websockets.asyncio.client import connect
 from websockets.exceptions import WebSocketException
 
 from jbcalling.common.discovery import NoInstance
 from jbcalling.common.protocol import Caption, Participant, other, room_key
-from jbcalling.gateway.captions_status import TALKING_PEAK, TALKING_RECENT_S, SpeakerStatus
+from jbcalling.gateway.captions_status import TALKING_RECENT_S, SpeakerStatus
+from jbcalling.gateway.speech_gate import PREROLL_BYTES, TalkGate
+from jbcalling.gateway.stt_leg import BYTES_PER_S, Busy, Leg, now_ms
 
 if TYPE_CHECKING:
     from jbcalling.gateway.pipeline import Pipeline
@@ -34,57 +35,30 @@ MAX_BUFFER_BYTES = 16000 * 2 * 3
 OPEN_TIMEOUT_S = 5.0  # opening a stream to a healthy instance
 UNLISTED_TIMEOUT_S = 2.0  # ... to the instance the stream used, not (yet) healthy in Consul
 REFRESH_S = 0.5  # every speaker's stream fails at once when stt stops: one Consul query for all
-HANDOVER_FROM = 0.9  # of stt's max_session_s: hand over at the next pause between utterances,
-HANDOVER_LAST_S = 2.0  # and at the latest this long before stt would cut the stream
-BYTES_PER_S = 32000  # 16 kHz s16le
 # How often a speaker's stream checks the language they speak (the participant record in Redis,
 # changed by signaling on a `settings` message): a change hands the stream over to a new one in
 # the new language, like the session limit does, so the next caption is in the new language.
 SPEAK_CHECK_S = 1.0
+# A participant's stream ends after this long without speech (JB_GATEWAY_STT_QUIET_CLOSE_S):
+# long enough that a speaker pausing between sentences keeps their place, short enough that
+# someone who stopped talking gives it to the next speaker within a sentence or two.
+QUIET_CLOSE_S = 20.0
 STT_END = '{"type": "end"}'  # stt's own control message (stt/app.py), not a room event
 BUSY_CODES = ("busy", "backlog")  # stt's refusals for lack of capacity (stt/app.py)
 
 
-class Busy(Exception):
-    """Every stt instance refused the stream for lack of capacity."""
-
-
-@dataclass
-class Leg:
-    """One stt stream of a speaker: its segments are ``<epoch>:<n>``, its times count from the
-    wall time of its first sample."""
-
-    epoch: int
-    error: str = ""  # the code of stt's error message, if it sent one
-    max_bytes: int = 0  # stt's max_session_s in bytes (0: no limit announced)
-    sent: int = 0
-    started_wall_ms: int = 0
-    talking: bool = False  # a partial came and its final not yet
-    closed: str = ""  # the reason stt gave when it closed the stream at a limit
-    switch: bool = False  # the speaker changed the language they speak: hand over at once
-    # a stable partial's text -> its translation, asked before the final came
-    early: dict[str, asyncio.Future[tuple[str, str]]] = field(default_factory=dict)
-
-    def hand_over(self) -> bool:
-        if self.switch:
-            return True
-        if not self.max_bytes:
-            return False
-        if self.sent >= self.max_bytes - min(HANDOVER_LAST_S * BYTES_PER_S, self.max_bytes / 20):
-            return True
-        return self.sent >= self.max_bytes * HANDOVER_FROM and not self.talking
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-
 class SpeakerStream(SpeakerStatus):
-    """One speaker's sticky stream to an stt instance; reconnects when it drops."""
+    """One participant's sticky stream to an stt instance, open while they talk; reconnects
+    when it drops."""
 
-    def __init__(self, pipeline: Pipeline, room: str, pid: str) -> None:
+    def __init__(self, pipeline: Pipeline, room: str, pid: str, gate: TalkGate | None = None,
+                 quiet_close_s: float = QUIET_CLOSE_S) -> None:
         super().__init__(pipeline, room, pid)
+        self.gate = gate or TalkGate()
+        self.quiet_close_s = quiet_close_s
+        # set when the participant talks; cleared while they are quiet with no stream (their
+        # audio is then kept only for PREROLL_BYTES, the rest dropped as "quiet")
+        self.wanted = asyncio.Event()
         # (PCM, wall ms when it arrived): a replay after an outage keeps its place in time
         self.queue: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
         self.queued = 0
@@ -101,18 +75,27 @@ class SpeakerStream(SpeakerStatus):
         self.queue.put_nowait((pcm, now_ms()))
         self.audio_came.set()
         self.queued += len(pcm)
-        if self.down and np.abs(np.frombuffer(pcm, np.int16).astype(np.int32)).max(
-                initial=0) > TALKING_PEAK:
+        if self.gate.loud(pcm):
             now = time.monotonic()
             if now - self.talked_at >= TALKING_RECENT_S:
                 self.talk_started.set()
             self.talked_at = now
-        while self.queued > MAX_BUFFER_BYTES:  # no stream open: keep only the latest audio
+            self.wanted.set()
+        wanted = self.wanted.is_set()
+        # no stream open: keep only the latest audio (quiet: the half second before a word)
+        while self.queued > (MAX_BUFFER_BYTES if wanted else PREROLL_BYTES):
             lost = len(self.queue.get_nowait()[0])
             self.queued -= lost
+            if not wanted:  # not speech: the next stream need not start from a pause
+                self.dropped("quiet", lost / BYTES_PER_S)
+                continue
             self.cut = True
             self.dropped(("busy" if self.state == "backlog" else self.state) if self.down
                          else "opening", lost / BYTES_PER_S)
+
+    def quiet_for(self) -> float:
+        """Seconds since the participant last talked."""
+        return time.monotonic() - self.talked_at
 
     async def stop(self) -> None:
         if self.task:
@@ -123,6 +106,11 @@ class SpeakerStream(SpeakerStatus):
     async def _run(self) -> None:
         me: Participant | None = None
         while True:
+            # A quiet participant holds no stream; one whose captions were said to be paused is
+            # retried even when quiet, so that the room hears when they are back.
+            if not self.down and self.quiet_for() >= self.quiet_close_s:
+                self.wanted.clear()
+                await self.wanted.wait()
             try:  # the speaker's settings; on a Redis hiccup the last ones known
                 me = (await self.p.people(self.room)).get(self.pid)
             except (aioredis.RedisError, OSError) as exc:
@@ -135,7 +123,7 @@ class SpeakerStream(SpeakerStatus):
                 leg = Leg(self.epoch)
                 await self._result(ready, me, lang, leg)
                 if await self._session(ws, me, lang, leg):
-                    continue  # handed over: the next stream opens at once
+                    continue  # handed over (the next stream opens at once), or quiet
                 if leg.closed == "idle":  # no audio came for a while: wait for some
                     self.audio_came.clear()
                     if self.queue.empty():
@@ -202,11 +190,19 @@ class SpeakerStream(SpeakerStatus):
         raise NoInstance("; ".join(errors) or "no healthy stt instance in Consul")
 
     async def _session(self, ws: Any, me: Participant | None, lang: str, leg: Leg) -> bool:
-        """Send the speaker's audio on ``ws`` and publish its results; True when the stream
-        handed over (its last results come in the background), False when stt closed it."""
+        """Send the speaker's audio on ``ws`` and publish its results; True when the gateway
+        ended the stream (hand-over, or the speaker was quiet for ``quiet_close_s``: its last
+        results come in the background), False when stt closed it."""
         async def send() -> None:
-            while not leg.hand_over():  # checked before taking a chunk: none is lost
-                chunk, arrived_ms = await self.queue.get()
+            # checked before taking a chunk: none is lost
+            while not leg.hand_over() and self.quiet_for() < self.quiet_close_s:
+                if self.queue.empty():  # a muted participant sends nothing: the quiet still ends
+                    self.audio_came.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.audio_came.wait(),
+                                               self.quiet_close_s - self.quiet_for() + 0.05)
+                    continue
+                chunk, arrived_ms = self.queue.get_nowait()
                 self.queued -= len(chunk)
                 if not leg.started_wall_ms:  # 32 bytes a millisecond
                     leg.started_wall_ms = arrived_ms - len(chunk) // 32
@@ -231,6 +227,10 @@ class SpeakerStream(SpeakerStatus):
         try:
             await asyncio.wait({sender, receiver}, return_when=asyncio.FIRST_COMPLETED)
             if sender.done() and sender.exception() is None and not receiver.done():
+                if not leg.hand_over():
+                    log.info("speaker quiet; their stt stream ends", extra={
+                        "room": self.room, "speaker": self.pid,
+                        "quiet_s": round(self.quiet_for(), 1)})
                 await ws.send(STT_END)  # stt flushes, then closes
                 self.p.spawn(self._drain(ws, receiver))
                 return True

@@ -2,8 +2,11 @@
 capacity (capacity.py) follows what the workers observed, and when the instance lags (over
 capacity in fact) the newest talking streams beyond what it keeps are shed (closed with ``busy``
 at their next frame, stt/app.py) so that the older ones keep real-time captions; quiet streams
-(listeners) cost next to nothing and stay. The gateway tells the shed speakers' rooms ``busy``
-and retries (gateway/pipeline.py)."""
+cost next to nothing and stay. The gateway opens streams only for people who talk and ends them
+after a long quiet stretch (gateway/speaker_stream.py), but a speaker between sentences keeps
+theirs, quiet, for up to that long: "talking" (speech in the last ``TALKED_S``) still chooses
+whom to close. The gateway tells the shed speakers' rooms ``busy`` and retries
+(gateway/pipeline.py)."""
 
 from __future__ import annotations
 

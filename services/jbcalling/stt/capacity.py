@@ -29,7 +29,8 @@ The figure decides admission (new streams beyond it are refused ``busy``). Open 
 closed only when the instance is over capacity in fact, i.e. lagging, and only talking ones
 (``over``: the talking streams it keeps, one fewer than talk; stt/admission.py closes the newest
 beyond it): a quiet stream costs next to nothing, so closing it would not help, and the factor
-counts every stream as a speaker talking non-stop while most open streams are quiet listeners.
+counts every stream as a speaker talking non-stop while speakers pause (and clients other than
+the gateway, which opens streams only for people who talk, may hold quiet ones).
 One talking stream that lags alone is not closed: it skips (stt/backend.py). A configured
 capacity does not move.
 """
