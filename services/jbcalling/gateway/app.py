@@ -9,7 +9,6 @@ alerts read it (docs/operations.md, "Metrics").
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import re
@@ -97,8 +96,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     def consume(room: str, pid: str, pcm: bytes) -> None:
         pipeline = state.get("pipeline")
-        # checked again here, on the loop: audio decoded just before a mute must not reach stt
-        if pipeline is not None and not sfu.is_muted(room, pid):
+        if pipeline is not None:  # (a muted participant's audio never reaches here: sfu.py)
             pipeline.audio(room, pid, pcm)
 
     sfu = Sfu(settings.max_rooms, settings.max_peers, publish,
@@ -116,7 +114,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state["taps"] = Taps(asyncio.get_running_loop(), consume)
+        state["taps"] = Taps(consume)
         state["pipeline"] = Pipeline(discovery, redis, publish, sfu.speech_targets, registry,
                                      settings.stt_talk_level_dbfs, settings.stt_quiet_close_s)
         log.info("gateway started", extra={"version": settings.version})

@@ -9,8 +9,9 @@ speech track, and forwards media at the RTP level through these private parts of
   legs (:class:`Leg`), then to aiortc's own handler, which keeps what an SFU owes the publisher
   (receiver reports, NACKs for lost packets, REMB paced by :class:`RembPacing`). For video
   that handler's jitter buffer (``__jitter_buffer``) is replaced by one that never completes a
-  frame: no frame, no decoder. Audio still goes through it into a decoder thread, once per speaker, for
-  the speech tap (gateway/tap_decoding.py, installed as ``rtcrtpreceiver.get_decoder``);
+  frame: no frame, no decoder. Audio still goes through it, and each complete frame is decoded
+  once per speaker, on the event loop, for the speech tap (gateway/tap_decoding.py replaces
+  the receiver's ``__decoder_queue``; its decoder thread only waits to be ended);
 - each subscriber slot's ``RTCRtpSender`` runs on an :class:`IdleTrack` (its RTP loop never
   sends) while its RTCP loop keeps sending sender reports from the counters a leg updates
   (``__packet_count``, ``__octet_count``, ``__rtp_timestamp``, ``__ntp_timestamp``). The leg's
@@ -65,11 +66,15 @@ NEEDED = {
                                                   "_RTCRtpReceiver__codecs",
                                                   "_RTCRtpReceiver__rtx_ssrc",
                                                   "_RTCRtpReceiver__decoder_thread",
+                                                  "_RTCRtpReceiver__decoder_queue",
                                                   "_RTCRtpReceiver__remote_bitrate_estimator"],
+    # gateway/tap_decoding.InlineDecoding: frames put in the queue, None to end the thread
+    (rtcrtpreceiver.RTCRtpReceiver, "_RTCRtpReceiver__stop_decoder"): [
+        "_RTCRtpReceiver__decoder_queue"],
     (rtcrtpreceiver.RTCRtpReceiver, "_send_rtcp_pli"): ["_send_rtcp"],
     (rtcrtpreceiver.RTCRtpReceiver, "_handle_rtp_packet"): [
         "_RTCRtpReceiver__jitter_buffer", "_RTCRtpReceiver__nack_generator",
-        "_RTCRtpReceiver__remote_bitrate_estimator"],
+        "_RTCRtpReceiver__remote_bitrate_estimator", "_RTCRtpReceiver__decoder_queue"],
     (rtcrtpsender.RTCRtpSender, "_run_rtcp"): ["_RTCRtpSender__packet_count",
                                                "_RTCRtpSender__octet_count",
                                                "_RTCRtpSender__rtp_timestamp",

@@ -241,9 +241,9 @@ class Sfu:
         peer.receivers[track.kind] = receiver
         if track.kind == "audio":
             def tap(frame: av.AudioFrame) -> None:
-                if peer.id not in room.muted:  # (a decoder thread: a set lookup, no lock needed)
+                if peer.id not in room.muted:
                     self.tap(room.id, peer.id, frame)
-            tap_decoding.bind_tap(receiver, tap)
+            tap_decoding.decode_on_loop(receiver, tap)
         kind = track.kind
         rtp_forward.forward_from(receiver, kind, lambda: room.sinks(peer.id, kind))
 
@@ -339,10 +339,6 @@ class Sfu:
     def has_peer(self, room_id: str, pid: str) -> bool:
         room = self.rooms.get(room_id)
         return room is not None and pid in room.peers
-
-    def is_muted(self, room_id: str, pid: str) -> bool:
-        room = self.rooms.get(room_id)
-        return room is not None and pid in room.muted
 
     def speech_targets(self, room_id: str) -> dict[str, SpeechTrack]:
         room = self.rooms.get(room_id)

@@ -1,17 +1,22 @@
-"""Decoding each speaker's audio once, for the speech tap only (gateway/rtp_forward.py installs
-:func:`get_decoder` as aiortc's ``rtcrtpreceiver.get_decoder`` in the gateway process).
+"""Decoding each speaker's audio once, for the speech tap only, on the event loop.
 
 Forwarding never decodes: video receivers get a decoder that is never fed (their jitter buffer
-never completes a frame), and an audio receiver's decoder thread hands its frames to the tap
-bound to that receiver, never to the receiver's track (no one reads it). A silent packet (cut
-to its TOC byte by the forwarding hook) becomes zeros of its duration, undecoded.
+never completes a frame, gateway/rtp_forward.py). An audio receiver's complete frames, which
+aiortc 1.16 hands to a decoder thread through a queue (``__decoder_queue``), are decoded at the
+moment they are queued instead (:func:`decode_on_loop`), and go to the tap bound to that
+receiver, never to the receiver's track (no one reads it). Handing each 20 ms frame to a thread
+cost more than decoding it: in a profile of 6 participants the queue's condition variable
+alone took 5 % of the event loop (docs/runbook.md, "Gateway vs Janus"), and each decoded frame
+came back through ``call_soon_threadsafe``. A silent packet (cut to its TOC byte by the
+forwarding hook) becomes zeros of its duration, undecoded; an Opus decode of 20 ms takes tens
+of microseconds.
 """
 
 from __future__ import annotations
 
 import fractions
 import logging
-import threading
+import queue
 from collections.abc import Callable
 from typing import Any
 
@@ -25,35 +30,23 @@ from jbcalling.gateway.forward_stats import opus_samples
 
 log = logging.getLogger("jbcalling.gateway.tap_decoding")
 AUDIO_TIME_BASE = fractions.Fraction(1, 48000)
-_tap_lock = threading.Lock()
-_taps: dict[Any, Callable[[av.AudioFrame], None]] = {}  # receiver -> the speaker's tap
-
-
-def bind_tap(receiver: Any, callback: Callable[[av.AudioFrame], None]) -> None:
-    """Send the decoded audio of ``receiver`` to ``callback`` (in its decoder thread)."""
-    with _tap_lock:
-        _taps[receiver] = callback
-
-
-def unbind_tap(receiver: Any) -> None:
-    with _tap_lock:
-        _taps.pop(receiver, None)
+Tap = Callable[[av.AudioFrame], None]
 
 
 class TapOpusDecoder:
     """Decodes a speaker's Opus for the tap only (forwarding never needs it); a DTX-sized or
     silent packet (cut to its TOC byte by the hook) becomes zeros of its duration, undecoded."""
 
-    def __init__(self) -> None:
+    def __init__(self, tap: Tap | None) -> None:
         self.real = aiortc_get_decoder(RTCRtpCodecParameters(mimeType="audio/opus",
                                                              clockRate=48000, channels=2))
-        self.tap: Callable[[av.AudioFrame], None] | None = None
+        self.tap = tap
         stats.tap_frames["decoders"] += 1
 
-    def decode(self, encoded_frame: JitterFrame) -> list[av.AudioFrame]:
-        tap = self.tap = self.tap or _tap_for_this_thread()
+    def decode(self, encoded_frame: JitterFrame) -> None:
+        tap = self.tap
         if tap is None:
-            return []
+            return
         data = encoded_frame.data
         if len(data) <= 2:
             stats.tap_frames["silent"] += 1
@@ -63,35 +56,60 @@ class TapOpusDecoder:
             frame.sample_rate, frame.pts = 48000, encoded_frame.timestamp
             frame.time_base = AUDIO_TIME_BASE
             tap(frame)
-            return []
+            return
         stats.tap_frames["decoded"] += 1
         try:
             for decoded in self.real.decode(encoded_frame):
                 tap(decoded)  # type: ignore[arg-type]  # Opus decodes to AudioFrames
         except av.FFmpegError as exc:  # a bad frame costs the tap one frame, not the call
             log.warning("tap decode failed: %s", exc)
-        return []  # nothing reaches the receiver's track: no one reads it
 
 
-def _tap_for_this_thread() -> Callable[[av.AudioFrame], None] | None:
-    # Each receiver runs its decoder in a thread of its own (aiortc 1.16, private attribute).
-    me = threading.current_thread()
-    with _tap_lock:
-        for receiver, callback in _taps.items():
-            if getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is me:
-                return callback
-    return None
+class InlineDecoding:
+    """Stands in for an audio receiver's decoder queue: a frame put in it is decoded at once,
+    on the event loop. aiortc's decoder thread still waits on the receiver's own queue, which
+    receives only the ``None`` that ends it when the receiver stops (whether the thread was
+    started with that queue or with this object)."""
+
+    def __init__(self, thread_queue: queue.Queue[Any], tap: Tap | None) -> None:
+        self.thread_queue = thread_queue
+        self.decoder = TapOpusDecoder(tap)
+
+    def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
+        if item is None:
+            self.thread_queue.put(None)
+            return
+        codec, frame = item
+        if codec.mimeType.lower() == "audio/opus":
+            self.decoder.decode(frame)
+
+    def get(self) -> Any:
+        return self.thread_queue.get()
 
 
-class _NoVideoDecoder:
+def decode_on_loop(receiver: Any, tap: Tap) -> None:
+    """Decode ``receiver``'s audio on the event loop and send it to ``tap``."""
+    current = receiver._RTCRtpReceiver__decoder_queue
+    if isinstance(current, InlineDecoding):
+        current.decoder.tap = tap
+        return
+    receiver._RTCRtpReceiver__decoder_queue = InlineDecoding(current, tap)
+
+
+def unbind_tap(receiver: Any) -> None:
+    """No more audio of ``receiver`` reaches its tap (the participant left)."""
+    current = getattr(receiver, "_RTCRtpReceiver__decoder_queue", None)
+    if isinstance(current, InlineDecoding):
+        current.decoder.tap = None
+
+
+class _NeverFed:
     def decode(self, encoded_frame: JitterFrame) -> list[Any]:
-        stats.tap_frames["video_frames_decoded"] += 1  # never: video skips the jitter buffer
+        stats.tap_frames["thread_frames_decoded"] += 1  # never: see the module docstring
         return []
 
 
 def get_decoder(codec: RTCRtpCodecParameters) -> Any:
-    if codec.mimeType == "audio/opus":
-        return TapOpusDecoder()
-    if codec.mimeType.startswith("video"):
-        return _NoVideoDecoder()
-    return aiortc_get_decoder(codec)
+    """aiortc's decoder threads get decoders that are never fed: video skips the jitter buffer
+    and audio is decoded on the loop."""
+    return _NeverFed()
