@@ -15,6 +15,7 @@ process's CPU (utime+stime) per stream-second; then the median ratio gateway / J
 
     .venv/bin/python benchmarks/gateway_vs_janus.py [--participants 4 6] [--seconds 30]
         [--runs 3] [--label NAME] [--gateway-commit REV [REV ...]] [--client-processes 2]
+        [--client-nice 0]
 
 Needs root (network namespace), iproute2, redis-server; installs Janus with apt when missing.
 Saves benchmarks/results/gateway_vs_janus[-NAME].json.
@@ -111,7 +112,7 @@ def one_run(sfu: str, n: int, ns: Netns, tmp: Path, frames: list[bytes],
     try:
         wait_http(ready, proc, log, sfu)
 
-        clients = Clients(args.client_processes, ns.host_ip, frames)
+        clients = Clients(args.client_processes, ns.host_ip, frames, args.client_nice)
         try:
             share = clients.share(n)
             if sfu == "janus":
@@ -186,6 +187,10 @@ def main() -> None:
     parser.add_argument("--netns", default="jb-sfubench", help="network namespace name")
     parser.add_argument("--client-processes", type=int, default=2, help="worker processes "
                         "the participants are spread over (one cannot receive 30 streams)")
+    parser.add_argument("--client-nice", type=int, default=0, choices=range(0, 20),
+                        metavar="0-19", help="niceness of the participants' workers: with 10, "
+                        "the SFU measured (either one) gets the CPU first, as on a media node "
+                        "that does not also run its participants")
     parser.add_argument("--janus-subscriber", choices=["per-feed", "one"], default="per-feed",
                         help="Janus subscribers: a connection per remote feed, or one for all "
                         "(multistream, one socket per participant like the gateway)")
@@ -230,7 +235,7 @@ def main() -> None:
     summary = [sfu_stats.ratios(runs, n, g) for n in args.participants for g in gateways]
     result = {"gateways": {g: what for g, (what, _) in gateways.items()}, "janus": janus_version,
               "participants": args.participants, "seconds": args.seconds, "warmup": args.warmup,
-              "client_processes": args.client_processes,
+              "client_processes": args.client_processes, "client_nice": args.client_nice,
               "janus_subscriber": args.janus_subscriber, "loadavg_start": load_start,
               "loadavg_end": os.getloadavg(), "cpus": os.cpu_count(), "runs": runs,
               "ratios": summary,

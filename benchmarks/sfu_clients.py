@@ -178,8 +178,11 @@ async def _janus_connection(load: Load, i: int, group: list[int], others: dict[i
                                    "trickle": False})
 
 
-def worker(conn: Connection, host_ip: str, frames: list[bytes]) -> None:
-    """A worker process: receivers that do not decode, ICE only on the veth address."""
+def worker(conn: Connection, host_ip: str, frames: list[bytes], nice: int = 0) -> None:
+    """A worker process: receivers that do not decode, ICE only on the veth address; ``nice``
+    added to its scheduling niceness (the load generators yield the CPU to the SFU measured)."""
+    if nice:
+        os.nice(nice)
     gf.install_receivers()
     ice.use_host_addresses([host_ip])
     asyncio.run(_serve(conn, Load(frames)))
@@ -211,12 +214,13 @@ async def _serve(conn: Connection, load: Load) -> None:
 class Clients:
     """K worker processes; :meth:`call` sends one command per worker and waits for all."""
 
-    def __init__(self, k: int, host_ip: str, frames: list[bytes]) -> None:
+    def __init__(self, k: int, host_ip: str, frames: list[bytes], nice: int = 0) -> None:
         ctx = multiprocessing.get_context("spawn")  # no inherited event loop or threads
         self.conns, self.procs = [], []
         for _ in range(k):
             mine, theirs = ctx.Pipe()
-            proc = ctx.Process(target=worker, args=(theirs, host_ip, frames), daemon=True)
+            proc = ctx.Process(target=worker, args=(theirs, host_ip, frames, nice),
+                               daemon=True)
             proc.start()
             self.conns.append(mine)
             self.procs.append(proc)
