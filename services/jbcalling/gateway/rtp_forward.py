@@ -74,8 +74,7 @@ NEEDED = {
     (rtcrtpreceiver.RTCRtpReceiver, "_send_rtcp_pli"): ["_send_rtcp"],
     (rtcrtpreceiver.RTCRtpReceiver, "_handle_rtp_packet"): [
         "_RTCRtpReceiver__jitter_buffer", "_RTCRtpReceiver__nack_generator",
-        "_RTCRtpReceiver__remote_bitrate_estimator", "_RTCRtpReceiver__decoder_queue",
-        "depayload"],
+        "_RTCRtpReceiver__remote_bitrate_estimator", "_RTCRtpReceiver__decoder_queue"],
     (rtcrtpsender.RTCRtpSender, "_run_rtcp"): ["_RTCRtpSender__packet_count",
                                                "_RTCRtpSender__octet_count",
                                                "_RTCRtpSender__rtp_timestamp",
@@ -101,8 +100,7 @@ def check() -> None:
         code = getattr(getattr(cls, method, None), "__code__", None)
         have = set(code.co_names) if code is not None else set()
         missing += [f"{cls.__name__}.{method} uses {n}" for n in names if n not in have]
-    for module, name in ((rtcrtpreceiver, "get_decoder"), (rtcrtpreceiver, "depayload"),
-                         (rtcrtpsender, "get_encoder")):
+    for module, name in ((rtcrtpreceiver, "get_decoder"), (rtcrtpsender, "get_encoder")):
         if not hasattr(module, name):
             missing.append(f"{module.__name__}.{name}")
     if missing:
@@ -117,16 +115,6 @@ def install() -> None:
         return
     check()
     rtcrtpreceiver.get_decoder = tap_decoding.get_decoder
-    real_depayload = rtcrtpreceiver.depayload
-
-    def depayload(codec: RTCRtpCodecParameters, payload: bytes) -> bytes:
-        """Video is forwarded, never reassembled (its jitter buffer is :class:`_NoFrames`):
-        parsing each packet's VP8 payload descriptor would be work thrown away."""
-        if codec.mimeType[0] in "vV":
-            return b""
-        return real_depayload(codec, payload)
-
-    rtcrtpreceiver.depayload = depayload
     real_get_encoder = rtcrtpsender.get_encoder
 
     def counting_get_encoder(codec: Any) -> Any:
