@@ -161,12 +161,6 @@ def test_three_participants_each_receive_the_other_two(gateway: str, gateway_log
             assert m['jb_gateway_forwarded_packets_total{kind="audio"}'] >= 2 * 50
             assert m['jb_gateway_encoders_started_total{kind="video"}'] == 0
             assert m["jb_gateway_keyframe_requests_total"] >= 2  # the late joiner's two sources
-            # once each connection was up, its RTP came through the socket's callback
-            # (gateway/rtp_receive.py), none of it refused
-            received = sum(m[f'jb_gateway_received_packets_total{{kind="{k}"}}']
-                           for k in ("audio", "video"))
-            assert m['jb_gateway_rtp_datagrams_total{outcome="direct"}'] >= 0.9 * received
-            assert m['jb_gateway_rtp_datagrams_total{outcome="unprotect_failed"}'] == 0
             assert pictures_after < 1.0, (sorted((k, t - late_up[0]) for k, t in keyframes.items()),
                                           {k: len(v) for k, v in seen_late.items()},
                                           [(k, t - late_up[0]) for k, t in late_first.items()])

@@ -57,15 +57,6 @@ class GatewayCollector(Collector):
         for (kind, reason), value in sorted(fs.dropped.items()):
             dropped.add_metric([kind, reason], value)
         yield dropped
-        received = CounterMetricFamily("jb_gateway_rtp_datagrams", "Publishers' SRTP "
-                                       "datagrams taken in the socket's callback once their peer "
-                                       "connection is up, by outcome: direct (decrypted and "
-                                       "handled at once), unprotect_failed (SRTP authentication "
-                                       "or replay check failed: ignored), unparsable",
-                                       labels=["outcome"])
-        for outcome in ("direct", "unprotect_failed", "unparsable"):
-            received.add_metric([outcome], fs.receive_path[outcome])
-        yield received
         yield CounterMetricFamily("jb_gateway_forwarded_video_frames", "Video frames sent to "
                                   "subscribers (one per subscriber that got it)",
                                   value=now["forwarded_video_frames"])

@@ -14,9 +14,6 @@ KINDS = ("audio", "video")
 totals: dict[str, Counter[str]] = {k: Counter() for k in KINDS}  # received/sent packets, bytes
 dropped: Counter[tuple[str, str]] = Counter()  # (kind, reason) -> packets
 keyframes: Counter[str] = Counter()  # requests: relayed (a subscriber's), suppressed (rate)
-# publishers' SRTP datagrams taken in the datagram callback (gateway/rtp_receive.py): direct,
-# or refused there: unprotect_failed (SRTP authentication or replay), unparsable
-receive_path: Counter[str] = Counter()
 tap_frames: Counter[str] = Counter()  # speech tap: decoded, silent (zeros, not decoded), ...
 encoders_started = {"audio": 0, "video": 0}  # video: never (forwarding); audio: speech track
 

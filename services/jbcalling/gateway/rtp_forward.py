@@ -84,15 +84,6 @@ NEEDED = {
     (rtcdtlstransport.RTCDtlsTransport, "_send_rtp"): ["_tx_srtp", "_state",
                                                        "_RTCDtlsTransport__tx_bytes",
                                                        "_RTCDtlsTransport__tx_packets"],
-    # gateway/rtp_receive: a publisher's RTP taken in the nominated pair's datagram callback,
-    # decrypted, parsed and routed as RTCDtlsTransport._recv_next and _handle_rtp_data do
-    (rtcdtlstransport.RTCDtlsTransport, "_recv_next"): ["_rx_srtp", "_handle_rtp_data",
-                                                        "_RTCDtlsTransport__rx_bytes",
-                                                        "_RTCDtlsTransport__rx_packets"],
-    (rtcdtlstransport.RTCDtlsTransport, "_handle_rtp_data"): ["_rtp_header_extensions_map",
-                                                              "_rtp_router", "route_rtp",
-                                                              "_handle_rtp_packet"],
-    (ice.StunProtocol, "datagram_received"): ["receiver", "data_received"],
     # gateway/rtp_wire.send: the nominated pair's socket, as aiortc and aioice send on it
     (rtcicetransport.RTCIceTransport, "__init__"): ["_connection"],
     (ice.Connection, "sendto"): ["_nominated", "protocol", "remote_addr", "send_data"],

@@ -32,7 +32,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from jbcalling.common.errors import ServiceError
 from jbcalling.common.protocol import MediaSlot, MediaSlots, Publish
-from jbcalling.gateway import forward_stats, rtp_forward, rtp_receive, tap_decoding
+from jbcalling.gateway import forward_stats, rtp_forward, tap_decoding
 from jbcalling.gateway.speech_track import SpeechTrack
 
 log = logging.getLogger("jbcalling.gateway.sfu")
@@ -249,10 +249,6 @@ class Sfu:
 
     def _on_state(self, room: Room, peer: Peer) -> None:
         if peer.pc.connectionState == "connected":
-            # its RTP from now on in the socket's callback, not through aiortc's queue
-            for dtls in {id(t.receiver.transport): t.receiver.transport
-                         for t in peer.pc.getTransceivers()}.values():
-                rtp_receive.receive_directly(dtls)
             # The keyframe asked for when the slots were assigned may have gone out before this
             # peer's transport was up (a browser's reconnect under load): ask again now.
             for slot in peer.slots:
