@@ -38,6 +38,7 @@ from typing import Any
 import gateway_forwarding as gf
 import httpx
 import janus_sfu
+import sfu_bursts
 import sfu_clients
 import sfu_stats
 from gateway_proc import stop, wait_http
@@ -74,7 +75,16 @@ def measure(sfu: str, pid: int, ns: Netns, n: int, clients: Clients,
     time.sleep(args.warmup)
     snmp0, root0, counts0, sent0, cpu0, me0, t0 = snapshot()
     own0 = own_counters()
-    time.sleep(args.seconds)
+    bursts: dict[str, Any] = {}
+    if args.bursts:  # the first seconds of the window, recorded where the participants receive
+        pcap = Path(tempfile.mkdtemp(prefix="jb-bursts-")) / "sfu.pcap"
+        capture = sfu_bursts.start(ns.host_if, ns.host_ip, pcap)
+        time.sleep(min(args.bursts, args.seconds))
+        bursts = {"tcpdump": sfu_bursts.stop(capture), "seconds": min(args.bursts, args.seconds)}
+        if pcap.exists():
+            bursts.update(sfu_bursts.figures(pcap))
+            subprocess.run(["rm", "-rf", str(pcap.parent)], check=False)
+    time.sleep(max(0.0, args.seconds - (time.monotonic() - t0)))
     snmp1, root1, counts1, sent1, cpu1, me1, t1 = snapshot()
     own1 = own_counters()
     video1 = {k: v for k, v in counts1.items() if not k.endswith("#audio")}
@@ -88,6 +98,8 @@ def measure(sfu: str, pid: int, ns: Netns, n: int, clients: Clients,
         sfu_udp=sfu_stats.udp_delta(snmp0, snmp1), receiver_udp=sfu_stats.udp_delta(root0, root1),
         sender_fps=[(b - a) / (t1 - t0) for a, b in zip(sent0, sent1, strict=True)],
         client_cpu_s=me1 - me0, audio_fps=audio_fps)
+    if bursts:
+        figures["bursts"] = bursts
     if own1:  # the gateway's own account of the window, per second (saved, not printed)
         figures["gateway_counters_per_s"] = {k: round((v - own0.get(k, 0)) / (t1 - t0), 1)
                                              for k, v in own1.items() if v != own0.get(k, 0)}
@@ -167,6 +179,13 @@ def report(r: dict[str, Any], i: int) -> None:
           f"{r['cpu_s_per_stream_s']:.5f} CPU-s per stream-s; sources sent >= "
           f"{r['sender_fps_min']:.1f} fps, clients used {r['client_core_fraction']:.2f} of a core",
           flush=True)
+    b = r.get("bursts")
+    if b and b.get("sockets"):
+        print(f"  bursts at the participants' sockets ({b['sockets']} sockets, {b['seconds']} s): "
+              f"most datagrams in 1 ms {b['max_in_1ms_median']:.0f} median, "
+              f"{b['max_in_1ms_worst']} worst; in 10 ms {b['max_in_10ms_median']:.0f} median, "
+              f"{b['max_in_10ms_worst']} worst (mean {b['mean_per_10ms']} per 10 ms); "
+              f"tcpdump: {b['tcpdump']}", flush=True)
     used = r["client_core_fraction"] + r["cpu_core_fraction"]
     if used > 0.9 * (os.cpu_count() or 1):
         print(f"  SFU and clients used {used:.2f} of {os.cpu_count()} cores: the machine, not "
@@ -191,6 +210,10 @@ def main() -> None:
                         metavar="0-19", help="niceness of the participants' workers: with 10, "
                         "the SFU measured (either one) gets the CPU first, as on a media node "
                         "that does not also run its participants")
+    parser.add_argument("--bursts", type=float, default=0, metavar="SECONDS",
+                        help="record this many seconds at the start of each window with tcpdump "
+                        "(installed with apt when missing) and print the largest bursts per "
+                        "participant socket (benchmarks/sfu_bursts.py)")
     parser.add_argument("--janus-subscriber", choices=["per-feed", "one"], default="per-feed",
                         help="Janus subscribers: a connection per remote feed, or one for all "
                         "(multistream, one socket per participant like the gateway)")
@@ -200,6 +223,8 @@ def main() -> None:
         raise SystemExit("--participants: room sizes from 2 to 6 (the gateway's default max_peers)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up as on Ctrl-C
     janus_sfu.ensure_installed()
+    if args.bursts:
+        sfu_bursts.ensure_installed()
     janus_version = subprocess.run([janus_sfu.JANUS, "--version"], capture_output=True,
                                    text=True).stdout.splitlines()[0]
     frames = gf.precode()
