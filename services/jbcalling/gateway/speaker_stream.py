@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import random
+import socket
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,13 @@ log = logging.getLogger("jbcalling.gateway.pipeline")
 # max_backlog_s behind and closed the stream (1013), losing the sentences after it (issue 9).
 MAX_BUFFER_BYTES = 16000 * 2 * 3
 OPEN_TIMEOUT_S = 5.0  # opening a stream to a healthy instance
+# An open stream whose audio stt's host has not acknowledged for this long is lost (the
+# socket's TCP_USER_TIMEOUT): a powered-off node or a cut link says nothing (no FIN, no RST),
+# and without it the stream waited on its full send buffer until websockets' keepalive, 60 s
+# and more, while the room was told nothing (tests/models/test_stt_node_lost.py). A live host's
+# kernel acknowledges within milliseconds even when stt itself lags; a quiet stream is covered
+# by websockets' keepalive ping every 20 s.
+ACK_TIMEOUT_S = 5.0
 UNLISTED_TIMEOUT_S = 2.0  # ... to the instance the stream used, not (yet) healthy in Consul
 REFRESH_S = 0.5  # every speaker's stream fails at once when stt stops: one Consul query for all
 # How often a speaker's stream checks the language they speak (the participant record in Redis,
@@ -172,6 +180,8 @@ class SpeakerStream(SpeakerStatus):
             ws = None
             try:
                 ws = await connect(ws_url, open_timeout=timeout, max_size=2**20)
+                ws.transport.get_extra_info("socket").setsockopt(
+                    socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(ACK_TIMEOUT_S * 1000))
                 first = json.loads(await asyncio.wait_for(ws.recv(), timeout))
             except (OSError, WebSocketException, TimeoutError, ValueError) as exc:
                 errors.append(f"{url}: {exc or type(exc).__name__}")
