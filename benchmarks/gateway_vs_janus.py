@@ -213,7 +213,8 @@ def main() -> None:
     parser.add_argument("--bursts", type=float, default=0, metavar="SECONDS",
                         help="record this many seconds at the start of each window with tcpdump "
                         "(installed with apt when missing) and print the largest bursts per "
-                        "participant socket (benchmarks/sfu_bursts.py)")
+                        "participant socket (benchmarks/sfu_bursts.py); the capture adds to the SFU's "
+                        "CPU: take CPU figures from runs without it")
     parser.add_argument("--janus-subscriber", choices=["per-feed", "one"], default="per-feed",
                         help="Janus subscribers: a connection per remote feed, or one for all "
                         "(multistream, one socket per participant like the gateway)")

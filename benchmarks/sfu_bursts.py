@@ -10,6 +10,11 @@ with the mean per 10 ms. A receiving socket's buffer (Linux's default 208 KiB, e
 of about 1.2 KB charged at its kernel buffer's size, about 2.3 KiB: an estimate, some 90
 datagrams) overflows when a burst is that large, or when its receiver is not scheduled for
 longer than the buffer lasts.
+
+The capture has a cost that lands on the SFU measured: a veth delivers in the sender's system
+call, so the copy for tcpdump is charged to the SFU's CPU time (in the quiet run of
+2026-12-04, docs/runbook.md, both SFUs' CPU per stream-second rose by about half with it).
+Take CPU figures from runs without ``--bursts``.
 """
 
 from __future__ import annotations
