@@ -11,9 +11,8 @@ of about 1.2 KB charged at its kernel buffer's size, about 2.3 KiB: an estimate,
 datagrams) overflows when a burst is that large, or when its receiver is not scheduled for
 longer than the buffer lasts.
 
-The capture has a cost that lands on the SFU measured: a veth delivers in the sender's system
-call, so the copy for tcpdump is charged to the SFU's CPU time (in the quiet run of
-2026-12-04, docs/runbook.md, both SFUs' CPU per stream-second rose by about half with it).
+The capture can add to the SFU's CPU time: a veth usually delivers a datagram in the
+sender's own system call, and with a capture running that includes copying it for tcpdump.
 Take CPU figures from runs without ``--bursts``.
 """
 
