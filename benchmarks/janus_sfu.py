@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import subprocess
 from pathlib import Path
 from typing import Any
 
+import debian_tool
 import httpx
 
 JANUS = "/usr/bin/janus"
@@ -28,12 +28,7 @@ PORT = 8088
 
 def ensure_installed() -> str:
     """The janus binary; installs Debian's package first when it is missing (says so)."""
-    if not Path(JANUS).exists():
-        print("janus: /usr/bin/janus missing, running `apt-get install -y janus` "
-              "(benchmark set-up only, not a product dependency)", flush=True)
-        subprocess.run(["apt-get", "install", "-y", "janus"], check=True, timeout=900,
-                       env={"DEBIAN_FRONTEND": "noninteractive", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
-    return JANUS
+    return debian_tool.ensure(JANUS, "janus")
 
 
 def write_config(folder: Path, listen_ip: str, interface: str) -> Path:

@@ -24,18 +24,15 @@ import subprocess
 from collections import defaultdict
 from pathlib import Path
 
+import debian_tool
+
 TCPDUMP = "/usr/bin/tcpdump"
 PCAP_NANO_MAGIC = 0xA1B23C4D
 ETHERNET = 1
 
 
 def ensure_installed() -> None:
-    if not Path(TCPDUMP).exists():
-        print("tcpdump: missing, running `apt-get install -y tcpdump` (benchmark set-up only, "
-              "not a product dependency)", flush=True)
-        subprocess.run(["apt-get", "install", "-y", "tcpdump"], check=True, timeout=600,
-                       env={"DEBIAN_FRONTEND": "noninteractive",
-                            "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    debian_tool.ensure(TCPDUMP, "tcpdump")
 
 
 def start(interface: str, to_ip: str, out: Path) -> subprocess.Popen[bytes]:

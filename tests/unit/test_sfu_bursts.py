@@ -3,19 +3,18 @@ the pcap it reads and the most datagrams in a window."""
 
 from __future__ import annotations
 
-import importlib.util
 import struct
+import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.unit
+# appended, not prepended: a benchmark's module never shadows a test helper of the same name
+sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-_spec = importlib.util.spec_from_file_location(
-    "sfu_bursts", Path(__file__).resolve().parents[2] / "benchmarks" / "sfu_bursts.py")
-assert _spec and _spec.loader
-sfu_bursts = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sfu_bursts)
+import sfu_bursts
+
+pytestmark = pytest.mark.unit
 
 
 def _frame(port: int) -> bytes:

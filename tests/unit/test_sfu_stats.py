@@ -3,18 +3,17 @@ parsing, per-stream frame rates, one run's figures and the gateway/Janus ratios.
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.unit
+# appended, not prepended: a benchmark's module never shadows a test helper of the same name
+sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-_spec = importlib.util.spec_from_file_location(
-    "sfu_stats", Path(__file__).resolve().parents[2] / "benchmarks" / "sfu_stats.py")
-assert _spec and _spec.loader
-sfu_stats = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(sfu_stats)
+import sfu_stats
+
+pytestmark = pytest.mark.unit
 
 SNMP = """Ip: Forwarding DefaultTTL InReceives
 Ip: 1 64 100
