@@ -75,15 +75,9 @@ def measure(sfu: str, pid: int, ns: Netns, n: int, clients: Clients,
     time.sleep(args.warmup)
     snmp0, root0, counts0, sent0, cpu0, me0, t0 = snapshot()
     own0 = own_counters()
-    bursts: dict[str, Any] = {}
-    if args.bursts:  # the first seconds of the window, recorded where the participants receive
-        pcap = Path(tempfile.mkdtemp(prefix="jb-bursts-")) / "sfu.pcap"
-        capture = sfu_bursts.start(ns.host_if, ns.host_ip, pcap)
-        time.sleep(min(args.bursts, args.seconds))
-        bursts = {"tcpdump": sfu_bursts.stop(capture), "seconds": min(args.bursts, args.seconds)}
-        if pcap.exists():
-            bursts.update(sfu_bursts.figures(pcap))
-            subprocess.run(["rm", "-rf", str(pcap.parent)], check=False)
+    # the first seconds of the window, recorded where the participants receive
+    bursts = sfu_bursts.record(ns.host_if, ns.host_ip, min(args.bursts, args.seconds)) \
+        if args.bursts else {}
     time.sleep(max(0.0, args.seconds - (time.monotonic() - t0)))
     snmp1, root1, counts1, sent1, cpu1, me1, t1 = snapshot()
     own1 = own_counters()

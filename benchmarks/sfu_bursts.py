@@ -21,8 +21,11 @@ from __future__ import annotations
 import statistics
 import struct
 import subprocess
+import tempfile
+import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import debian_tool
 
@@ -35,24 +38,27 @@ def ensure_installed() -> None:
     debian_tool.ensure(TCPDUMP, "tcpdump")
 
 
-def start(interface: str, to_ip: str, out: Path) -> subprocess.Popen[bytes]:
-    """Record UDP to ``to_ip`` arriving on ``interface`` (this process's network namespace)."""
-    return subprocess.Popen(
-        [TCPDUMP, "-i", interface, "-n", "-s", "64", "-B", "16384", "-w", str(out),
-         "--time-stamp-precision=nano", "-Q", "in", f"udp and dst host {to_ip}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> str:
-    """Stops tcpdump; its summary (datagrams captured, dropped by the kernel)."""
-    proc.terminate()
-    try:
-        _, err = proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, err = proc.communicate()
-    return " ".join(line for line in err.decode(errors="replace").splitlines()
-                    if "packets" in line)
+def record(interface: str, to_ip: str, seconds: float) -> dict[str, Any]:
+    """Records UDP to ``to_ip`` arriving on ``interface`` (this process's network namespace)
+    for ``seconds``: :func:`figures` of it, tcpdump's summary (datagrams captured, dropped by
+    the kernel) and the seconds."""
+    with tempfile.TemporaryDirectory(prefix="jb-bursts-") as folder:
+        pcap = Path(folder) / "sfu.pcap"
+        proc = subprocess.Popen(
+            [TCPDUMP, "-i", interface, "-n", "-s", "64", "-B", "16384", "-w", str(pcap),
+             "--time-stamp-precision=nano", "-Q", "in", f"udp and dst host {to_ip}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(seconds)
+        proc.terminate()
+        try:
+            _, err = proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        summary = " ".join(line for line in err.decode(errors="replace").splitlines()
+                           if "packets" in line)
+        return {**(figures(pcap) if pcap.exists() else {}), "tcpdump": summary,
+                "seconds": seconds}
 
 
 def arrivals(pcap: Path) -> dict[int, list[int]]:
