@@ -166,6 +166,23 @@ def gateway_sources(revs: list[str], tmp: Path) -> dict[str, tuple[str, dict[str
     return out
 
 
+def with_settings(gateways: dict[str, tuple[str, dict[str, str]]],
+                  settings: list[str]) -> dict[str, tuple[str, dict[str, str]]]:
+    """Each gateway once per ``settings`` entry ("VAR=VALUE,VAR=VALUE"), named
+    "gateway[VAR=VALUE,...]"; no entries: the gateways as they are."""
+    if not settings:
+        return gateways
+    out = {}
+    for setting in settings:
+        pairs = [p.partition("=") for p in setting.split(",")]
+        if any(not var or sep != "=" for var, sep, _ in pairs):
+            raise SystemExit(f"--gateway-env {setting!r}: write VAR=VALUE[,VAR=VALUE]")
+        extra = {var: value for var, _, value in pairs}
+        for name, (what, env) in gateways.items():
+            out[f"{name}[{setting}]"] = (f"{what} with {setting}", {**env, **extra})
+    return out
+
+
 def report(r: dict[str, Any], i: int) -> None:
     print(f"{r['participants']} participants, run {i + 1}, {r['sfu']}: {r['fps_median']:.1f} fps "
           f"median ({r['fps_min']:.1f} min) over {r['streams']} streams, "
@@ -196,6 +213,10 @@ def main() -> None:
     parser.add_argument("--gateway-commit", nargs="+", default=[], metavar="REV",
                         help="run the gateway of these git revisions, each in turn, instead of "
                         "the checkout as it is (e.g. a before and an after)")
+    parser.add_argument("--gateway-env", nargs="+", default=[], metavar="VAR=VALUE[,VAR=VALUE]",
+                        help="run each gateway once per setting given, in turn, with those "
+                        "environment variables (e.g. JB_GATEWAY_PACING_BURST=0 "
+                        "JB_GATEWAY_PACING_BURST=8): settings compared in one run")
     parser.add_argument("--subnet", default="10.213.0.0/30", help="private /30 for the veth pair")
     parser.add_argument("--netns", default="jb-sfubench", help="network namespace name")
     parser.add_argument("--client-processes", type=int, default=2, help="worker processes "
@@ -229,7 +250,7 @@ def main() -> None:
             Netns(args.netns, args.subnet) as ns:
         tmp = Path(tmp_s)
         ns.enter_clients()  # before any socket: the participants' sockets live there
-        gateways = gateway_sources(args.gateway_commit, tmp)
+        gateways = with_settings(gateway_sources(args.gateway_commit, tmp), args.gateway_env)
         redis = subprocess.Popen(ns.command(["redis-server", "--bind", "127.0.0.1", "--port", "6379",
                                              "--save", "", "--dir", str(tmp)]), stdout=subprocess.DEVNULL)
         base_env = {**os.environ, "JB_GATEWAY_HOST": ns.inner_ip,

@@ -100,7 +100,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             pipeline.audio(room, pid, pcm)
 
     sfu = Sfu(settings.max_rooms, settings.max_peers, publish,
-              lambda room, pid, frame: state["taps"].feed(room, pid, frame))
+              lambda room, pid, frame: state["taps"].feed(room, pid, frame),
+              settings.pacing_burst, settings.pacing_factor)
 
     discovery = Discovery(settings.consul_http_addr, {
         "stt": settings.stt_url, "mt": settings.mt_url, "tts": settings.tts_url})

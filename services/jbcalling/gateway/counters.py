@@ -52,11 +52,15 @@ class GatewayCollector(Collector):
                                       "no longer in the history), nack_repeated (asked again "
                                       "within 100 ms of its last retransmission), "
                                       "nack_over_budget (the subscriber's leg already resent "
-                                      "one packet in eight it forwarded)",
+                                      "one packet in eight it forwarded), pacer_full (512 "
+                                      "packets already waited in the subscriber's pacer)",
                                       labels=["kind", "reason"])
         for (kind, reason), value in sorted(fs.dropped.items()):
             dropped.add_metric([kind, reason], value)
         yield dropped
+        yield CounterMetricFamily("jb_gateway_paced_packets", "Packets that waited in their "
+                                  "subscriber's pacer (after a burst) instead of leaving at "
+                                  "once", value=fs.pacing["queued"])
         yield CounterMetricFamily("jb_gateway_forwarded_video_frames", "Video frames sent to "
                                   "subscribers (one per subscriber that got it)",
                                   value=now["forwarded_video_frames"])

@@ -15,6 +15,7 @@ totals: dict[str, Counter[str]] = {k: Counter() for k in KINDS}  # received/sent
 dropped: Counter[tuple[str, str]] = Counter()  # (kind, reason) -> packets
 keyframes: Counter[str] = Counter()  # requests: relayed (a subscriber's), suppressed (rate)
 tap_frames: Counter[str] = Counter()  # speech tap: decoded, silent (zeros, not decoded), ...
+pacing: Counter[str] = Counter()  # queued: packets that waited for their subscriber's pacer
 encoders_started = {"audio": 0, "video": 0}  # video: never (forwarding); audio: speech track
 
 

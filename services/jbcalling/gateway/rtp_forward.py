@@ -20,9 +20,11 @@ speech track, and forwards media at the RTP level through these private parts of
   REMB from subscribers only reaches the sender, which has no encoder to apply it to: never
   forwarded to publishers.
 
-A packet leaves as it arrives: no queue, no re-pacing. Each leg writes its packet and sends it
-in a plain call (gateway/rtp_wire.py: struct-packed header, the DTLS transport's ``_tx_srtp``,
-the nominated ICE pair's socket), not through aiortc's chain of coroutines per datagram.
+A packet leaves as it arrives, unless its subscriber already got a burst of them: then it waits
+its turn in the subscriber's :class:`~jbcalling.gateway.pacing.Pacer` (a few milliseconds).
+Each leg writes its packet and sends it in a plain call (gateway/rtp_wire.py: struct-packed
+header, the DTLS transport's ``_tx_srtp``, the nominated ICE pair's socket), not through
+aiortc's chain of coroutines per datagram.
 
 ``install()`` is process-wide: call it only in the gateway process.
 """
@@ -44,6 +46,7 @@ from aiortc.rtp import RtpPacket, unwrap_rtx
 from jbcalling.gateway import forward_stats as stats
 from jbcalling.gateway import rtp_wire, tap_decoding
 from jbcalling.gateway.forward_stats import Rewriter
+from jbcalling.gateway.pacing import Pacer
 
 HISTORY = 1024  # packets per leg kept for NACKs: about 3 s of 720p video
 # One retransmission of a packet per this many seconds: a receiver that cannot use them (aiortc
@@ -195,8 +198,9 @@ class Leg:
     :meth:`forward` is a plain function: the packet is written (gateway/rtp_wire.py), protected
     and handed to the socket before it returns; nothing per leg waits on the event loop."""
 
-    def __init__(self, sender: Any, kind: str) -> None:
+    def __init__(self, sender: Any, kind: str, pacer: Pacer | None = None) -> None:
         self.sender, self.kind = sender, kind
+        self.pacer = pacer if pacer is not None else Pacer(0, 0)  # its subscriber's: BUNDLE
         self.transport = sender.transport  # BUNDLE may replace it: taken again when it starts
         self.ssrc, self.rtx_ssrc = sender._ssrc, sender._rtx_ssrc
         self.payload_type: int | None = None  # known once aiortc starts the sender
@@ -247,8 +251,7 @@ class Leg:
         data = rtp_wire.packet(payload_type, packet.marker, seq, timestamp, self.ssrc,
                                ext.block(abs_send_time, packet.extensions.audio_level),
                                ext.profile, payload)
-        if not rtp_wire.send(self.transport, data):
-            self.counts.drop(self.kind, "not_connected")
+        if not self.pacer.send(self.transport, data, self.counts, self.kind):
             return
         self.history[seq % HISTORY] = data
         budget = self.resend_budget + RESEND_SHARE
@@ -278,7 +281,7 @@ class Leg:
         if self.rtx_payload_type is not None:
             data = rtp_wire.rtx(data, self.rtx_payload_type, self.rtx_seq, self.rtx_ssrc)
             self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
-        if rtp_wire.send(self.transport, data):
+        if self.pacer.send(self.transport, data, self.counts, self.kind):
             self.resend_budget -= 1
             self.counts.retransmitted(self.kind)
 

@@ -33,6 +33,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from jbcalling.common.errors import ServiceError
 from jbcalling.common.protocol import MediaSlot, MediaSlots, Publish
 from jbcalling.gateway import forward_stats, rtp_forward, tap_decoding
+from jbcalling.gateway.pacing import BURST, FACTOR, Pacer
 from jbcalling.gateway.speech_track import SpeechTrack
 
 log = logging.getLogger("jbcalling.gateway.sfu")
@@ -62,6 +63,7 @@ class Peer:
     pc: RTCPeerConnection
     slots: list[Slot]
     speech: SpeechTrack
+    pacer: Pacer
     receivers: dict[str, Any] = field(default_factory=dict)  # kind -> RTCRtpReceiver
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -143,8 +145,10 @@ class Room:
 
 
 class Sfu:
-    def __init__(self, max_rooms: int, max_peers: int, publish: Publish, tap: AudioTap) -> None:
+    def __init__(self, max_rooms: int, max_peers: int, publish: Publish, tap: AudioTap,
+                 pacing_burst: int = BURST, pacing_factor: float = FACTOR) -> None:
         self.max_rooms = max_rooms
+        self.pacing = (pacing_burst, pacing_factor)
         self.max_peers = max_peers
         self.publish = publish
         self.tap = tap
@@ -194,11 +198,13 @@ class Sfu:
         for kind in ("audio", "video"):
             pc.addTransceiver(kind, direction="recvonly")
         slots = []
+        pacer = Pacer(*self.pacing)  # one per subscriber: its legs share one transport (BUNDLE)
         for _ in range(self.max_peers - 1):
             # the legs send what the sources send; the senders' own RTP loops stay idle
             ta = pc.addTransceiver(rtp_forward.IdleTrack("audio"), direction="sendonly")
             tv = pc.addTransceiver(rtp_forward.IdleTrack("video"), direction="sendonly")
-            slot = Slot(rtp_forward.Leg(ta.sender, "audio"), rtp_forward.Leg(tv.sender, "video"))
+            slot = Slot(rtp_forward.Leg(ta.sender, "audio", pacer),
+                        rtp_forward.Leg(tv.sender, "video", pacer))
             # a subscriber's PLI/FIR, and a leg that can start sending, need a keyframe
             slot.video.on_keyframe_request = self._keyframe_for(room, slot, relayed=True)
             slot.video.on_ready = self._keyframe_for(room, slot, relayed=False)
@@ -206,7 +212,7 @@ class Sfu:
         speech = SpeechTrack()
         pc.addTransceiver(speech, direction="sendonly")
         _prefer(pc)
-        peer = Peer(pid, pc, slots, speech)
+        peer = Peer(pid, pc, slots, speech, pacer)
         room.peers[pid] = peer
         room.changed()
         pc.on("track", lambda track: self._on_track(room, peer, track))
@@ -273,6 +279,7 @@ class Sfu:
         self._keyframe_sent.pop((room_id, pid), None)
         for task in peer.tasks:
             task.cancel()
+        peer.pacer.close()
         with contextlib.suppress(Exception):
             await peer.pc.close()
         if self.on_leave is not None:
