@@ -31,7 +31,10 @@ def gateway_log(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def gateway(redis_url: str, gateway_log: Path) -> Iterator[str]:
-    proc, url = start_gateway(redis_url, gateway_log, max_peers="4", max_rooms="2")
+    # pacing at its strictest (one packet at a time, then the timer): every keyframe of more
+    # than one packet waits in the pacer, and the tests below show nothing is lost or late
+    proc, url = start_gateway(redis_url, gateway_log, max_peers="4", max_rooms="2",
+                              pacing_burst="1")
     yield url
     stop_gateway(proc)
 
@@ -161,6 +164,10 @@ def test_three_participants_each_receive_the_other_two(gateway: str, gateway_log
             assert m['jb_gateway_forwarded_packets_total{kind="audio"}'] >= 2 * 50
             assert m['jb_gateway_encoders_started_total{kind="video"}'] == 0
             assert m["jb_gateway_keyframe_requests_total"] >= 2  # the late joiner's two sources
+            # keyframes come as bursts of packets: they waited in their subscriber's pacer
+            # (gateway/pacing.py, one packet back to back here), and none was lost there
+            assert m["jb_gateway_paced_packets_total"] >= 1
+            assert not [k for k, v in m.items() if "pacer_full" in k and v], m
             assert pictures_after < 1.0, (sorted((k, t - late_up[0]) for k, t in keyframes.items()),
                                           {k: len(v) for k, v in seen_late.items()},
                                           [(k, t - late_up[0]) for k, t in late_first.items()])
