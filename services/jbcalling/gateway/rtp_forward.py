@@ -196,7 +196,8 @@ class Leg:
     """One subscriber's send slot of one kind: rewrites and sends the packets of its source.
 
     :meth:`forward` is a plain function: the packet is written (gateway/rtp_wire.py), protected
-    and handed to the socket before it returns; nothing per leg waits on the event loop."""
+    and handed to the socket before it returns, or queued in its subscriber's pacer after a
+    burst (gateway/pacing.py); nothing per leg waits on the event loop."""
 
     def __init__(self, sender: Any, kind: str, pacer: Pacer | None = None) -> None:
         self.sender, self.kind = sender, kind
