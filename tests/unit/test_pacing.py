@@ -48,7 +48,7 @@ def test_a_burst_leaves_a_few_at_once_then_at_the_pacing_rate_in_order() -> None
         pacer = Pacer(8, 2.5, send=wire, clock=clock)
         packets = [bytes([i]) for i in range(20)]
         queued = forward_stats.pacing["queued"]
-        assert all(pacer.send(None, p, counts, "video") for p in packets)
+        assert all(pacer.send(None, p, counts, "video", clock.now) for p in packets)
         assert wire.sent == packets[:8]
         assert forward_stats.pacing["queued"] - queued == 12
         await _timers_run()
@@ -70,8 +70,8 @@ def test_audio_never_waits_behind_video_but_spends_tokens() -> None:
         clock, wire, counts = Clock(), Wire(), LegCounts()
         pacer = Pacer(2, 2.5, send=wire, clock=clock)
         for p in (b"v1", b"v2", b"v3"):
-            pacer.send(None, p, counts, "video")
-        assert pacer.send(None, b"a1", counts, "audio")
+            pacer.send(None, p, counts, "video", clock.now)
+        assert pacer.send(None, b"a1", counts, "audio", clock.now)
         assert wire.sent == [b"v1", b"v2", b"a1"]
         clock.now += 1 / MIN_RATE  # one token: the audio packet took it
         await _timers_run()
@@ -90,10 +90,10 @@ def test_the_rate_follows_the_subscribers_own_rate() -> None:
         pacer = Pacer(1000, 2.5, send=wire, clock=clock)
         for i in range(2000):  # 4000 packets a second over half a second
             clock.now = 100.0 + i * 0.5 / 2000
-            pacer.send(None, b"x", counts, "video")
+            pacer.send(None, b"x", counts, "video", clock.now)
         assert pacer.rate == MIN_RATE  # not measured before half a second
         clock.now = 100.5
-        pacer.send(None, b"x", counts, "video")
+        pacer.send(None, b"x", counts, "video", clock.now)
         assert abs(pacer.rate - 2.5 * 4000) < 50
         pacer.close()
 
@@ -102,10 +102,10 @@ def test_the_rate_follows_the_subscribers_own_rate() -> None:
 
 def test_without_pacing_everything_leaves_at_once() -> None:
     async def scenario() -> None:
-        wire, counts = Wire(), LegCounts()
-        pacer = Pacer(0, 2.5, send=wire, clock=Clock())
+        clock, wire, counts = Clock(), Wire(), LegCounts()
+        pacer = Pacer(0, 2.5, send=wire, clock=clock)
         for i in range(100):
-            assert pacer.send(None, bytes([i]), counts, "video")
+            assert pacer.send(None, bytes([i]), counts, "video", clock.now)
         assert len(wire.sent) == 100 and pacer.timer is None
 
     asyncio.run(scenario())
@@ -117,9 +117,9 @@ def test_a_full_queue_refuses_and_counts_and_a_lost_transport_counts() -> None:
         pacer = Pacer(MAX_QUEUE, 2.5, send=wire, clock=clock)  # tokens for a full queue
         before = dict(forward_stats.dropped)
         for _ in range(2 * MAX_QUEUE):  # a burst's worth sent, then a full queue
-            assert pacer.send(None, b"x", counts, "video")
+            assert pacer.send(None, b"x", counts, "video", clock.now)
         assert len(wire.sent) == MAX_QUEUE and len(pacer.queue) == MAX_QUEUE
-        assert not pacer.send(None, b"late", counts, "video")
+        assert not pacer.send(None, b"late", counts, "video", clock.now)
         assert forward_stats.dropped[("video", "pacer_full")] \
             == before.get(("video", "pacer_full"), 0) + 1
         wire.connected = False  # the subscriber's transport went away: what waited is dropped
@@ -128,7 +128,7 @@ def test_a_full_queue_refuses_and_counts_and_a_lost_transport_counts() -> None:
         assert not pacer.queue and counts.dropped == 1 + MAX_QUEUE
         assert forward_stats.dropped[("video", "not_connected")] \
             == before.get(("video", "not_connected"), 0) + MAX_QUEUE
-        assert not pacer.send(None, b"x", counts, "audio")  # refused at once, counted
+        assert not pacer.send(None, b"x", counts, "audio", clock.now)  # refused at once, counted
         assert counts.dropped == 2 + MAX_QUEUE
 
     asyncio.run(scenario())
@@ -139,7 +139,7 @@ def test_closing_stops_the_timer_and_drops_what_waits() -> None:
         clock, wire, counts = Clock(), Wire(), LegCounts()
         pacer = Pacer(1, 2.5, send=wire, clock=clock)
         for _ in range(5):
-            pacer.send(None, b"x", counts, "video")
+            pacer.send(None, b"x", counts, "video", clock.now)
         assert pacer.timer is not None
         pacer.close()
         clock.now += 10.0

@@ -35,8 +35,8 @@ Send = Callable[[Any, bytes], bool]
 
 
 class Pacer:
-    """One subscriber's send queue. :meth:`send` sends now or queues; a timer drains the queue.
-    ``burst`` 0: no pacing, every packet leaves at once."""
+    """One subscriber's send queue. :meth:`send` sends now or queues; a timer drains the queue
+    (reading ``clock``). ``burst`` 0: no pacing, every packet leaves at once."""
 
     def __init__(self, burst: int, factor: float, send: Send = rtp_wire.send,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -50,28 +50,26 @@ class Pacer:
         self.timer: asyncio.TimerHandle | None = None
         self.max_wait = 0.0  # the longest a packet waited, seconds (for tests and probes)
 
-    def send(self, transport: Any, data: bytes, counts: LegCounts, kind: str) -> bool:
+    def send(self, transport: Any, data: bytes, counts: LegCounts, kind: str,
+             now: float) -> bool:
         """Send ``data`` now or after the packets before it; False (nothing sent nor queued,
         the drop counted in ``counts``) when the transport is not connected or the queue is
-        full."""
+        full. ``now``: the caller's time.monotonic(), read once per source packet."""
         if not self.burst:
             return self._sent(transport, data, counts, kind)
-        now = self._clock()
         self.window_packets += 1
         if now - self.window_start >= WINDOW:
             self.rate = max(MIN_RATE, self.factor * self.window_packets / (now - self.window_start))
             self.window_start, self.window_packets = now, 0
-        if self.queue and kind == "video":
+        if kind == "video" and self.queue:  # behind what waits (its timer is set)
             if len(self.queue) >= MAX_QUEUE:
                 counts.drop(kind, "pacer_full")
                 return False
-            self.queue.append((transport, data, counts, kind, now))
-            pacing["queued"] += 1
-            return True
-        self._refill(now)
-        if self.tokens >= 1 or kind == "audio":
-            self.tokens = max(self.tokens - 1, -self.burst)
-            return self._sent(transport, data, counts, kind)
+        else:
+            self._refill(now)
+            if self.tokens >= 1 or kind == "audio":
+                self.tokens = max(self.tokens - 1, -self.burst)
+                return self._sent(transport, data, counts, kind)
         self.queue.append((transport, data, counts, kind, now))
         pacing["queued"] += 1
         self._schedule()

@@ -252,7 +252,7 @@ class Leg:
         data = rtp_wire.packet(payload_type, packet.marker, seq, timestamp, self.ssrc,
                                ext.block(abs_send_time, packet.extensions.audio_level),
                                ext.profile, payload)
-        if not self.pacer.send(self.transport, data, self.counts, self.kind):
+        if not self.pacer.send(self.transport, data, self.counts, self.kind, now):
             return
         self.history[seq % HISTORY] = data
         budget = self.resend_budget + RESEND_SHARE
@@ -282,7 +282,7 @@ class Leg:
         if self.rtx_payload_type is not None:
             data = rtp_wire.rtx(data, self.rtx_payload_type, self.rtx_seq, self.rtx_ssrc)
             self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
-        if self.pacer.send(self.transport, data, self.counts, self.kind):
+        if self.pacer.send(self.transport, data, self.counts, self.kind, now):
             self.resend_budget -= 1
             self.counts.retransmitted(self.kind)
 

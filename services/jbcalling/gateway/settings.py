@@ -4,6 +4,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from jbcalling.common.settings import ServiceSettings
+from jbcalling.gateway import pacing
 
 
 class GatewaySettings(ServiceSettings):
@@ -26,12 +27,13 @@ class GatewaySettings(ServiceSettings):
     stt_quiet_close_s: float = Field(20.0, gt=0, description="A participant's stt stream ends "
                                      "after this long without speech (its place goes to the "
                                      "next speaker).")
-    pacing_burst: int = Field(8, ge=0, le=512, description="Packets a subscriber gets back to "
-                              "back; the rest wait in its pacer (gateway/pacing.py). 0: no "
-                              "pacing.")
-    pacing_factor: float = Field(2.5, ge=1.0, le=20.0, description="A subscriber's pacer "
-                                 "releases packets at this many times the subscriber's own "
-                                 "recent packet rate (at least 1000 a second).")
+    pacing_burst: int = Field(pacing.BURST, ge=0, le=pacing.MAX_QUEUE, description="Packets a "
+                              "subscriber gets back to back; the rest wait in its pacer "
+                              "(gateway/pacing.py). 0: no pacing.")
+    pacing_factor: float = Field(pacing.FACTOR, ge=1.0, le=20.0, description="A subscriber's "
+                                 "pacer releases packets at this many times the subscriber's "
+                                 f"own recent packet rate (at least {pacing.MIN_RATE:g} a "
+                                 "second).")
     api_token: str = Field("", description="Shared token signaling presents (X-JB-Gateway-Token); "
                            "from Nomad Variable nomad/jobs (gateway_token). Empty: no check.")
     require_api_token: bool = Field(False, description="Refuse to start without api_token (the "
